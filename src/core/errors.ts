@@ -1,0 +1,111 @@
+/** One entry of the error catalog: a stable code, its HTTP status and what it means. */
+export interface ErrorSpec {
+  readonly status: number;
+  readonly description: string;
+}
+
+/**
+ * The error catalog. Codes are stable: clients and scripts match on them, so a code is never
+ * renamed or reused; new codes are added at the end of their group. `docs/errors.md` is
+ * generated from this table (`npm run docs:errors`) and a test keeps the two in step.
+ */
+export const ERROR_CATALOG = {
+  // Request shape
+  BAD_REQUEST: { status: 400, description: 'The request is malformed.' },
+  VALIDATION_FAILED: {
+    status: 400,
+    description:
+      'The request body, query or path does not match the schema: a wrong type, an unknown field, a missing field or a value out of range.',
+  },
+  INVALID_JSON: { status: 400, description: 'The request body is not valid JSON.' },
+  INVALID_NAME: {
+    status: 400,
+    description: 'A model, alias, dataset or tag name breaks the naming rules (docs/names.md).',
+  },
+  INVALID_PATH: {
+    status: 400,
+    description:
+      'A file path in a version is not a clean relative POSIX path (absolute, `..`, empty or `.` segments, backslashes, NUL or control characters, too long).',
+  },
+  INVALID_DIGEST: {
+    status: 400,
+    description: 'A digest is not of the form `sha256:` followed by 64 lowercase hex digits.',
+  },
+  INVALID_CURSOR: {
+    status: 400,
+    description: 'A pagination cursor was not produced by this server for this list.',
+  },
+  UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    description: 'The body has a content type this route does not accept.',
+  },
+  PAYLOAD_TOO_LARGE: {
+    status: 413,
+    description: 'The body or upload exceeds the configured size limit.',
+  },
+  // Authentication
+  UNAUTHENTICATED: {
+    status: 401,
+    description: 'No bearer token, or a token that is unknown, malformed or revoked.',
+  },
+  // Not found
+  NOT_FOUND: { status: 404, description: 'No such route.' },
+  MODEL_NOT_FOUND: { status: 404, description: 'No model has this name.' },
+  VERSION_NOT_FOUND: { status: 404, description: 'The model has no such version or alias.' },
+  ALIAS_NOT_FOUND: { status: 404, description: 'The model has no alias of this name.' },
+  DATASET_NOT_FOUND: { status: 404, description: 'No dataset has this name.' },
+  BLOB_NOT_FOUND: {
+    status: 404,
+    description: 'No blob with this digest has been uploaded to the blob store.',
+  },
+  // Conflicts
+  MODEL_EXISTS: { status: 409, description: 'A model with this name already exists.' },
+  DATASET_EXISTS: { status: 409, description: 'A dataset with this name already exists.' },
+  VERSION_IMMUTABLE: {
+    status: 409,
+    description:
+      "A registered version's files, sizes and digests never change; only its tags and description can be edited.",
+  },
+  BLOB_MISMATCH: {
+    status: 409,
+    description:
+      'A blob does not match what was declared: the uploaded bytes hash to another digest, or a file size differs from the stored blob.',
+  },
+  DUPLICATE_PATH: { status: 409, description: 'Two files of one version have the same path.' },
+  // Server side
+  BLOB_CORRUPT: {
+    status: 500,
+    description: 'A stored blob no longer hashes to its digest: the blob store was tampered with.',
+  },
+  NOT_READY: { status: 503, description: 'The server cannot reach its database or blob store.' },
+  INTERNAL: {
+    status: 500,
+    description: 'An unexpected error; the server log has the details under the request id.',
+  },
+} as const satisfies Record<string, ErrorSpec>;
+
+/** A stable error code from the catalog. */
+export type ErrorCode = keyof typeof ERROR_CATALOG;
+
+/** An error that carries a catalog code, a message for people and optional structured details. */
+export class ModelgateError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
+    super(message);
+    this.name = 'ModelgateError';
+    this.code = code;
+    this.details = details;
+  }
+
+  /** The HTTP status this error maps to. */
+  get status(): number {
+    return ERROR_CATALOG[this.code].status;
+  }
+}
+
+/** True when `e` is a ModelgateError, optionally with the given code. */
+export function isModelgateError(e: unknown, code?: ErrorCode): e is ModelgateError {
+  return e instanceof ModelgateError && (code === undefined || e.code === code);
+}

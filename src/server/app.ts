@@ -1,0 +1,217 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyServerOptions,
+} from 'fastify';
+import { ERROR_CATALOG, type ErrorCode, ModelgateError } from '../core/errors.js';
+import type { Actor } from '../core/types.js';
+import { hashToken } from '../identity/tokens.js';
+import type { BlobStore } from '../registry/blob-store.js';
+import type { RegistryService } from '../registry/registry-service.js';
+import type { RegistryStore } from '../registry/registry-store.js';
+import { blobRoutes } from './routes/blobs.js';
+import { datasetRoutes } from './routes/datasets.js';
+import { healthRoutes } from './routes/health.js';
+import { modelRoutes } from './routes/models.js';
+import { versionRoutes } from './routes/versions.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The authenticated caller; set by the auth hook on every non-public route. */
+    actor: Actor;
+  }
+  interface FastifyContextConfig {
+    /** Routes that need no token: health, readiness and the API description. */
+    public?: boolean;
+  }
+}
+
+/** Everything the HTTP layer needs, wired by the composition root. */
+export interface AppDeps {
+  registry: RegistryService;
+  store: RegistryStore;
+  blobs: BlobStore;
+  maxUploadBytes: number;
+  logger?: FastifyServerOptions['logger'];
+  version?: string;
+}
+
+/** The Fastify instance type with TypeBox schemas as the type provider. */
+export type App = FastifyInstance & { withTypeProvider: () => unknown };
+
+function errorBody(code: ErrorCode, message: string, details?: Record<string, unknown>) {
+  return details === undefined ? { code, message } : { code, message, details };
+}
+
+/** Maps anything thrown in a route to the catalog's status and `{code, message, details}`. */
+function toHttpError(err: unknown): {
+  status: number;
+  body: ReturnType<typeof errorBody>;
+  internal: boolean;
+} {
+  if (err instanceof ModelgateError) {
+    return {
+      status: err.status,
+      body: errorBody(err.code, err.message, err.details),
+      internal: err.status >= 500,
+    };
+  }
+  const fe = err as FastifyError & {
+    validation?: { instancePath: string; message?: string; params?: unknown }[];
+  };
+  if (fe.validation) {
+    const where = fe.validationContext ?? 'request';
+    const first = fe.validation[0];
+    const field = first?.instancePath || '';
+    const extra =
+      first?.params && typeof first.params === 'object' && 'additionalProperty' in first.params
+        ? ` '${String((first.params as { additionalProperty: unknown }).additionalProperty)}'`
+        : '';
+    return {
+      status: 400,
+      body: errorBody(
+        'VALIDATION_FAILED',
+        `${where}${field} ${first?.message ?? 'is invalid'}${extra}`,
+        {
+          errors: fe.validation.slice(0, 10).map((v) => ({
+            path: `${where}${v.instancePath}`,
+            message: v.message,
+            params: v.params,
+          })),
+        },
+      ),
+      internal: false,
+    };
+  }
+  switch (fe.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return {
+        status: 413,
+        body: errorBody('PAYLOAD_TOO_LARGE', 'request body is larger than this route accepts'),
+        internal: false,
+      };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return {
+        status: 415,
+        body: errorBody(
+          'UNSUPPORTED_MEDIA_TYPE',
+          `${fe.message}; send application/json (or application/octet-stream to /blobs)`,
+        ),
+        internal: false,
+      };
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return { status: 400, body: errorBody('INVALID_JSON', fe.message), internal: false };
+  }
+  if (err instanceof SyntaxError || fe.statusCode === 400) {
+    return {
+      status: 400,
+      body: errorBody('INVALID_JSON', `request body is not valid JSON: ${fe.message}`),
+      internal: false,
+    };
+  }
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    const code: ErrorCode =
+      fe.statusCode === 413
+        ? 'PAYLOAD_TOO_LARGE'
+        : fe.statusCode === 415
+          ? 'UNSUPPORTED_MEDIA_TYPE'
+          : 'BAD_REQUEST';
+    return {
+      status: ERROR_CATALOG[code].status,
+      body: errorBody(code, fe.message),
+      internal: false,
+    };
+  }
+  return {
+    status: 500,
+    body: errorBody('INTERNAL', 'internal error; see the server log for this request id'),
+    internal: true,
+  };
+}
+
+/** Builds the HTTP application. It owns no resources: closing it does not close the store. */
+export async function buildApp(deps: AppDeps) {
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    bodyLimit: 1024 * 1024,
+    // Refuse rather than silently drop unknown fields; never coerce a body's types.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    genReqId: () => crypto.randomUUID(),
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.decorateRequest('actor', null as unknown as Actor);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Modelgate API',
+        version: deps.version ?? '0.1.0',
+        description:
+          'Governed model registry. Every request except health and these docs needs `Authorization: Bearer <token>`. Errors are `{code, message, details}`; codes are listed in docs/errors.md.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/api/v1/docs', uiConfig: { deepLinking: false } });
+
+  app.addHook('onRoute', (route) => {
+    // The docs plugin's own routes are public documentation.
+    if (route.url.startsWith('/api/v1/docs')) {
+      route.config = { ...(route.config as object), public: true };
+    }
+  });
+
+  app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.config?.public) return;
+    const header = request.headers.authorization;
+    const m = typeof header === 'string' ? /^Bearer ([^\s]{1,200})$/i.exec(header) : null;
+    if (!m?.[1]) {
+      throw new ModelgateError(
+        'UNAUTHENTICATED',
+        'missing bearer token: send Authorization: Bearer <token> (modelgate login stores one)',
+      );
+    }
+    const rec = await deps.store.findToken(hashToken(m[1]), request.ip);
+    if (!rec)
+      throw new ModelgateError(
+        'UNAUTHENTICATED',
+        'token is not valid (unknown, revoked or mistyped)',
+      );
+    request.actor = { identity: rec.identity, credentialId: rec.tokenId };
+  });
+
+  app.setErrorHandler((err, request, reply) => {
+    const { status, body, internal } = toHttpError(err);
+    if (internal) request.log.error({ err }, 'request failed');
+    if (status === 401) void reply.header('www-authenticate', 'Bearer realm="modelgate"');
+    return reply.status(status).send(body);
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    reply
+      .status(404)
+      .send(errorBody('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
+  });
+
+  await app.register(healthRoutes, { deps });
+  await app.register(
+    async (api) => {
+      api.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () =>
+        app.swagger(),
+      );
+      await api.register(modelRoutes, { deps });
+      await api.register(versionRoutes, { deps });
+      await api.register(datasetRoutes, { deps });
+      await api.register(blobRoutes, { deps });
+    },
+    { prefix: '/api/v1' },
+  );
+  return app;
+}

@@ -1,0 +1,77 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { issueToken } from '../identity/tokens.js';
+import { FsBlobStore } from '../registry/fs-blob-store.js';
+import { RegistryService } from '../registry/registry-service.js';
+import { type Database, openDatabase } from '../storage/database.js';
+import { KyselyRegistryStore } from '../storage/kysely-registry-store.js';
+import { migrate } from '../storage/migrations.js';
+import { type AppDeps, buildApp } from './app.js';
+import type { ServerConfig } from './config.js';
+
+/** The wired application and the resources it owns. */
+export interface Composed {
+  app: Awaited<ReturnType<typeof buildApp>>;
+  deps: AppDeps;
+  database: Database;
+  /** Set when this start created the first admin token (shown once). */
+  bootstrapToken: { secret: string; file: string | null; generated: boolean } | undefined;
+  close(): Promise<void>;
+}
+
+/**
+ * The composition root: opens the database (migrating it), the blob store, creates the
+ * first admin token on an empty database, and builds the HTTP app.
+ */
+export async function compose(
+  config: ServerConfig,
+  opts: { logger?: AppDeps['logger']; database?: Database } = {},
+): Promise<Composed> {
+  const database =
+    opts.database ??
+    openDatabase({
+      dataDir: config.dataDir,
+      ...(config.databaseUrl && { url: config.databaseUrl }),
+    });
+  try {
+    await migrate(database);
+    const store = new KyselyRegistryStore(database);
+    const blobs = new FsBlobStore(join(config.dataDir, 'blobs'));
+    const registry = new RegistryService(store, blobs);
+    let bootstrapToken: Composed['bootstrapToken'];
+    if ((await store.countTokens()) === 0) {
+      const t = issueToken(config.bootstrapToken);
+      await store.createToken(
+        { name: 'admin', kind: 'user' },
+        { id: t.id, hash: t.hash, name: 'initial admin token' },
+      );
+      let file: string | null = null;
+      if (!config.bootstrapToken) {
+        file = join(config.dataDir, 'initial-admin-token');
+        writeFileSync(file, `${t.secret}\n`, { mode: 0o600, flag: 'w' });
+      }
+      bootstrapToken = { secret: t.secret, file, generated: !config.bootstrapToken };
+    }
+    const deps: AppDeps = {
+      registry,
+      store,
+      blobs,
+      maxUploadBytes: config.maxUploadBytes,
+      ...(opts.logger !== undefined && { logger: opts.logger }),
+    };
+    const app = await buildApp(deps);
+    return {
+      app,
+      deps,
+      database,
+      bootstrapToken,
+      close: async () => {
+        await app.close();
+        await database.close();
+      },
+    };
+  } catch (e) {
+    await database.close().catch(() => {});
+    throw e;
+  }
+}

@@ -1,0 +1,43 @@
+import { resolve } from 'node:path';
+
+/** Server settings, from flags, then environment, then defaults. */
+export interface ServerConfig {
+  dataDir: string;
+  host: string;
+  port: number;
+  databaseUrl: string | undefined;
+  maxUploadBytes: number;
+  bootstrapToken: string | undefined;
+  logLevel: string;
+}
+
+export const DEFAULT_MAX_UPLOAD_BYTES = 64 * 1024 ** 3;
+
+function intFrom(name: string, v: string | undefined, fallback: number): number {
+  if (v === undefined || v === '') return fallback;
+  if (!/^[0-9]+$/.test(v))
+    throw new Error(`${name} must be a whole number, got ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+/** Builds the configuration; throws with a message naming the bad setting. */
+export function loadConfig(
+  flags: { dataDir?: string; host?: string; port?: string; databaseUrl?: string },
+  env: NodeJS.ProcessEnv = process.env,
+): ServerConfig {
+  const port = intFrom('--port / MODELGATE_PORT', flags.port ?? env.MODELGATE_PORT, 7070);
+  if (port > 65535) throw new Error(`--port must be 0-65535, got ${port}`);
+  return {
+    dataDir: resolve(flags.dataDir ?? env.MODELGATE_DATA_DIR ?? 'modelgate-data'),
+    host: flags.host ?? env.MODELGATE_HOST ?? '127.0.0.1',
+    port,
+    databaseUrl: flags.databaseUrl ?? (env.MODELGATE_DATABASE_URL || undefined),
+    maxUploadBytes: intFrom(
+      'MODELGATE_MAX_UPLOAD_BYTES',
+      env.MODELGATE_MAX_UPLOAD_BYTES,
+      DEFAULT_MAX_UPLOAD_BYTES,
+    ),
+    bootstrapToken: env.MODELGATE_BOOTSTRAP_TOKEN || undefined,
+    logLevel: env.MODELGATE_LOG_LEVEL ?? 'info',
+  };
+}

@@ -1,0 +1,96 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import type { DB } from './schema.js';
+
+/**
+ * What differs between the engines, as capability flags, so that the stores never test
+ * `engine === 'postgres'` themselves (the kysely `Dialect` idea).
+ */
+export interface EngineCaps {
+  readonly engine: 'sqlite' | 'postgres';
+  /** SQL type of an auto-incrementing integer primary key. */
+  readonly serialType: 'integer' | 'serial';
+  /** Whether `SELECT ... FOR UPDATE` exists (row locks); SQLite serialises writers instead. */
+  readonly rowLocks: boolean;
+  /** Whether the error is a unique-constraint violation. */
+  isUniqueViolation(e: unknown): boolean;
+  /** Whether the error is the database-level immutability guard firing. */
+  isImmutableViolation(e: unknown): boolean;
+}
+
+/** An open database: the Kysely instance and its engine's capabilities. */
+export interface Database {
+  readonly db: Kysely<DB>;
+  readonly caps: EngineCaps;
+  /** Where it is, with any password removed, for logs. */
+  readonly describe: string;
+  close(): Promise<void>;
+}
+
+const errCode = (e: unknown): string | undefined =>
+  typeof e === 'object' && e !== null && 'code' in e
+    ? String((e as { code: unknown }).code)
+    : undefined;
+const errMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+const sqliteCaps: EngineCaps = {
+  engine: 'sqlite',
+  serialType: 'integer',
+  rowLocks: false,
+  isUniqueViolation: (e) =>
+    errCode(e) === 'SQLITE_CONSTRAINT_UNIQUE' || errCode(e) === 'SQLITE_CONSTRAINT_PRIMARYKEY',
+  isImmutableViolation: (e) => errMessage(e).includes('VERSION_IMMUTABLE'),
+};
+
+const postgresCaps: EngineCaps = {
+  engine: 'postgres',
+  serialType: 'serial',
+  rowLocks: true,
+  isUniqueViolation: (e) => errCode(e) === '23505',
+  isImmutableViolation: (e) => errMessage(e).includes('VERSION_IMMUTABLE'),
+};
+
+// int8 (COUNT, SUM, bigint sizes) arrives as a string by default; every value we store fits in
+// a double exactly (sizes < 2^53), so parse it as a number.
+pg.types.setTypeParser(20, (v) => Number.parseInt(v, 10));
+
+/** Removes the password from a database URL so it can be logged. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '<unparseable database url>';
+  }
+}
+
+/** Opens PostgreSQL when `url` is given, otherwise SQLite at `<dataDir>/modelgate.db`. */
+export function openDatabase(opts: { url?: string; dataDir: string }): Database {
+  if (opts.url) {
+    if (!/^postgres(ql)?:\/\//.test(opts.url)) {
+      throw new Error(
+        `unsupported database URL ${redactUrl(opts.url)}: use postgres://user@host:port/db, or leave it unset for the embedded SQLite database`,
+      );
+    }
+    const pool = new pg.Pool({ connectionString: opts.url, max: 10 });
+    // An idle client that loses its server emits 'error'; without a listener that kills the
+    // process. The next query reports the failure instead.
+    pool.on('error', () => {});
+    const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+    return { db, caps: postgresCaps, describe: redactUrl(opts.url), close: () => db.destroy() };
+  }
+  mkdirSync(opts.dataDir, { recursive: true });
+  const file = join(opts.dataDir, 'modelgate.db');
+  const sqlite = new SqliteDatabase(file);
+  sqlite.pragma('journal_mode = WAL');
+  // FULL: a commit that was acknowledged survives power loss too, not only a process crash.
+  sqlite.pragma('synchronous = FULL');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('busy_timeout = 5000');
+  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return { db, caps: sqliteCaps, describe: `sqlite:${file}`, close: () => db.destroy() };
+}

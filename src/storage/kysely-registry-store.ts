@@ -1,0 +1,736 @@
+import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
+import { ModelgateError } from '../core/errors.js';
+import type {
+  Actor,
+  Alias,
+  AliasEvent,
+  Dataset,
+  LineageTarget,
+  Model,
+  Page,
+  RiskTier,
+  Version,
+} from '../core/types.js';
+import type {
+  ModelFilter,
+  ModelPatch,
+  NewDataset,
+  NewModel,
+  NewVersion,
+  PageRequest,
+  RegistryStore,
+  StoredEdge,
+  TokenRecord,
+  VersionFilter,
+  VersionRef,
+} from '../registry/registry-store.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
+import type { Database, EngineCaps } from './database.js';
+import type { DatasetsTable, DB, ModelsTable, VersionsTable } from './schema.js';
+
+type Db = Kysely<DB> | Transaction<DB>;
+
+// SQLite allows 32766 bound parameters per statement; 4 columns per file row.
+const FILE_INSERT_CHUNK = 1000;
+// last_used_at is written at most this often per token, so reads stay reads.
+const TOKEN_TOUCH_MS = 60_000;
+
+const parseTags = (s: string): string[] => JSON.parse(s) as string[];
+
+function toModel(r: Selectable<ModelsTable>): Model {
+  return {
+    name: r.name,
+    ownerTeam: r.owner_team,
+    riskTier: r.risk_tier as RiskTier,
+    description: r.description,
+    intendedUse: r.intended_use,
+    tags: parseTags(r.tags),
+    createdAt: r.created_at,
+    createdBy: r.created_by,
+    updatedAt: r.updated_at,
+  };
+}
+
+function toVersion(model: string, r: Selectable<VersionsTable>): Version {
+  return {
+    model,
+    number: r.number,
+    digest: r.digest,
+    size: Number(r.total_size),
+    fileCount: r.file_count,
+    sourceUri: r.source_uri,
+    author: r.author,
+    card: {
+      markdown: r.card_markdown,
+      fields: JSON.parse(r.card_fields) as Record<string, unknown>,
+    },
+    tags: parseTags(r.tags),
+    description: r.description,
+    createdAt: r.created_at,
+  };
+}
+
+function toDataset(r: Selectable<DatasetsTable>): Dataset {
+  return {
+    name: r.name,
+    uri: r.uri,
+    digest: r.digest,
+    licence: r.licence,
+    description: r.description,
+    createdAt: r.created_at,
+    createdBy: r.created_by,
+  };
+}
+
+function page<T>(rows: T[], limit: number, cursorOf: (last: T) => string): Page<T> {
+  const more = rows.length > limit;
+  const items = more ? rows.slice(0, limit) : rows;
+  const last = items[items.length - 1];
+  return { items, nextCursor: more && last !== undefined ? cursorOf(last) : null };
+}
+
+/** The registry store on Kysely, one implementation for SQLite and PostgreSQL. */
+export class KyselyRegistryStore implements RegistryStore {
+  private readonly db: Kysely<DB>;
+  private readonly caps: EngineCaps;
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly database: Database,
+    opts: { now?: () => Date } = {},
+  ) {
+    this.db = database.db;
+    this.caps = database.caps;
+    this.now = opts.now ?? (() => new Date());
+  }
+
+  private ts(): string {
+    return this.now().toISOString();
+  }
+
+  // A substring test that is exact and case-sensitive on both engines (LIKE is neither on SQLite).
+  private contains(column: string, needle: string) {
+    const fn = this.caps.engine === 'sqlite' ? 'instr' : 'strpos';
+    return sql<boolean>`${sql.raw(fn)}(${sql.ref(column)}, ${needle}) > 0`;
+  }
+
+  private async modelRow(db: Db, name: string, lock = false) {
+    let q = db.selectFrom('models').selectAll().where('name', '=', name);
+    if (lock && this.caps.rowLocks) q = q.forUpdate();
+    const row = await q.executeTakeFirst();
+    if (!row)
+      throw new ModelgateError('MODEL_NOT_FOUND', `model ${name} not found`, { model: name });
+    return row;
+  }
+
+  async createModel(input: NewModel, actor: Actor): Promise<Model> {
+    const at = this.ts();
+    try {
+      const row = await this.db
+        .insertInto('models')
+        .values({
+          name: input.name,
+          owner_team: input.ownerTeam,
+          risk_tier: input.riskTier,
+          description: input.description,
+          intended_use: input.intendedUse,
+          tags: JSON.stringify(input.tags),
+          created_at: at,
+          created_by: actor.identity,
+          created_credential: actor.credentialId,
+          updated_at: at,
+          updated_by: actor.identity,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return toModel(row);
+    } catch (e) {
+      if (this.caps.isUniqueViolation(e)) {
+        throw new ModelgateError('MODEL_EXISTS', `model ${input.name} already exists`, {
+          model: input.name,
+        });
+      }
+      throw e;
+    }
+  }
+
+  async getModel(name: string): Promise<Model | undefined> {
+    const row = await this.db
+      .selectFrom('models')
+      .selectAll()
+      .where('name', '=', name)
+      .executeTakeFirst();
+    return row ? toModel(row) : undefined;
+  }
+
+  async updateModel(name: string, patch: ModelPatch, actor: Actor): Promise<Model> {
+    await this.modelRow(this.db, name);
+    const row = await this.db
+      .updateTable('models')
+      .set({
+        ...(patch.ownerTeam !== undefined && { owner_team: patch.ownerTeam }),
+        ...(patch.riskTier !== undefined && { risk_tier: patch.riskTier }),
+        ...(patch.description !== undefined && { description: patch.description }),
+        ...(patch.intendedUse !== undefined && { intended_use: patch.intendedUse }),
+        ...(patch.tags !== undefined && { tags: JSON.stringify(patch.tags) }),
+        updated_at: this.ts(),
+        updated_by: actor.identity,
+      })
+      .where('name', '=', name)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return toModel(row);
+  }
+
+  async listModels(filter: ModelFilter, req: PageRequest): Promise<Page<Model>> {
+    let q = this.db.selectFrom('models').selectAll();
+    if (filter.ownerTeam) q = q.where('owner_team', '=', filter.ownerTeam);
+    if (filter.riskTier) q = q.where('risk_tier', '=', filter.riskTier);
+    if (filter.tag) q = q.where(this.contains('tags', JSON.stringify(filter.tag)));
+    if (filter.namePrefix) {
+      q = q.where(
+        sql<boolean>`substr(name, 1, ${filter.namePrefix.length}) = ${filter.namePrefix}`,
+      );
+    }
+    if (req.cursor) q = q.where('name', '>', decodeCursor('models', req.cursor, 'string'));
+    const rows = await q
+      .orderBy('name')
+      .limit(req.limit + 1)
+      .execute();
+    return page(rows.map(toModel), req.limit, (m) => encodeCursor('models', m.name));
+  }
+
+  async createVersion(model: string, input: NewVersion, actor: Actor): Promise<Version> {
+    // PostgreSQL: the model row lock serialises concurrent pushes to one model, so numbers
+    // are dense. SQLite has one writer at a time. A unique violation is still retried once
+    // in case two servers race on a model created in between.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.db
+          .transaction()
+          .execute((trx) => this.insertVersion(trx, model, input, actor));
+      } catch (e) {
+        if (attempt < 3 && this.caps.isUniqueViolation(e)) continue;
+        throw e;
+      }
+    }
+  }
+
+  private async insertVersion(
+    trx: Transaction<DB>,
+    model: string,
+    input: NewVersion,
+    actor: Actor,
+  ): Promise<Version> {
+    const m = await this.modelRow(trx, model, true);
+    const edges = [];
+    for (const l of input.lineage) {
+      edges.push({ relation: l.relation, ...(await this.resolveTarget(trx, l.target)) });
+    }
+    const max = await trx
+      .selectFrom('versions')
+      .select((eb) => eb.fn.max('number').as('max'))
+      .where('model_id', '=', m.id)
+      .executeTakeFirst();
+    const number = Number(max?.max ?? 0) + 1;
+    const at = this.ts();
+    const size = input.files.reduce((s, f) => s + f.size, 0);
+    const row = await trx
+      .insertInto('versions')
+      .values({
+        model_id: m.id,
+        number,
+        digest: input.digest,
+        total_size: size,
+        file_count: input.files.length,
+        source_uri: input.sourceUri,
+        author: input.author,
+        created_credential: actor.credentialId,
+        card_markdown: input.card.markdown,
+        card_fields: JSON.stringify(input.card.fields),
+        tags: JSON.stringify(input.tags),
+        description: input.description,
+        created_at: at,
+        updated_at: at,
+        updated_by: actor.identity,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    for (let i = 0; i < input.files.length; i += FILE_INSERT_CHUNK) {
+      await trx
+        .insertInto('version_files')
+        .values(
+          input.files.slice(i, i + FILE_INSERT_CHUNK).map((f) => ({
+            version_id: row.id,
+            path: f.path,
+            size: f.size,
+            sha256: f.digest.slice(7),
+          })),
+        )
+        .execute();
+    }
+    if (edges.length > 0) {
+      await trx
+        .insertInto('lineage_edges')
+        .values(edges.map((e) => ({ ...e, version_id: row.id, created_at: at })))
+        .execute();
+    }
+    return { ...toVersion(model, row), files: [...input.files] };
+  }
+
+  private async resolveTarget(db: Db, t: LineageTarget) {
+    const none = { target_dataset_id: null, target_version_id: null, target_uri: null };
+    switch (t.kind) {
+      case 'dataset': {
+        const d = await db
+          .selectFrom('datasets')
+          .select('id')
+          .where('name', '=', t.dataset)
+          .executeTakeFirst();
+        if (!d) {
+          throw new ModelgateError('DATASET_NOT_FOUND', `dataset ${t.dataset} not found`, {
+            dataset: t.dataset,
+          });
+        }
+        return { ...none, target_kind: 'dataset', target_dataset_id: d.id };
+      }
+      case 'version': {
+        const v = await this.versionRow(db, t.model, t.version);
+        return { ...none, target_kind: 'version', target_version_id: v.id };
+      }
+      default:
+        return { ...none, target_kind: t.kind, target_uri: t.uri };
+    }
+  }
+
+  private async versionRow(db: Db, model: string, number: number) {
+    const m = await this.modelRow(db, model);
+    const row = await db
+      .selectFrom('versions')
+      .selectAll()
+      .where('model_id', '=', m.id)
+      .where('number', '=', number)
+      .executeTakeFirst();
+    if (!row) {
+      throw new ModelgateError('VERSION_NOT_FOUND', `model ${model} has no version ${number}`, {
+        model,
+        version: number,
+      });
+    }
+    return row;
+  }
+
+  async getVersion(model: string, number: number): Promise<Version | undefined> {
+    const m = await this.modelRow(this.db, model);
+    const row = await this.db
+      .selectFrom('versions')
+      .selectAll()
+      .where('model_id', '=', m.id)
+      .where('number', '=', number)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const files = await this.db
+      .selectFrom('version_files')
+      .select(['path', 'size', 'sha256'])
+      .where('version_id', '=', row.id)
+      .orderBy('path')
+      .execute();
+    return {
+      ...toVersion(model, row),
+      files: files.map((f) => ({
+        path: f.path,
+        size: Number(f.size),
+        digest: `sha256:${f.sha256}`,
+      })),
+    };
+  }
+
+  async listVersions(
+    model: string,
+    filter: VersionFilter,
+    req: PageRequest,
+  ): Promise<Page<Version>> {
+    const m = await this.modelRow(this.db, model);
+    let q = this.db.selectFrom('versions').selectAll().where('model_id', '=', m.id);
+    if (filter.tag) q = q.where(this.contains('tags', JSON.stringify(filter.tag)));
+    if (filter.author) q = q.where('author', '=', filter.author);
+    if (filter.digest) q = q.where('digest', '=', filter.digest);
+    if (req.cursor) q = q.where('number', '<', decodeCursor('versions', req.cursor, 'number'));
+    const rows = await q
+      .orderBy('number', 'desc')
+      .limit(req.limit + 1)
+      .execute();
+    return page(
+      rows.map((r) => toVersion(model, r)),
+      req.limit,
+      (v) => encodeCursor('versions', v.number),
+    );
+  }
+
+  async updateVersionMeta(
+    model: string,
+    number: number,
+    patch: { tags?: string[]; description?: string },
+    actor: Actor,
+  ): Promise<Version> {
+    const v = await this.versionRow(this.db, model, number);
+    await this.db
+      .updateTable('versions')
+      .set({
+        ...(patch.tags !== undefined && { tags: JSON.stringify(patch.tags) }),
+        ...(patch.description !== undefined && { description: patch.description }),
+        updated_at: this.ts(),
+        updated_by: actor.identity,
+      })
+      .where('id', '=', v.id)
+      .execute();
+    const out = await this.getVersion(model, number);
+    if (!out) throw new Error('version vanished during update');
+    return out;
+  }
+
+  async setAlias(model: string, alias: string, version: number, actor: Actor): Promise<Alias> {
+    return this.db.transaction().execute(async (trx) => {
+      const m = await this.modelRow(trx, model, true);
+      const v = await this.versionRow(trx, model, version);
+      const prev = await trx
+        .selectFrom('aliases')
+        .innerJoin('versions', 'versions.id', 'aliases.version_id')
+        .select('versions.number')
+        .where('aliases.model_id', '=', m.id)
+        .where('aliases.name', '=', alias)
+        .executeTakeFirst();
+      const at = this.ts();
+      await trx
+        .insertInto('aliases')
+        .values({
+          model_id: m.id,
+          name: alias,
+          version_id: v.id,
+          updated_at: at,
+          updated_by: actor.identity,
+        })
+        .onConflict((oc) =>
+          oc
+            .columns(['model_id', 'name'])
+            .doUpdateSet({ version_id: v.id, updated_at: at, updated_by: actor.identity }),
+        )
+        .execute();
+      await trx
+        .insertInto('alias_events')
+        .values({
+          model_id: m.id,
+          alias,
+          from_version: prev?.number ?? null,
+          to_version: version,
+          actor: actor.identity,
+          credential_id: actor.credentialId,
+          at,
+        })
+        .execute();
+      return { model, name: alias, version, updatedAt: at, updatedBy: actor.identity };
+    });
+  }
+
+  async deleteAlias(model: string, alias: string, actor: Actor): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      const m = await this.modelRow(trx, model, true);
+      const prev = await trx
+        .selectFrom('aliases')
+        .innerJoin('versions', 'versions.id', 'aliases.version_id')
+        .select('versions.number')
+        .where('aliases.model_id', '=', m.id)
+        .where('aliases.name', '=', alias)
+        .executeTakeFirst();
+      if (!prev) {
+        throw new ModelgateError('ALIAS_NOT_FOUND', `model ${model} has no alias ${alias}`, {
+          model,
+          alias,
+        });
+      }
+      await trx
+        .deleteFrom('aliases')
+        .where('model_id', '=', m.id)
+        .where('name', '=', alias)
+        .execute();
+      await trx
+        .insertInto('alias_events')
+        .values({
+          model_id: m.id,
+          alias,
+          from_version: prev.number,
+          to_version: null,
+          actor: actor.identity,
+          credential_id: actor.credentialId,
+          at: this.ts(),
+        })
+        .execute();
+    });
+  }
+
+  private aliasQuery() {
+    return this.db
+      .selectFrom('aliases')
+      .innerJoin('versions', 'versions.id', 'aliases.version_id')
+      .innerJoin('models', 'models.id', 'aliases.model_id')
+      .select([
+        'models.name as model',
+        'aliases.name as name',
+        'versions.number as version',
+        'aliases.updated_at as updatedAt',
+        'aliases.updated_by as updatedBy',
+      ]);
+  }
+
+  async getAlias(model: string, alias: string): Promise<Alias | undefined> {
+    await this.modelRow(this.db, model);
+    return this.aliasQuery()
+      .where('models.name', '=', model)
+      .where('aliases.name', '=', alias)
+      .executeTakeFirst();
+  }
+
+  async listAliases(model: string): Promise<Alias[]> {
+    await this.modelRow(this.db, model);
+    return this.aliasQuery().where('models.name', '=', model).orderBy('aliases.name').execute();
+  }
+
+  private eventQuery(modelId: number) {
+    return this.db
+      .selectFrom('alias_events')
+      .select([
+        'id',
+        'alias',
+        'from_version as fromVersion',
+        'to_version as toVersion',
+        'actor',
+        'credential_id as credentialId',
+        'at',
+      ])
+      .where('model_id', '=', modelId);
+  }
+
+  async aliasHistory(
+    model: string,
+    filter: { alias?: string },
+    req: PageRequest,
+  ): Promise<Page<AliasEvent>> {
+    const m = await this.modelRow(this.db, model);
+    let q = this.eventQuery(m.id);
+    if (filter.alias) q = q.where('alias', '=', filter.alias);
+    if (req.cursor) q = q.where('id', '<', decodeCursor('alias-history', req.cursor, 'number'));
+    const rows = await q
+      .orderBy('id', 'desc')
+      .limit(req.limit + 1)
+      .execute();
+    return page(
+      rows.map((r) => ({ ...r, model })),
+      req.limit,
+      (e) => encodeCursor('alias-history', e.id),
+    );
+  }
+
+  async aliasEventsAt(model: string, at: string, alias?: string): Promise<AliasEvent[]> {
+    const m = await this.modelRow(this.db, model);
+    // The newest event per alias at or before `at`: one indexed lookup per alias name.
+    let names = this.db
+      .selectFrom('alias_events')
+      .select('alias')
+      .distinct()
+      .where('model_id', '=', m.id);
+    if (alias) names = names.where('alias', '=', alias);
+    const out: AliasEvent[] = [];
+    for (const { alias: name } of await names.orderBy('alias').execute()) {
+      const e = await this.eventQuery(m.id)
+        .where('alias', '=', name)
+        .where('at', '<=', at)
+        .orderBy('id', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+      if (e) out.push({ ...e, model });
+    }
+    return out;
+  }
+
+  async createDataset(input: NewDataset, actor: Actor): Promise<Dataset> {
+    try {
+      const row = await this.db
+        .insertInto('datasets')
+        .values({ ...input, created_at: this.ts(), created_by: actor.identity })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return toDataset(row);
+    } catch (e) {
+      if (this.caps.isUniqueViolation(e)) {
+        throw new ModelgateError('DATASET_EXISTS', `dataset ${input.name} already exists`, {
+          dataset: input.name,
+        });
+      }
+      throw e;
+    }
+  }
+
+  async getDataset(name: string): Promise<Dataset | undefined> {
+    const row = await this.db
+      .selectFrom('datasets')
+      .selectAll()
+      .where('name', '=', name)
+      .executeTakeFirst();
+    return row ? toDataset(row) : undefined;
+  }
+
+  async listDatasets(filter: { namePrefix?: string }, req: PageRequest): Promise<Page<Dataset>> {
+    let q = this.db.selectFrom('datasets').selectAll();
+    if (filter.namePrefix) {
+      q = q.where(
+        sql<boolean>`substr(name, 1, ${filter.namePrefix.length}) = ${filter.namePrefix}`,
+      );
+    }
+    if (req.cursor) q = q.where('name', '>', decodeCursor('datasets', req.cursor, 'string'));
+    const rows = await q
+      .orderBy('name')
+      .limit(req.limit + 1)
+      .execute();
+    return page(rows.map(toDataset), req.limit, (d) => encodeCursor('datasets', d.name));
+  }
+
+  private edgeQuery() {
+    return this.db
+      .selectFrom('lineage_edges as e')
+      .innerJoin('versions as fv', 'fv.id', 'e.version_id')
+      .innerJoin('models as fm', 'fm.id', 'fv.model_id')
+      .leftJoin('datasets as d', 'd.id', 'e.target_dataset_id')
+      .leftJoin('versions as tv', 'tv.id', 'e.target_version_id')
+      .leftJoin('models as tm', 'tm.id', 'tv.model_id')
+      .select([
+        'fm.name as fromModel',
+        'fv.number as fromVersion',
+        'e.relation',
+        'e.target_kind',
+        'e.target_uri',
+        'd.name as datasetName',
+        'tm.name as targetModel',
+        'tv.number as targetVersion',
+      ]);
+  }
+
+  private static toEdge(r: {
+    fromModel: string;
+    fromVersion: number;
+    relation: string;
+    target_kind: string;
+    target_uri: string | null;
+    datasetName: string | null;
+    targetModel: string | null;
+    targetVersion: number | null;
+  }): StoredEdge {
+    let target: LineageTarget;
+    if (r.target_kind === 'dataset') target = { kind: 'dataset', dataset: r.datasetName ?? '' };
+    else if (r.target_kind === 'version') {
+      target = { kind: 'version', model: r.targetModel ?? '', version: r.targetVersion ?? 0 };
+    } else target = { kind: r.target_kind as 'run' | 'code', uri: r.target_uri ?? '' };
+    return { from: { model: r.fromModel, version: r.fromVersion }, relation: r.relation, target };
+  }
+
+  async edgesFrom(versions: VersionRef[]): Promise<StoredEdge[]> {
+    if (versions.length === 0) return [];
+    const rows = await this.edgeQuery()
+      .where((eb) =>
+        eb.or(
+          versions.map((v) =>
+            eb.and([eb('fm.name', '=', v.model), eb('fv.number', '=', v.version)]),
+          ),
+        ),
+      )
+      .orderBy('e.id')
+      .execute();
+    return rows.map(KyselyRegistryStore.toEdge);
+  }
+
+  async edgesTo(targets: LineageTarget[]): Promise<StoredEdge[]> {
+    const datasets = targets.flatMap((t) => (t.kind === 'dataset' ? [t.dataset] : []));
+    const versions = targets.flatMap((t) => (t.kind === 'version' ? [t] : []));
+    const uris = targets.flatMap((t) => (t.kind === 'run' || t.kind === 'code' ? [t] : []));
+    if (datasets.length + versions.length + uris.length === 0) return [];
+    const rows = await this.edgeQuery()
+      .where((eb) =>
+        eb.or([
+          ...(datasets.length > 0 ? [eb('d.name', 'in', datasets)] : []),
+          ...versions.map((v) =>
+            eb.and([eb('tm.name', '=', v.model), eb('tv.number', '=', v.version)]),
+          ),
+          ...uris.map((u) =>
+            eb.and([eb('e.target_kind', '=', u.kind), eb('e.target_uri', '=', u.uri)]),
+          ),
+        ]),
+      )
+      .orderBy('e.id')
+      .execute();
+    return rows.map(KyselyRegistryStore.toEdge);
+  }
+
+  async findToken(hash: string, usedFrom: string | null): Promise<TokenRecord | undefined> {
+    const row = await this.db
+      .selectFrom('tokens')
+      .innerJoin('identities', 'identities.id', 'tokens.identity_id')
+      .select(['tokens.id', 'tokens.last_used_at', 'identities.name', 'identities.kind'])
+      .where('tokens.token_hash', '=', hash)
+      .where('tokens.revoked_at', 'is', null)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const now = this.now();
+    if (!row.last_used_at || now.getTime() - Date.parse(row.last_used_at) > TOKEN_TOUCH_MS) {
+      await this.db
+        .updateTable('tokens')
+        .set({ last_used_at: now.toISOString(), last_used_from: usedFrom })
+        .where('id', '=', row.id)
+        .execute();
+    }
+    return { tokenId: row.id, identity: row.name, kind: row.kind };
+  }
+
+  async createToken(
+    identity: { name: string; kind: 'user' | 'service-account' },
+    token: { id: string; hash: string; name: string },
+  ): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      const at = this.ts();
+      await trx
+        .insertInto('identities')
+        .values({ kind: identity.kind, name: identity.name, created_at: at })
+        .onConflict((oc) => oc.column('name').doNothing())
+        .execute();
+      const ident = await trx
+        .selectFrom('identities')
+        .select('id')
+        .where('name', '=', identity.name)
+        .executeTakeFirstOrThrow();
+      await trx
+        .insertInto('tokens')
+        .values({
+          id: token.id,
+          identity_id: ident.id,
+          token_hash: token.hash,
+          name: token.name,
+          created_at: at,
+        })
+        .execute();
+    });
+  }
+
+  async countTokens(): Promise<number> {
+    const r = await this.db
+      .selectFrom('tokens')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
+  async ping(): Promise<void> {
+    await sql`SELECT 1`.execute(this.db);
+  }
+
+  async close(): Promise<void> {
+    await this.database.close();
+  }
+}

@@ -1,0 +1,210 @@
+import { type ColumnDefinitionBuilder, type Kysely, type Migration, Migrator, sql } from 'kysely';
+import type { Database, EngineCaps } from './database.js';
+
+type AnyDb = Kysely<unknown>;
+
+/** A migration written once for both engines; `caps` carries what differs. */
+interface PortableMigration {
+  up(db: AnyDb, caps: EngineCaps): Promise<void>;
+}
+
+const IMMUTABLE_VERSION_COLUMNS = [
+  'model_id',
+  'number',
+  'digest',
+  'total_size',
+  'file_count',
+  'source_uri',
+  'author',
+  'created_credential',
+  'card_markdown',
+  'card_fields',
+  'created_at',
+];
+
+const m0001: PortableMigration = {
+  async up(db, caps) {
+    const id = caps.serialType;
+    const pk = (c: ColumnDefinitionBuilder) =>
+      caps.engine === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey();
+    await db.schema
+      .createTable('identities')
+      .addColumn('id', id, pk)
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('name', 'text', (c) => c.notNull().unique())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('tokens')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('identity_id', 'integer', (c) => c.notNull().references('identities.id'))
+      .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('last_used_at', 'text')
+      .addColumn('last_used_from', 'text')
+      .addColumn('revoked_at', 'text')
+      .execute();
+    await db.schema
+      .createTable('models')
+      .addColumn('id', id, pk)
+      .addColumn('name', 'text', (c) => c.notNull().unique())
+      .addColumn('owner_team', 'text', (c) => c.notNull())
+      .addColumn('risk_tier', 'text', (c) => c.notNull())
+      .addColumn('description', 'text', (c) => c.notNull())
+      .addColumn('intended_use', 'text', (c) => c.notNull())
+      .addColumn('tags', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('created_by', 'text', (c) => c.notNull())
+      .addColumn('created_credential', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addColumn('updated_by', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('versions')
+      .addColumn('id', id, pk)
+      .addColumn('model_id', 'integer', (c) => c.notNull().references('models.id'))
+      .addColumn('number', 'integer', (c) => c.notNull())
+      .addColumn('digest', 'text', (c) => c.notNull())
+      .addColumn('total_size', 'bigint', (c) => c.notNull())
+      .addColumn('file_count', 'integer', (c) => c.notNull())
+      .addColumn('source_uri', 'text')
+      .addColumn('author', 'text', (c) => c.notNull())
+      .addColumn('created_credential', 'text', (c) => c.notNull())
+      .addColumn('card_markdown', 'text', (c) => c.notNull())
+      .addColumn('card_fields', 'text', (c) => c.notNull())
+      .addColumn('tags', 'text', (c) => c.notNull())
+      .addColumn('description', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addColumn('updated_by', 'text', (c) => c.notNull())
+      .addUniqueConstraint('versions_model_number', ['model_id', 'number'])
+      .execute();
+    await db.schema.createIndex('versions_digest').on('versions').column('digest').execute();
+    await db.schema
+      .createTable('version_files')
+      .addColumn('version_id', 'integer', (c) => c.notNull().references('versions.id'))
+      .addColumn('path', 'text', (c) => c.notNull())
+      .addColumn('size', 'bigint', (c) => c.notNull())
+      .addColumn('sha256', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('version_files_pk', ['version_id', 'path'])
+      .execute();
+    await db.schema
+      .createTable('aliases')
+      .addColumn('model_id', 'integer', (c) => c.notNull().references('models.id'))
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('version_id', 'integer', (c) => c.notNull().references('versions.id'))
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addColumn('updated_by', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('aliases_pk', ['model_id', 'name'])
+      .execute();
+    await db.schema
+      .createTable('alias_events')
+      .addColumn('id', id, pk)
+      .addColumn('model_id', 'integer', (c) => c.notNull().references('models.id'))
+      .addColumn('alias', 'text', (c) => c.notNull())
+      .addColumn('from_version', 'integer')
+      .addColumn('to_version', 'integer')
+      .addColumn('actor', 'text', (c) => c.notNull())
+      .addColumn('credential_id', 'text', (c) => c.notNull())
+      .addColumn('at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createIndex('alias_events_lookup')
+      .on('alias_events')
+      .columns(['model_id', 'alias', 'at'])
+      .execute();
+    await db.schema
+      .createTable('datasets')
+      .addColumn('id', id, pk)
+      .addColumn('name', 'text', (c) => c.notNull().unique())
+      .addColumn('uri', 'text', (c) => c.notNull())
+      .addColumn('digest', 'text')
+      .addColumn('licence', 'text')
+      .addColumn('description', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('created_by', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('lineage_edges')
+      .addColumn('id', id, pk)
+      .addColumn('version_id', 'integer', (c) => c.notNull().references('versions.id'))
+      .addColumn('relation', 'text', (c) => c.notNull())
+      .addColumn('target_kind', 'text', (c) => c.notNull())
+      .addColumn('target_dataset_id', 'integer', (c) => c.references('datasets.id'))
+      .addColumn('target_version_id', 'integer', (c) => c.references('versions.id'))
+      .addColumn('target_uri', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('lineage_from').on('lineage_edges').column('version_id').execute();
+    await db.schema
+      .createIndex('lineage_to_dataset')
+      .on('lineage_edges')
+      .column('target_dataset_id')
+      .execute();
+    await db.schema
+      .createIndex('lineage_to_version')
+      .on('lineage_edges')
+      .column('target_version_id')
+      .execute();
+
+    // Immutability is enforced by the database too, so that no code path, present or future,
+    // can change what a registered version is. Tags, description and updated_* stay editable.
+    const cols = IMMUTABLE_VERSION_COLUMNS.join(', ');
+    if (caps.engine === 'sqlite') {
+      await sql
+        .raw(`CREATE TRIGGER versions_immutable BEFORE UPDATE OF ${cols} ON versions
+              BEGIN SELECT RAISE(ABORT, 'VERSION_IMMUTABLE'); END`)
+        .execute(db);
+      await sql
+        .raw(`CREATE TRIGGER versions_no_delete BEFORE DELETE ON versions
+              BEGIN SELECT RAISE(ABORT, 'VERSION_IMMUTABLE'); END`)
+        .execute(db);
+      await sql
+        .raw(`CREATE TRIGGER version_files_no_update BEFORE UPDATE ON version_files
+              BEGIN SELECT RAISE(ABORT, 'VERSION_IMMUTABLE'); END`)
+        .execute(db);
+      await sql
+        .raw(`CREATE TRIGGER version_files_no_delete BEFORE DELETE ON version_files
+              BEGIN SELECT RAISE(ABORT, 'VERSION_IMMUTABLE'); END`)
+        .execute(db);
+    } else {
+      await sql
+        .raw(`CREATE FUNCTION modelgate_refuse_version_change() RETURNS trigger
+              LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'VERSION_IMMUTABLE'; END $$`)
+        .execute(db);
+      await sql
+        .raw(`CREATE TRIGGER versions_immutable BEFORE UPDATE OF ${cols} OR DELETE ON versions
+              FOR EACH ROW EXECUTE FUNCTION modelgate_refuse_version_change()`)
+        .execute(db);
+      await sql
+        .raw(`CREATE TRIGGER version_files_immutable BEFORE UPDATE OR DELETE ON version_files
+              FOR EACH ROW EXECUTE FUNCTION modelgate_refuse_version_change()`)
+        .execute(db);
+    }
+  },
+};
+
+/** Every migration, in order. Append only: a released migration is never edited. */
+const MIGRATIONS: Record<string, PortableMigration> = {
+  '0001_registry_core': m0001,
+};
+
+/** Brings the schema up to date. Safe to call from several processes at once (the migrator locks). */
+export async function migrate(database: Database): Promise<void> {
+  const migrations: Record<string, Migration> = {};
+  for (const [name, m] of Object.entries(MIGRATIONS)) {
+    migrations[name] = { up: (db) => m.up(db, database.caps) };
+  }
+  const migrator = new Migrator({
+    db: database.db,
+    provider: { getMigrations: async () => migrations },
+    migrationTableName: 'modelgate_migrations',
+    migrationLockTableName: 'modelgate_migrations_lock',
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+    throw new Error(`database migration ${failed} failed: ${(error as Error).message ?? error}`);
+  }
+}

@@ -1,0 +1,115 @@
+import type { Generated } from 'kysely';
+
+/** Kysely table types; times are ISO-8601 UTC strings with milliseconds on both engines. */
+export interface IdentitiesTable {
+  id: Generated<number>;
+  kind: 'user' | 'service-account';
+  name: string;
+  created_at: string;
+}
+
+export interface TokensTable {
+  id: string;
+  identity_id: number;
+  token_hash: string;
+  name: string;
+  created_at: string;
+  last_used_at: string | null;
+  last_used_from: string | null;
+  revoked_at: string | null;
+}
+
+export interface ModelsTable {
+  id: Generated<number>;
+  name: string;
+  owner_team: string;
+  risk_tier: string;
+  description: string;
+  intended_use: string;
+  tags: string;
+  created_at: string;
+  created_by: string;
+  created_credential: string;
+  updated_at: string;
+  updated_by: string;
+}
+
+export interface VersionsTable {
+  id: Generated<number>;
+  model_id: number;
+  number: number;
+  digest: string;
+  total_size: number;
+  file_count: number;
+  source_uri: string | null;
+  author: string;
+  created_credential: string;
+  card_markdown: string;
+  card_fields: string;
+  tags: string;
+  description: string;
+  created_at: string;
+  updated_at: string;
+  updated_by: string;
+}
+
+export interface VersionFilesTable {
+  version_id: number;
+  path: string;
+  size: number;
+  sha256: string;
+}
+
+export interface AliasesTable {
+  model_id: number;
+  name: string;
+  version_id: number;
+  updated_at: string;
+  updated_by: string;
+}
+
+export interface AliasEventsTable {
+  id: Generated<number>;
+  model_id: number;
+  alias: string;
+  from_version: number | null;
+  to_version: number | null;
+  actor: string;
+  credential_id: string;
+  at: string;
+}
+
+export interface DatasetsTable {
+  id: Generated<number>;
+  name: string;
+  uri: string;
+  digest: string | null;
+  licence: string | null;
+  description: string;
+  created_at: string;
+  created_by: string;
+}
+
+export interface LineageEdgesTable {
+  id: Generated<number>;
+  version_id: number;
+  relation: string;
+  target_kind: string;
+  target_dataset_id: number | null;
+  target_version_id: number | null;
+  target_uri: string | null;
+  created_at: string;
+}
+
+/** The whole schema as Kysely sees it. */
+export interface DB {
+  identities: IdentitiesTable;
+  tokens: TokensTable;
+  models: ModelsTable;
+  versions: VersionsTable;
+  version_files: VersionFilesTable;
+  aliases: AliasesTable;
+  alias_events: AliasEventsTable;
+  datasets: DatasetsTable;
+  lineage_edges: LineageEdgesTable;
+}

@@ -1,0 +1,43 @@
+import type { InjectOptions, LightMyRequestResponse } from 'fastify';
+import { issueToken } from '../../src/identity/tokens.js';
+import { type Composed, compose } from '../../src/server/composition.js';
+import { loadConfig } from '../../src/server/config.js';
+import type { TestDb } from './engines.js';
+
+/** A composed server on a test database, with the admin token and an authenticated inject. */
+export interface TestApp {
+  composed: Composed;
+  token: string;
+  call(opts: InjectOptions): Promise<LightMyRequestResponse>;
+}
+
+/** Builds the app on `db` (no socket); requests go through `inject()`. */
+export async function testApp(
+  db: TestDb,
+  opts: { maxUploadBytes?: number } = {},
+): Promise<TestApp> {
+  const token = issueToken().secret;
+  const config = {
+    ...loadConfig({ dataDir: db.dataDir }, {}),
+    bootstrapToken: token,
+    ...(opts.maxUploadBytes !== undefined && { maxUploadBytes: opts.maxUploadBytes }),
+  };
+  const composed = await compose(config, { database: db.database });
+  // A database shared between test apps keeps its first token; add this one for this app.
+  if (!composed.bootstrapToken) {
+    const t = issueToken(token);
+    await composed.deps.store.createToken(
+      { name: 'admin', kind: 'user' },
+      { id: t.id, hash: t.hash, name: 'test' },
+    );
+  }
+  return {
+    composed,
+    token,
+    call: (o) =>
+      composed.app.inject({
+        ...o,
+        headers: { authorization: `Bearer ${token}`, ...(o.headers ?? {}) },
+      }),
+  };
+}
