@@ -1,0 +1,73 @@
+import type { Command } from 'commander';
+import { compose } from '../../server/composition.js';
+import { loadConfig } from '../../server/config.js';
+import { CliError } from '../errors.js';
+
+/** `modelgate serve`: runs the registry server until SIGINT or SIGTERM. */
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('run the registry server (SQLite and ./modelgate-data by default)')
+    .option(
+      '--data-dir <dir>',
+      'data folder: database, blobs, initial token (env MODELGATE_DATA_DIR)',
+      undefined,
+    )
+    .option('--host <host>', 'address to listen on (env MODELGATE_HOST)', undefined)
+    .option('--port <port>', 'port to listen on (env MODELGATE_PORT)', undefined)
+    .option(
+      '--database-url <url>',
+      'postgres://... to use PostgreSQL instead of SQLite (env MODELGATE_DATABASE_URL)',
+    )
+    .addHelpText(
+      'after',
+      `
+Environment:
+  MODELGATE_BOOTSTRAP_TOKEN   the first admin token (mgt_ + 43 base64url chars); else one is generated,
+                              printed once and written to <data-dir>/initial-admin-token (mode 0600)
+  MODELGATE_MAX_UPLOAD_BYTES  largest accepted file upload (default 64 GiB)
+  MODELGATE_LOG_LEVEL         trace | debug | info | warn | error (default info)`,
+    )
+    .action(async (o: { dataDir?: string; host?: string; port?: string; databaseUrl?: string }) => {
+      let config: ReturnType<typeof loadConfig>;
+      try {
+        config = loadConfig(o);
+      } catch (e) {
+        throw new CliError((e as Error).message, 2);
+      }
+      let composed: Awaited<ReturnType<typeof compose>>;
+      try {
+        composed = await compose(config, {
+          logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
+        });
+      } catch (e) {
+        throw new CliError(`cannot start: ${(e as Error).message}`, 2);
+      }
+      const t = composed.bootstrapToken;
+      if (t?.generated) {
+        // Shown once, on the terminal only; never logged.
+        process.stdout.write(
+          `\nInitial admin token (shown once; also in ${t.file}, mode 0600):\n\n  ${t.secret}\n\nLog in with:\n  modelgate login --server http://${config.host}:${config.port} --token ${t.secret}\n\n`,
+        );
+      }
+      try {
+        await composed.app.listen({ host: config.host, port: config.port });
+      } catch (e) {
+        await composed.close();
+        throw new CliError(
+          `cannot listen on ${config.host}:${config.port}: ${(e as Error).message}`,
+          2,
+        );
+      }
+      composed.app.log.info(
+        { database: composed.database.describe, dataDir: config.dataDir },
+        'modelgate is serving',
+      );
+      const stop = async () => {
+        await composed.close();
+        process.exit(0);
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+}
