@@ -1,6 +1,7 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
@@ -46,6 +47,19 @@ function errorBody(code: ErrorCode, message: string, details?: Record<string, un
   return details === undefined ? { code, message } : { code, message, details };
 }
 
+/** The path of the first string (or key) containing U+0000, or undefined. */
+function findNul(v: unknown, path = '', depth = 0): string | undefined {
+  if (typeof v === 'string') return v.includes('\u0000') ? path || 'input' : undefined;
+  if (depth > 32 || v === null || typeof v !== 'object') return undefined;
+  for (const [k, x] of Object.entries(v)) {
+    const p = path ? `${path}.${k}` : k;
+    if (k.includes('\u0000')) return p;
+    const hit = findNul(x, p, depth + 1);
+    if (hit) return hit;
+  }
+  return undefined;
+}
+
 /** Maps anything thrown in a route to the catalog's status and `{code, message, details}`. */
 function toHttpError(err: unknown): {
   status: number;
@@ -87,6 +101,12 @@ function toHttpError(err: unknown): {
     };
   }
   switch (fe.code) {
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return {
+        status: 400,
+        body: errorBody('VALIDATION_FAILED', 'a path parameter is longer than 100 characters'),
+        internal: false,
+      };
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return {
         status: 413,
@@ -142,6 +162,11 @@ export async function buildApp(deps: AppDeps) {
     // Refuse rather than silently drop unknown fields; never coerce a body's types.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     genReqId: () => crypto.randomUUID(),
+    // Errors raised before routing (an over-long path parameter, say) get the same body shape.
+    frameworkErrors: (err, _request, reply) => {
+      const { status, body } = toHttpError(err);
+      void reply.status(status).send(body);
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.decorateRequest('actor', null as unknown as Actor);
@@ -165,6 +190,9 @@ export async function buildApp(deps: AppDeps) {
     // The docs plugin's own routes are public documentation.
     if (route.url.startsWith('/api/v1/docs')) {
       route.config = { ...(route.config as object), public: true };
+    } else if (route.url.startsWith('/api/v1/') && route.schema && !route.schema.querystring) {
+      // A route that takes no query parameters refuses them instead of ignoring them.
+      route.schema.querystring = Type.Object({}, { additionalProperties: false });
     }
   });
 
@@ -185,6 +213,16 @@ export async function buildApp(deps: AppDeps) {
         'token is not valid (unknown, revoked or mistyped)',
       );
     request.actor = { identity: rec.identity, credentialId: rec.tokenId };
+  });
+
+  // NUL cannot be stored in PostgreSQL text and has no business in names or descriptions:
+  // refuse it anywhere in the input before a route sees it.
+  app.addHook('preValidation', async (request) => {
+    const where = findNul({ body: request.body, query: request.query, params: request.params });
+    if (where)
+      throw new ModelgateError('VALIDATION_FAILED', `${where} contains a NUL character`, {
+        path: where,
+      });
   });
 
   app.setErrorHandler((err, request, reply) => {
