@@ -163,8 +163,10 @@ export class RegistryService {
     const lineage = (input.lineage ?? []).map((l) => this.checkLineage(l));
     // Model existence first, so an unknown model says so rather than a missing blob.
     await this.getModel(model);
+    const sizes = new Map<string, number | undefined>();
     for (const f of input.files) {
-      const size = await this.blobs.size(f.digest);
+      if (!sizes.has(f.digest)) sizes.set(f.digest, await this.blobs.size(f.digest));
+      const size = sizes.get(f.digest);
       if (size === undefined) {
         throw new ModelgateError(
           'BLOB_NOT_FOUND',
