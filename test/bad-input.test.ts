@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LightMyRequestResponse } from 'fastify';
-import { sql } from 'kysely';
+import type { InjectOptions, LightMyRequestResponse } from 'fastify';
+import { type Kysely, sql } from 'kysely';
 import { expect, it } from 'vitest';
 import { ERROR_CATALOG } from '../src/core/errors.js';
+import type { DB } from '../src/storage/schema.js';
 import { testApp } from './helpers/app.js';
 import { describeEachEngine } from './helpers/engines.js';
 
@@ -28,10 +29,7 @@ const BAD_PARAMS: Record<string, string[]> = {
 };
 
 /** Everything a request could have changed: every table (but token bookkeeping) and the blob folder. */
-async function snapshot(
-  db: Parameters<typeof sql.execute>[0] | any,
-  dataDir: string,
-): Promise<string> {
+async function snapshot(db: Kysely<DB>, dataDir: string): Promise<string> {
   const h = createHash('sha256');
   for (const table of [
     'models',
@@ -109,13 +107,9 @@ describeEachEngine('every route refuses bad input cleanly', (db) => {
       path.replace(/\{(\w+)\}/g, (_, p: string) => override[p] ?? valid[p] ?? 'x');
     let operations = 0;
     let requests = 0;
-    const send = async (
-      o: Parameters<typeof app.inject>[0] & { method: string; url: string },
-      what: string,
-      auth = true,
-    ) => {
+    const send = async (o: InjectOptions, what: string, auth = true) => {
       requests++;
-      const r = auth ? await t.call(o as never) : await app.inject(o);
+      const r = auth ? await t.call(o) : await app.inject(o);
       expectCleanRefusal(r, what);
       return r;
     };
@@ -142,7 +136,12 @@ describeEachEngine('every route refuses bad input cleanly', (db) => {
           `Bearer ${'x'.repeat(5000)}`,
         ]) {
           const r = await send(
-            { method, url, headers: authorization ? { authorization } : {}, ...json } as never,
+            {
+              method,
+              url,
+              headers: authorization ? { authorization } : {},
+              ...json,
+            } as InjectOptions,
             `${key} auth=${authorization?.slice(0, 20)}`,
             false,
           );
@@ -156,20 +155,23 @@ describeEachEngine('every route refuses bad input cleanly', (db) => {
           );
           for (const bad of bads) {
             await send(
-              { method, url: fill(path, { [p.name]: bad }), ...json } as never,
+              { method, url: fill(path, { [p.name]: bad }), ...json } as InjectOptions,
               `${key} ${p.name}=${bad.slice(0, 20)}`,
             );
           }
         }
         // Unknown and ill-typed query parameters.
         await send(
-          { method, url: `${url}?unknownParam=1`, ...json } as never,
+          { method, url: `${url}?unknownParam=1`, ...json } as InjectOptions,
           `${key} ?unknownParam`,
         );
         for (const q of (op.parameters ?? []).filter((x) => x.in === 'query')) {
           for (const bad of ['%00', 'x'.repeat(3000), '-1', '{}']) {
-            const r = await ((auth) =>
-              t.call({ method, url: `${url}?${q.name}=${bad}`, ...json } as never))(true);
+            const r = await t.call({
+              method,
+              url: `${url}?${q.name}=${bad}`,
+              ...json,
+            } as InjectOptions);
             requests++;
             // Some of these are acceptable values for free-text filters; none may fail the server.
             expect(

@@ -69,9 +69,14 @@ export class Progress {
     const filled = Math.round(frac * width);
     const secs = Math.max((Date.now() - this.start) / 1000, 0.001);
     const bar = `${'#'.repeat(filled)}${'.'.repeat(width - filled)}`;
-    const cols = this.stream.columns ?? 100;
-    const text = `[${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${bytes(this.done)}/${bytes(this.total)} ${bytes(this.done / secs)}/s ${this.label}`;
-    this.stream.write(`\r${text.slice(0, cols - 1).padEnd(cols - 1)}`);
+    const cols = this.stream.columns || 100;
+    const fixed = `[${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${bytes(this.done)}/${bytes(this.total)} ${bytes(this.done / secs)}/s`;
+    // The numbers always show; a long file name gives way, keeping its end.
+    const room = Math.max(0, cols - 2 - fixed.length);
+    const label =
+      this.label.length <= room ? this.label : `…${this.label.slice(this.label.length - room + 1)}`;
+    const text = room > 1 ? `${fixed} ${label}` : fixed.slice(0, cols - 1);
+    this.stream.write(`\r${text.padEnd(cols - 1)}`);
   }
 
   finish(): void {

@@ -5,6 +5,7 @@ import { Type } from '@sinclair/typebox';
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
+  type FastifyReply,
   type FastifyServerOptions,
 } from 'fastify';
 import { ERROR_CATALOG, type ErrorCode, ModelgateError } from '../core/errors.js';
@@ -165,7 +166,7 @@ export async function buildApp(deps: AppDeps) {
     // Errors raised before routing (an over-long path parameter, say) get the same body shape.
     frameworkErrors: (err, _request, reply) => {
       const { status, body } = toHttpError(err);
-      void reply.status(status).send(body);
+      void (reply as unknown as FastifyReply).status(status).send(body);
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
