@@ -1,0 +1,88 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { isModelgateError } from '../core/errors.js';
+import { FsBlobStore } from './fs-blob-store.js';
+
+const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+const chunks = (b: Buffer, size = 1000) =>
+  Readable.from(
+    Array.from({ length: Math.ceil(b.length / size) }, (_, i) =>
+      b.subarray(i * size, (i + 1) * size),
+    ),
+  );
+const collect = async (r: Readable) => {
+  const out: Buffer[] = [];
+  for await (const c of r) out.push(c as Buffer);
+  return Buffer.concat(out);
+};
+
+describe('FsBlobStore', () => {
+  const fresh = () => {
+    const root = mkdtempSync(join(tmpdir(), 'modelgate-blobs-'));
+    return { root, store: new FsBlobStore(root) };
+  };
+
+  it('stores under sha256/ab/cdef..., once, and reads back', async () => {
+    const { root, store } = fresh();
+    const data = randomBytes(12_345);
+    const digest = sha(data);
+    const r = await store.put(chunks(data), { maxBytes: 1e6 });
+    expect(r).toEqual({ digest, size: data.length, created: true });
+    const hex = digest.slice(7);
+    expect(readdirSync(join(root, 'sha256', hex.slice(0, 2)))).toEqual([hex.slice(2)]);
+    expect((await store.put(chunks(data), { maxBytes: 1e6 })).created).toBe(false);
+    expect(await store.size(digest)).toBe(data.length);
+    expect(Buffer.compare(await collect(await store.read(digest, { verify: true })), data)).toBe(0);
+    expect(readdirSync(join(root, 'tmp'))).toEqual([]);
+  });
+
+  it('refuses oversized and mismatching uploads and leaves nothing behind', async () => {
+    const { root, store } = fresh();
+    const data = randomBytes(5000);
+    await expect(store.put(chunks(data), { maxBytes: 4999 })).rejects.toSatisfy((e) =>
+      isModelgateError(e, 'PAYLOAD_TOO_LARGE'),
+    );
+    await expect(
+      store.put(chunks(data), { maxBytes: 1e6, expectedDigest: sha(Buffer.from('other')) }),
+    ).rejects.toSatisfy((e) => isModelgateError(e, 'BLOB_MISMATCH'));
+    expect(await store.size(sha(data))).toBeUndefined();
+    expect(readdirSync(join(root, 'tmp'))).toEqual([]);
+    expect(readdirSync(join(root, 'sha256'))).toEqual([]);
+  });
+
+  it('leaves no trace when the source stream fails midway', async () => {
+    const { root, store } = fresh();
+    const failing = new Readable({
+      read() {
+        this.push(randomBytes(100));
+        this.destroy(new Error('connection reset'));
+      },
+    });
+    await expect(store.put(failing, { maxBytes: 1e6 })).rejects.toThrow(/connection reset/);
+    expect(readdirSync(join(root, 'tmp'))).toEqual([]);
+    expect(readdirSync(join(root, 'sha256'))).toEqual([]);
+  });
+
+  it('detects a blob changed on disk behind its back', async () => {
+    const { store } = fresh();
+    const data = Buffer.from('original bytes');
+    const { digest } = await store.put(chunks(data), { maxBytes: 1e6 });
+    writeFileSync(store.pathOf(digest), 'tampered bytes');
+    expect(await store.verify(digest)).toBe(false);
+    await expect(collect(await store.read(digest, { verify: true }))).rejects.toSatisfy((e) =>
+      isModelgateError(e, 'BLOB_CORRUPT'),
+    );
+  });
+
+  it('clears leftovers of interrupted uploads on start', () => {
+    const root = mkdtempSync(join(tmpdir(), 'modelgate-blobs-'));
+    new FsBlobStore(root);
+    writeFileSync(join(root, 'tmp', 'half-written'), 'partial');
+    new FsBlobStore(root);
+    expect(readdirSync(join(root, 'tmp'))).toEqual([]);
+  });
+});
