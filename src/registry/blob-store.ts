@@ -12,11 +12,12 @@ export interface BlobStore {
   /**
    * Streams `source` in, hashing as it goes; the blob becomes visible under its digest only
    * once complete. Refuses (PAYLOAD_TOO_LARGE) past `maxBytes`, and (BLOB_MISMATCH) when
-   * `expectedDigest` is given and differs. Nothing is left behind on failure.
+   * `expectedDigest` is given and differs (a function is asked once the bytes are in, so a
+   * digest sent as an HTTP trailer can be checked). Nothing is left behind on failure.
    */
   put(
     source: AsyncIterable<Buffer> | Readable,
-    opts: { maxBytes: number; expectedDigest?: string },
+    opts: { maxBytes: number; expectedDigest?: string | (() => string | undefined) },
   ): Promise<PutResult>;
   /** The stored size of a blob, or undefined when absent. */
   size(digest: string): Promise<number | undefined>;

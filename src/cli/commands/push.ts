@@ -141,6 +141,10 @@ export function registerPush(program: Command, ctx: CliContext): void {
     )
     .option('--tag <tag...>', 'version tags')
     .option('--description <text>', 'a line about this version')
+    .option(
+      '--no-verify',
+      "skip hashing each file locally to check the server's digest (faster on small machines)",
+    )
     .addHelpText(
       'after',
       `
@@ -152,7 +156,11 @@ A single file is stored under its file name; a folder keeps its relative paths.
 .git, .github, .gitattributes and .gitignore are skipped; symbolic links are refused.`,
     )
     .action(
-      async (path: string, o: Record<string, string | string[] | undefined>, cmd: Command) => {
+      async (
+        path: string,
+        o: Record<string, string | string[] | boolean | undefined>,
+        cmd: Command,
+      ) => {
         const client = ctx.client();
         const files = await collectFiles(path);
         const card = o.card ? readCard(o.card as string) : undefined;
@@ -166,7 +174,12 @@ A single file is stored under its file name; a folder keeps its relative paths.
         const started = Date.now();
         for (const f of files) {
           progress.setLabel(f.rel);
-          const r = await client.uploadFile(f.abs, f.size, (n) => progress.add(n));
+          const r = await client.uploadFile(
+            f.abs,
+            f.size,
+            (n) => progress.add(n),
+            o.verify !== false,
+          );
           uploaded.push({ path: f.rel, size: r.size, digest: r.digest });
         }
         progress.finish();

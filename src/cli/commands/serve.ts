@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { compose } from '../../server/composition.js';
-import { loadConfig } from '../../server/config.js';
+import type { compose as Compose } from '../../server/composition.js';
+import type { loadConfig as LoadConfig } from '../../server/config.js';
 import { CliError } from '../errors.js';
 
 /** `modelgate serve`: runs the registry server until SIGINT or SIGTERM. */
@@ -29,13 +29,16 @@ Environment:
   MODELGATE_LOG_LEVEL         trace | debug | info | warn | error (default info)`,
     )
     .action(async (o: { dataDir?: string; host?: string; port?: string; databaseUrl?: string }) => {
-      let config: ReturnType<typeof loadConfig>;
+      // Loaded here so that client commands do not pay for the server's modules at start-up.
+      const { compose } = await import('../../server/composition.js');
+      const { loadConfig } = await import('../../server/config.js');
+      let config: ReturnType<typeof LoadConfig>;
       try {
         config = loadConfig(o);
       } catch (e) {
         throw new CliError((e as Error).message, 2);
       }
-      let composed: Awaited<ReturnType<typeof compose>>;
+      let composed: Awaited<ReturnType<typeof Compose>>;
       try {
         composed = await compose(config, {
           logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
