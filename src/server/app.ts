@@ -10,6 +10,7 @@ import Fastify, {
 } from 'fastify';
 import { ERROR_CATALOG, type ErrorCode, ModelgateError } from '../core/errors.js';
 import type { Actor } from '../core/types.js';
+import { TokenCache } from '../identity/token-cache.js';
 import { hashToken } from '../identity/tokens.js';
 import type { BlobStore } from '../registry/blob-store.js';
 import type { RegistryService } from '../registry/registry-service.js';
@@ -171,6 +172,7 @@ export async function buildApp(deps: AppDeps) {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.decorateRequest('actor', null as unknown as Actor);
+  const tokens = new TokenCache((hash, ip) => deps.store.findToken(hash, ip));
 
   await app.register(swagger, {
     openapi: {
@@ -207,7 +209,7 @@ export async function buildApp(deps: AppDeps) {
         'missing bearer token: send Authorization: Bearer <token> (modelgate login stores one)',
       );
     }
-    const rec = await deps.store.findToken(hashToken(m[1]), request.ip);
+    const rec = await tokens.find(hashToken(m[1]), request.ip);
     if (!rec)
       throw new ModelgateError(
         'UNAUTHENTICATED',

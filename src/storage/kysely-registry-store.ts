@@ -321,22 +321,28 @@ export class KyselyRegistryStore implements RegistryStore {
   }
 
   async getVersion(model: string, number: number): Promise<Version | undefined> {
-    const m = await this.modelRow(this.db, model);
+    // One query for model and version: a missing model and a missing version are told apart
+    // by the outer join.
     const row = await this.db
-      .selectFrom('versions')
-      .selectAll()
-      .where('model_id', '=', m.id)
-      .where('number', '=', number)
+      .selectFrom('models')
+      .leftJoin('versions', (j) =>
+        j.onRef('versions.model_id', '=', 'models.id').on('versions.number', '=', number),
+      )
+      .selectAll('versions')
+      .select('models.id as modelId')
+      .where('models.name', '=', model)
       .executeTakeFirst();
-    if (!row) return undefined;
+    if (!row) throw new ModelgateError('MODEL_NOT_FOUND', `model ${model} not found`, { model });
+    if (row.id === null) return undefined;
+    const v = row as unknown as Selectable<VersionsTable>;
     const files = await this.db
       .selectFrom('version_files')
       .select(['path', 'size', 'sha256'])
-      .where('version_id', '=', row.id)
+      .where('version_id', '=', v.id)
       .orderBy('path')
       .execute();
     return {
-      ...toVersion(model, row),
+      ...toVersion(model, v),
       files: files.map((f) => ({
         path: f.path,
         size: Number(f.size),

@@ -1,0 +1,366 @@
+// `npm run bench`: measures the registry against baselines taken in the same run, prints a
+// table and writes bench/results/latest.json as [{name, value, unit, baseline, ratio}].
+//
+// Environment:
+//   MODELGATE_BENCH_SIZE_MIB     size of the pushed file (default 1024)
+//   MODELGATE_BENCH_RUNS         runs per push measurement (default 3)
+//   MODELGATE_BENCH_DATABASE_URL PostgreSQL server for the PostgreSQL figures (else
+//                                MODELGATE_TEST_DATABASE_URL; skipped when neither is set)
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Fastify from 'fastify';
+import { issueToken } from '../src/identity/tokens.js';
+import { compose } from '../src/server/composition.js';
+import { loadConfig } from '../src/server/config.js';
+import { openDatabase } from '../src/storage/database.js';
+import { migrate } from '../src/storage/migrations.js';
+import { createTemplate, dropDatabase, withDatabase } from '../src/storage/test-databases.js';
+
+interface Result {
+  name: string;
+  value: number;
+  unit: string;
+  baseline: number;
+  ratio: number;
+  note: string;
+}
+
+const ROOT = join(import.meta.dirname, '..');
+const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+const SIZE_MIB = Number(process.env.MODELGATE_BENCH_SIZE_MIB ?? 1024);
+const RUNS = Number(process.env.MODELGATE_BENCH_RUNS ?? 3);
+const PG_URL = process.env.MODELGATE_BENCH_DATABASE_URL || process.env.MODELGATE_TEST_DATABASE_URL;
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
+};
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+function timeCommand(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t = performance.now();
+    execFile(cmd, args, { env, maxBuffer: 16 * 1024 * 1024 }, (err, _out, stderr) => {
+      if (err) reject(new Error(`${cmd} ${args.join(' ')} failed: ${stderr || err.message}`));
+      else resolve((performance.now() - t) / 1000);
+    });
+  });
+}
+
+async function startServer(dataDir: string, token: string): Promise<{ url: string; stop(): void }> {
+  const proc = spawn(process.execPath, [CLI, 'serve', '--data-dir', dataDir, '--port', '0'], {
+    env: { ...process.env, MODELGATE_BOOTSTRAP_TOKEN: token, MODELGATE_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const m = /Server listening at (http:\/\/[0-9.]+:\d+)/.exec(out);
+      if (m?.[1]) resolve(m[1]);
+    });
+    proc.once('exit', (c) => reject(new Error(`server exited with ${c}`)));
+  });
+  return { url, stop: () => proc.kill('SIGTERM') };
+}
+
+/** Push of one large file through the CLI vs `openssl dgst -sha256` of the same file. */
+async function benchPush(results: Result[]): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), 'modelgate-bench-'));
+  try {
+    const file = join(work, 'model.bin');
+    log(`generating a ${SIZE_MIB} MiB file...`);
+    const fd = openSync(file, 'w');
+    const block = Buffer.allocUnsafe(16 * 1024 * 1024);
+    for (let left = SIZE_MIB * 1024 * 1024; left > 0; left -= block.length) {
+      randomFillSync(block);
+      writeSync(fd, block, 0, Math.min(left, block.length));
+    }
+    closeSync(fd);
+    const token = issueToken().secret;
+    const dataDir = join(work, 'data');
+    const server = await startServer(dataDir, token);
+    const env = {
+      ...process.env,
+      MODELGATE_SERVER: server.url,
+      MODELGATE_TOKEN: token,
+      MODELGATE_CONFIG: join(work, 'cfg.json'),
+    };
+    try {
+      execFileSync(process.execPath, [CLI, 'model', 'create', 'bench-push'], { env });
+      const times: Record<string, number[]> = { verify: [], noVerify: [], openssl: [] };
+      await timeCommand('openssl', ['dgst', '-sha256', file]); // warm the page cache
+      for (let i = 0; i < RUNS; i++) {
+        // Each push stores a new blob: the previous run's copy is removed first.
+        rmSync(join(dataDir, 'blobs', 'sha256'), { recursive: true, force: true });
+        mkdirSync(join(dataDir, 'blobs', 'sha256'));
+        times.verify?.push(
+          await timeCommand(process.execPath, [CLI, 'push', file, '--model', 'bench-push'], env),
+        );
+        times.openssl?.push(await timeCommand('openssl', ['dgst', '-sha256', file]));
+        rmSync(join(dataDir, 'blobs', 'sha256'), { recursive: true, force: true });
+        mkdirSync(join(dataDir, 'blobs', 'sha256'));
+        times.noVerify?.push(
+          await timeCommand(
+            process.execPath,
+            [CLI, 'push', file, '--no-verify', '--model', 'bench-push'],
+            env,
+          ),
+        );
+        log(
+          `  run ${i + 1}/${RUNS}: push ${times.verify?.at(-1)?.toFixed(2)} s, --no-verify ${times.noVerify?.at(-1)?.toFixed(2)} s, openssl ${times.openssl?.at(-1)?.toFixed(2)} s`,
+        );
+      }
+      const mibs = (s: number[]) => SIZE_MIB / median(s);
+      const base = mibs(times.openssl ?? []);
+      results.push({
+        name: `push ${SIZE_MIB} MiB via CLI (client digest checked)`,
+        value: mibs(times.verify ?? []),
+        unit: 'MiB/s',
+        baseline: base,
+        ratio: mibs(times.verify ?? []) / base,
+        note: `baseline: openssl dgst -sha256 of the same file; median of ${RUNS}`,
+      });
+      results.push({
+        name: `push ${SIZE_MIB} MiB via CLI --no-verify`,
+        value: mibs(times.noVerify ?? []),
+        unit: 'MiB/s',
+        baseline: base,
+        ratio: mibs(times.noVerify ?? []) / base,
+        note: `baseline: openssl dgst -sha256 of the same file; median of ${RUNS}`,
+      });
+    } finally {
+      server.stop();
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function load(url: string, token: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [join(ROOT, 'bench', 'load.mjs'), url, token, '3000', '32'],
+      (err, out) => {
+        if (err) return reject(err);
+        const r = JSON.parse(out) as { rps: number; errors: number };
+        if (r.errors > 0) return reject(new Error(`${r.errors} failed requests against ${url}`));
+        resolve(r.rps);
+      },
+    );
+  });
+}
+
+/** GET of a version through the API vs a bare Fastify route returning the same JSON, one process. */
+async function benchGet(results: Result[]): Promise<void> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'modelgate-bench-get-'));
+  const token = issueToken().secret;
+  const composed = await compose({ ...loadConfig({ dataDir }, {}), bootstrapToken: token });
+  const bare = Fastify();
+  try {
+    const call = (method: 'GET' | 'POST', url: string, payload?: object) =>
+      composed.app.inject({
+        method,
+        url,
+        headers: { authorization: `Bearer ${token}`, ...(payload ? {} : {}) },
+        ...(payload && { payload }),
+      });
+    await call('POST', '/api/v1/models', { name: 'bench-get' });
+    const blob = await composed.app.inject({
+      method: 'POST',
+      url: '/api/v1/blobs',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
+      payload: Buffer.from('weights'),
+    });
+    const digest = (blob.json() as { digest: string }).digest;
+    const files = ['config.json', 'model.safetensors', 'tokenizer.json'].map((path) => ({
+      path,
+      size: 7,
+      digest,
+    }));
+    await call('POST', '/api/v1/models/bench-get/versions', {
+      files,
+      card: { markdown: '# Bench\n', fields: {} },
+    });
+    const body = (await call('GET', '/api/v1/models/bench-get/versions/1')).json();
+    bare.get('/v', async () => body);
+    const apiUrl = await composed.app.listen({ port: 0, host: '127.0.0.1' });
+    const bareUrl = await bare.listen({ port: 0, host: '127.0.0.1' });
+    const api: number[] = [];
+    const base: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      base.push(await load(`${bareUrl}/v`, ''));
+      api.push(await load(`${apiUrl}/api/v1/models/bench-get/versions/1`, token));
+      log(
+        `  round ${i + 1}/3: bare ${base.at(-1)?.toFixed(0)} req/s, API ${api.at(-1)?.toFixed(0)} req/s`,
+      );
+    }
+    results.push({
+      name: 'GET a version through the API',
+      value: median(api),
+      unit: 'req/s',
+      baseline: median(base),
+      ratio: median(api) / median(base),
+      note: 'baseline: bare Fastify route returning the same JSON, same process; 32 connections, 3 s, median of 3',
+    });
+  } finally {
+    await bare.close();
+    await composed.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** Versions registered per second through the API vs bare single-row insert transactions. */
+async function benchRegister(results: Result[], engine: 'sqlite' | 'postgres'): Promise<void> {
+  const dataDir = mkdtempSync(join(tmpdir(), `modelgate-bench-reg-${engine}-`));
+  let pgName: string | undefined;
+  let url: string | undefined;
+  if (engine === 'postgres') {
+    if (!PG_URL) {
+      log(
+        '  PostgreSQL figures skipped: set MODELGATE_BENCH_DATABASE_URL or MODELGATE_TEST_DATABASE_URL',
+      );
+      return;
+    }
+    pgName = await createTemplate(PG_URL);
+    url = withDatabase(PG_URL, pgName);
+  }
+  const database = openDatabase({ dataDir, ...(url && { url }) });
+  const token = issueToken().secret;
+  try {
+    await migrate(database);
+    const composed = await compose(
+      { ...loadConfig({ dataDir }, {}), bootstrapToken: token },
+      { database },
+    );
+    const headers = { authorization: `Bearer ${token}` };
+    await composed.app.inject({
+      method: 'POST',
+      url: '/api/v1/models',
+      headers,
+      payload: { name: 'bench-reg' },
+    });
+    const blob = await composed.app.inject({
+      method: 'POST',
+      url: '/api/v1/blobs',
+      headers: { ...headers, 'content-type': 'application/octet-stream' },
+      payload: Buffer.from('weights'),
+    });
+    const digest = (blob.json() as { digest: string }).digest;
+    const files = ['config.json', 'model.safetensors', 'tokenizer.json'].map((path) => ({
+      path,
+      size: 7,
+      digest,
+    }));
+    const n = engine === 'sqlite' ? 400 : 400;
+    // Bare baseline: one single-row insert transaction per iteration, same engine, same durability.
+    await database.db.schema
+      .createTable('bench_bare')
+      .ifNotExists()
+      .addColumn('v', 'text')
+      .execute();
+    const reg: number[] = [];
+    const bare: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      let t = performance.now();
+      for (let i = 0; i < n; i++) {
+        await database.db.transaction().execute((trx) =>
+          trx
+            .insertInto('bench_bare' as never)
+            .values({ v: `r${i}` } as never)
+            .execute(),
+        );
+      }
+      bare.push(n / ((performance.now() - t) / 1000));
+      t = performance.now();
+      for (let i = 0; i < n; i++) {
+        const r = await composed.app.inject({
+          method: 'POST',
+          url: '/api/v1/models/bench-reg/versions',
+          headers,
+          payload: { files },
+        });
+        if (r.statusCode !== 201) throw new Error(`registration failed: ${r.body}`);
+      }
+      reg.push(n / ((performance.now() - t) / 1000));
+      log(
+        `  ${engine} round ${round + 1}/3: ${reg.at(-1)?.toFixed(0)} versions/s, bare insert ${bare.at(-1)?.toFixed(0)} tx/s`,
+      );
+    }
+    results.push({
+      name: `versions registered per second (${engine})`,
+      value: median(reg),
+      unit: 'versions/s',
+      baseline: median(bare),
+      ratio: median(reg) / median(bare),
+      note: `baseline: bare single-row INSERT transactions on the same ${engine} database; 3 files per version, ${n} per round, median of 3`,
+    });
+    await composed.app.close();
+  } finally {
+    await database.close();
+    if (pgName && PG_URL) await dropDatabase(PG_URL, pgName);
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+const results: Result[] = [];
+log(`modelgate bench on ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}`);
+log('push through the CLI:');
+await benchPush(results);
+log('GET a version:');
+await benchGet(results);
+log('register versions:');
+await benchRegister(results, 'sqlite');
+await benchRegister(results, 'postgres');
+
+mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+writeFileSync(
+  join(ROOT, 'bench', 'results', 'latest.json'),
+  `${JSON.stringify(
+    results.map(({ name, value, unit, baseline, ratio }) => ({
+      name,
+      value,
+      unit,
+      baseline,
+      ratio,
+    })),
+    null,
+    2,
+  )}\n`,
+);
+const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(2));
+const rows = results.map((r) => [
+  r.name,
+  `${fmt(r.value)} ${r.unit}`,
+  `${fmt(r.baseline)} ${r.unit === 'versions/s' ? 'tx/s' : r.unit}`,
+  r.ratio.toFixed(2),
+]);
+const widths = [0, 1, 2, 3].map((i) =>
+  Math.max(
+    ...[['benchmark', 'value', 'baseline', 'ratio'], ...rows].map((r) => (r[i] ?? '').length),
+  ),
+);
+for (const r of [['benchmark', 'value', 'baseline', 'ratio'], ...rows]) {
+  console.log(
+    r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  '),
+  );
+}
+for (const r of results) console.log(`- ${r.name}: ${r.note}`);
+console.log('wrote bench/results/latest.json');
