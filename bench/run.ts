@@ -4,6 +4,7 @@
 // Environment:
 //   MODELGATE_BENCH_SIZE_MIB     size of the pushed file (default 1024)
 //   MODELGATE_BENCH_RUNS         runs per push measurement (default 3)
+//   MODELGATE_BENCH_ONLY         comma-separated subset of push,get,register (default all)
 //   MODELGATE_BENCH_DATABASE_URL PostgreSQL server for the PostgreSQL figures (else
 //                                MODELGATE_TEST_DATABASE_URL; skipped when neither is set)
 import { execFile, execFileSync, spawn } from 'node:child_process';
@@ -40,6 +41,7 @@ const ROOT = join(import.meta.dirname, '..');
 const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 const SIZE_MIB = Number(process.env.MODELGATE_BENCH_SIZE_MIB ?? 1024);
 const RUNS = Number(process.env.MODELGATE_BENCH_RUNS ?? 3);
+const ONLY = new Set((process.env.MODELGATE_BENCH_ONLY ?? 'push,get,register').split(','));
 const PG_URL = process.env.MODELGATE_BENCH_DATABASE_URL || process.env.MODELGATE_TEST_DATABASE_URL;
 
 const median = (xs: number[]) => {
@@ -322,13 +324,19 @@ async function benchRegister(results: Result[], engine: 'sqlite' | 'postgres'): 
 
 const results: Result[] = [];
 log(`modelgate bench on ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}`);
-log('push through the CLI:');
-await benchPush(results);
-log('GET a version:');
-await benchGet(results);
-log('register versions:');
-await benchRegister(results, 'sqlite');
-await benchRegister(results, 'postgres');
+if (ONLY.has('push')) {
+  log('push through the CLI:');
+  await benchPush(results);
+}
+if (ONLY.has('get')) {
+  log('GET a version:');
+  await benchGet(results);
+}
+if (ONLY.has('register')) {
+  log('register versions:');
+  await benchRegister(results, 'sqlite');
+  await benchRegister(results, 'postgres');
+}
 
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
 writeFileSync(

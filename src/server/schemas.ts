@@ -7,6 +7,11 @@ import { RISK_TIERS } from '../core/types.js';
 // unbounded data into the database; objects refuse unknown fields.
 const strict = { additionalProperties: false } as const;
 
+// `type: [T, 'null']` rather than anyOf: the response serializer handles a type list
+// directly, while anyOf makes it validate each value at run time to pick a branch.
+export const NullableString = Type.Unsafe<string | null>({ type: ['string', 'null'] });
+export const NullableInteger = Type.Unsafe<number | null>({ type: ['integer', 'null'] });
+
 export const Name = Type.String({ pattern: NAME_PATTERN, maxLength: 63 });
 export const AliasName = Type.String({ pattern: ALIAS_PATTERN, maxLength: 63 });
 export const Digest = Type.String({ pattern: DIGEST_PATTERN });
@@ -59,7 +64,7 @@ export const VersionSchema = Type.Object({
   digest: Type.String(),
   size: Type.Integer(),
   fileCount: Type.Integer(),
-  sourceUri: Type.Union([Type.String(), Type.Null()]),
+  sourceUri: NullableString,
   author: Type.String(),
   card: ModelCardSchema,
   tags: Type.Array(Type.String()),
@@ -82,8 +87,8 @@ export const AliasEventSchema = Type.Object({
   id: Type.Integer(),
   model: Type.String(),
   alias: Type.String(),
-  fromVersion: Type.Union([Type.Integer(), Type.Null()]),
-  toVersion: Type.Union([Type.Integer(), Type.Null()]),
+  fromVersion: NullableInteger,
+  toVersion: NullableInteger,
   actor: Type.String(),
   credentialId: Type.String(),
   at: Type.String(),
@@ -92,8 +97,8 @@ export const AliasEventSchema = Type.Object({
 export const DatasetSchema = Type.Object({
   name: Type.String(),
   uri: Type.String(),
-  digest: Type.Union([Type.String(), Type.Null()]),
-  licence: Type.Union([Type.String(), Type.Null()]),
+  digest: NullableString,
+  licence: NullableString,
   description: Type.String(),
   createdAt: Type.String(),
   createdBy: Type.String(),
@@ -122,7 +127,7 @@ export const LineageEdgeSchema = Type.Object({
 
 /** A page of items with the next cursor. */
 export const PageOf = <T extends TSchema>(item: T) =>
-  Type.Object({ items: Type.Array(item), nextCursor: Type.Union([Type.String(), Type.Null()]) });
+  Type.Object({ items: Type.Array(item), nextCursor: NullableString });
 
 export const PageQuery = {
   limit: Type.Optional(

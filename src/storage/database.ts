@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, type SqliteDialectConfig } from 'kysely';
 import pg from 'pg';
 import type { DB } from './schema.js';
 
@@ -68,6 +68,32 @@ export function redactUrl(url: string): string {
   }
 }
 
+const STATEMENT_CACHE = 500;
+
+/**
+ * Kysely prepares every SQLite statement anew; preparing costs more than running a typical
+ * registry query. The same SQL text gets the same prepared statement back (Kysely runs one
+ * query at a time per connection, so a statement is never busy when reused).
+ */
+function withStatementCache(sqlite: SqliteDatabase.Database): SqliteDialectConfig['database'] {
+  const cache = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => sqlite.close(),
+    prepare: (text: string) => {
+      let stmt = cache.get(text);
+      if (!stmt) {
+        stmt = sqlite.prepare(text);
+        if (cache.size >= STATEMENT_CACHE) {
+          const oldest = cache.keys().next().value;
+          if (oldest !== undefined) cache.delete(oldest);
+        }
+        cache.set(text, stmt);
+      }
+      return stmt;
+    },
+  } as SqliteDialectConfig['database'];
+}
+
 /** Opens PostgreSQL when `url` is given, otherwise SQLite at `<dataDir>/modelgate.db`. */
 export function openDatabase(opts: { url?: string; dataDir: string }): Database {
   if (opts.url) {
@@ -91,6 +117,8 @@ export function openDatabase(opts: { url?: string; dataDir: string }): Database 
   sqlite.pragma('synchronous = FULL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
-  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<DB>({
+    dialect: new SqliteDialect({ database: withStatementCache(sqlite) }),
+  });
   return { db, caps: sqliteCaps, describe: `sqlite:${file}`, close: () => db.destroy() };
 }

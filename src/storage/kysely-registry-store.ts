@@ -10,6 +10,7 @@ import type {
   Page,
   RiskTier,
   Version,
+  VersionFile,
 } from '../core/types.js';
 import type {
   ModelFilter,
@@ -34,6 +35,8 @@ type Db = Kysely<DB> | Transaction<DB>;
 const FILE_INSERT_CHUNK = 1000;
 // last_used_at is written at most this often per token, so reads stay reads.
 const TOKEN_TOUCH_MS = 60_000;
+// File lists of this many versions are kept in memory.
+const FILES_CACHE = 1000;
 
 const parseTags = (s: string): string[] => JSON.parse(s) as string[];
 
@@ -94,6 +97,7 @@ export class KyselyRegistryStore implements RegistryStore {
   private readonly db: Kysely<DB>;
   private readonly caps: EngineCaps;
   private readonly now: () => Date;
+  private readonly filesCache = new Map<number, VersionFile[]>();
 
   constructor(
     private readonly database: Database,
@@ -349,6 +353,30 @@ export class KyselyRegistryStore implements RegistryStore {
         digest: `sha256:${f.sha256}`,
       })),
     };
+  }
+
+  // A registered version's files never change and version ids are never reused once
+  // committed (the database refuses deletes), so a file list, once read, can be kept.
+  private async versionFiles(versionId: number): Promise<VersionFile[]> {
+    const hit = this.filesCache.get(versionId);
+    if (hit) return hit.map((f) => ({ ...f }));
+    const rows = await this.db
+      .selectFrom('version_files')
+      .select(['path', 'size', 'sha256'])
+      .where('version_id', '=', versionId)
+      .orderBy('path')
+      .execute();
+    const files = rows.map((f) => ({
+      path: f.path,
+      size: Number(f.size),
+      digest: `sha256:${f.sha256}`,
+    }));
+    if (this.filesCache.size >= FILES_CACHE) {
+      const oldest = this.filesCache.keys().next().value;
+      if (oldest !== undefined) this.filesCache.delete(oldest);
+    }
+    this.filesCache.set(versionId, files);
+    return files.map((f) => ({ ...f }));
   }
 
   async listVersions(

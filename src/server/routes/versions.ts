@@ -9,6 +9,8 @@ import {
   errorResponses,
   LineageEdgeSchema,
   LineageTargetSchema,
+  NullableInteger,
+  NullableString,
   PageOf,
   PageQuery,
   Tag,
@@ -295,12 +297,12 @@ export async function versionRoutes(app: Api, { deps }: RouteOpts) {
         ),
         response: {
           200: Type.Object({
-            at: Type.Union([Type.String(), Type.Null()]),
+            at: NullableString,
             items: Type.Array(
               Type.Object({
                 model: Type.String(),
                 name: Type.String(),
-                version: Type.Union([Type.Integer(), Type.Null()]),
+                version: NullableInteger,
                 updatedAt: Type.String(),
                 updatedBy: Type.String(),
               }),
