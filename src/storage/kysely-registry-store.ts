@@ -339,20 +339,7 @@ export class KyselyRegistryStore implements RegistryStore {
     if (!row) throw new ModelgateError('MODEL_NOT_FOUND', `model ${model} not found`, { model });
     if (row.id === null) return undefined;
     const v = row as unknown as Selectable<VersionsTable>;
-    const files = await this.db
-      .selectFrom('version_files')
-      .select(['path', 'size', 'sha256'])
-      .where('version_id', '=', v.id)
-      .orderBy('path')
-      .execute();
-    return {
-      ...toVersion(model, v),
-      files: files.map((f) => ({
-        path: f.path,
-        size: Number(f.size),
-        digest: `sha256:${f.sha256}`,
-      })),
-    };
+    return { ...toVersion(model, v), files: await this.versionFiles(v.id) };
   }
 
   // A registered version's files never change and version ids are never reused once
