@@ -7,6 +7,7 @@ import { registerLineage } from './commands/lineage.js';
 import { registerLogin } from './commands/login.js';
 import { registerModel } from './commands/model.js';
 import { registerPush } from './commands/push.js';
+import { registerScan } from './commands/scan.js';
 import { registerServe } from './commands/serve.js';
 import { registerVersion } from './commands/version.js';
 import { context } from './context.js';
@@ -46,6 +47,7 @@ Quick start:
   registerAlias(program, context);
   registerLineage(program, context);
   registerDataset(program, context);
+  registerScan(program);
   // Subcommands exit through the same override so usage errors end with code 2.
   const override = (c: Command) => {
     c.exitOverride();

@@ -1,0 +1,486 @@
+import { type ByteReader, BufferReader, TruncatedError } from './byte-reader.js';
+
+/** A global the pickle imports, where, and whether it calls it. */
+export interface PickleGlobal {
+  module: string;
+  name: string;
+  offset: number;
+  opcode: string;
+  called: boolean;
+}
+
+/** Something structurally wrong or suspicious in the opcode stream. */
+export interface PickleIssue {
+  kind:
+    | 'unresolved-global'
+    | 'ext-code'
+    | 'parse-error'
+    | 'trailing-data'
+    | 'limit'
+    | 'build-on-global'
+    | 'misplaced-proto'
+    | 'unknown-memo'
+    | 'persistent-id';
+  offset: number;
+  detail: string;
+}
+
+/** An embedded payload that looks like a pickle (raw, base64 or hex). */
+export interface EmbeddedPayload {
+  offset: number;
+  encoding: 'raw' | 'base64' | 'hex';
+  bytes: Buffer;
+}
+
+/** What a static walk of one pickle stream saw. */
+export interface PickleWalk {
+  globals: PickleGlobal[];
+  issues: PickleIssue[];
+  embedded: EmbeddedPayload[];
+  /** Number of complete pickles (STOP opcodes) in the stream. */
+  pickles: number;
+  opcodes: number;
+  maxProtocol: number;
+}
+
+/** Bounds that keep a hostile stream from using unbounded memory. */
+export interface WalkLimits {
+  maxStack: number;
+  maxMemo: number;
+  maxPickles: number;
+  maxTextArg: number;
+  maxEmbedded: number;
+}
+
+export const DEFAULT_LIMITS: WalkLimits = {
+  maxStack: 1_000_000,
+  maxMemo: 1_000_000,
+  maxPickles: 1000,
+  maxTextArg: 64 * 1024,
+  maxEmbedded: 16,
+};
+
+type Val =
+  | { t: 'mark' }
+  | { t: 'str'; v: string }
+  | { t: 'global'; g: PickleGlobal }
+  | { t: 'other' };
+
+const MARK: Val = { t: 'mark' };
+const OTHER: Val = { t: 'other' };
+// Strings longer than this are kept only as "some string": globals are never this long.
+const MAX_KEPT_STRING = 4096;
+// Bytes and strings are checked for an embedded pickle in their first bytes only.
+const EMBED_PREFIX = 64 * 1024;
+
+// Trailing bytes are searched this far for a hidden pickle.
+const TRAILING_LOOK = 1024 * 1024;
+const B64_RE = /^[A-Za-z0-9+/\r\n]{16,}={0,2}\s*$/;
+const HEX_RE = /^(?:[0-9a-fA-F]{2}){8,}$/;
+
+function looksLikePickle(b: Buffer): boolean {
+  return b.length >= 4 && b[0] === 0x80 && (b[1] ?? 0) >= 2 && (b[1] ?? 0) <= 5;
+}
+
+/** Pickle opcode names by byte, for messages. */
+const NAMES: Record<number, string> = {};
+for (const [name, ch] of Object.entries({
+  MARK: '(', STOP: '.', POP: '0', POP_MARK: '1', DUP: '2', FLOAT: 'F', INT: 'I', BININT: 'J', BININT1: 'K',
+  LONG: 'L', BININT2: 'M', NONE: 'N', PERSID: 'P', BINPERSID: 'Q', REDUCE: 'R', STRING: 'S', BINSTRING: 'T',
+  SHORT_BINSTRING: 'U', UNICODE: 'V', BINUNICODE: 'X', APPEND: 'a', BUILD: 'b', GLOBAL: 'c', DICT: 'd',
+  EMPTY_DICT: '}', APPENDS: 'e', GET: 'g', BINGET: 'h', INST: 'i', LONG_BINGET: 'j', LIST: 'l', EMPTY_LIST: ']',
+  OBJ: 'o', PUT: 'p', BINPUT: 'q', LONG_BINPUT: 'r', SETITEM: 's', TUPLE: 't', EMPTY_TUPLE: ')', SETITEMS: 'u',
+  BINFLOAT: 'G', PROTO: '\x80', NEWOBJ: '\x81', EXT1: '\x82', EXT2: '\x83', EXT4: '\x84', TUPLE1: '\x85',
+  TUPLE2: '\x86', TUPLE3: '\x87', NEWTRUE: '\x88', NEWFALSE: '\x89', LONG1: '\x8a', LONG4: '\x8b', BINBYTES: 'B',
+  SHORT_BINBYTES: 'C', SHORT_BINUNICODE: '\x8c', BINUNICODE8: '\x8d', BINBYTES8: '\x8e', EMPTY_SET: '\x8f',
+  ADDITEMS: '\x90', FROZENSET: '\x91', NEWOBJ_EX: '\x92', STACK_GLOBAL: '\x93', MEMOIZE: '\x94', FRAME: '\x95',
+  BYTEARRAY8: '\x96', NEXT_BUFFER: '\x97', READONLY_BUFFER: '\x98',
+})) {
+  NAMES[ch.charCodeAt(0)] = name;
+}
+
+/** Decodes Python's `repr` of a str/bytes literal loosely enough to recover a module name. */
+function unquote(s: string): string {
+  const m = /^(['"])(.*)\1$/s.exec(s.trim());
+  return m ? (m[2] ?? '') : s;
+}
+
+/**
+ * Walks a pickle stream opcode by opcode without executing anything, simulating just enough
+ * of the stack and memo to resolve every global (GLOBAL, INST, STACK_GLOBAL through the
+ * memo) and to see which of them are called (REDUCE, BUILD, OBJ, NEWOBJ, NEWOBJ_EX, INST).
+ * Several pickles in one stream are walked in turn. A malformed stream yields a
+ * `parse-error` issue with everything found before it.
+ */
+export function walkPickle(
+  input: Buffer | ByteReader,
+  limits: WalkLimits = DEFAULT_LIMITS,
+  opts: { stopAfter?: number } = {},
+): PickleWalk {
+  const r = Buffer.isBuffer(input) ? new BufferReader(input) : input;
+  const out: PickleWalk = { globals: [], issues: [], embedded: [], pickles: 0, opcodes: 0, maxProtocol: 0 };
+  const base = r.pos;
+  try {
+    while (!r.eof()) {
+      if (out.pickles >= limits.maxPickles) {
+        out.issues.push({ kind: 'limit', offset: r.pos, detail: `more than ${limits.maxPickles} pickles in one stream` });
+        break;
+      }
+      const start = r.pos;
+      const first = r.peek();
+      // After at least one pickle, anything that does not start a new one is trailing data.
+      if (out.pickles > 0 && !NAMES[first]) {
+        out.issues.push({ kind: 'trailing-data', offset: start - base, detail: `${r.size - start} bytes after the last STOP` });
+        // A loader that reads on (or resynchronises) could find a pickle hidden in them.
+        const rest = r.take(Math.min(r.size - r.pos, TRAILING_LOOK));
+        for (let i = rest.indexOf(0x80); i >= 0 && out.embedded.length < limits.maxEmbedded; i = rest.indexOf(0x80, i + 1)) {
+          if (looksLikePickle(rest.subarray(i))) {
+            out.embedded.push({ offset: start - base + i, encoding: 'raw', bytes: Buffer.from(rest.subarray(i)) });
+            break;
+          }
+        }
+        break;
+      }
+      walkOne(r, out, limits);
+      out.pickles++;
+      // Legacy PyTorch files: raw tensor bytes follow the last pickle.
+      if (opts.stopAfter !== undefined && out.pickles >= opts.stopAfter) break;
+    }
+  } catch (e) {
+    const detail = e instanceof TruncatedError || e instanceof PickleSyntaxError ? e.message : String(e);
+    out.issues.push({ kind: 'parse-error', offset: r.pos - base, detail });
+  }
+  return out;
+}
+
+class PickleSyntaxError extends Error {}
+
+function walkOne(r: ByteReader, out: PickleWalk, limits: WalkLimits): void {
+  const stack: Val[] = [];
+  const marks: number[] = [];
+  const memo = new Map<number, Val>();
+  let sawOpcode = false;
+
+  const push = (v: Val) => {
+    if (stack.length >= limits.maxStack) throw new PickleSyntaxError(`stack deeper than ${limits.maxStack}`);
+    stack.push(v);
+  };
+  const pop = (): Val => (stack.length > 0 ? (stack.pop() ?? OTHER) : OTHER);
+  const popMark = (): Val[] => {
+    const m = marks.pop();
+    if (m === undefined) return stack.splice(0);
+    const items = stack.splice(m);
+    items.shift(); // the mark itself
+    return items;
+  };
+  const top = (): Val => stack[stack.length - 1] ?? OTHER;
+  const text = (): string => r.line(limits.maxTextArg).toString('latin1');
+  const u32 = () => r.take(4).readUInt32LE(0);
+  const u64 = () => {
+    const v = r.take(8).readBigUInt64LE(0);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new PickleSyntaxError('an 8-byte length beyond any real file');
+    return Number(v);
+  };
+  const called = (v: Val | undefined) => {
+    if (v?.t === 'global') v.g.called = true;
+  };
+  const addGlobal = (module: string, name: string, offset: number, opcode: string): Val => {
+    const g: PickleGlobal = { module, name, offset, opcode, called: false };
+    out.globals.push(g);
+    return { t: 'global', g };
+  };
+  const memoPut = (k: number) => {
+    if (memo.size >= limits.maxMemo && !memo.has(k)) throw new PickleSyntaxError(`memo larger than ${limits.maxMemo}`);
+    memo.set(k, top());
+  };
+  const memoGet = (k: number, at: number) => {
+    const v = memo.get(k);
+    if (!v) out.issues.push({ kind: 'unknown-memo', offset: at, detail: `memo key ${k} read before it was written` });
+    push(v ?? OTHER);
+  };
+  const checkEmbedded = (b: Buffer, at: number) => {
+    if (out.embedded.length >= limits.maxEmbedded || b.length < 8) return;
+    const head = b.subarray(0, EMBED_PREFIX);
+    if (looksLikePickle(head)) {
+      out.embedded.push({ offset: at, encoding: 'raw', bytes: Buffer.from(b) });
+      return;
+    }
+    const s = head.toString('latin1');
+    if (b.length !== head.length) return;
+    // Hex digits are also base64 characters: try hex first.
+    if (HEX_RE.test(s)) {
+      const d = Buffer.from(s, 'hex');
+      if (looksLikePickle(d)) {
+        out.embedded.push({ offset: at, encoding: 'hex', bytes: d });
+        return;
+      }
+    }
+    if (B64_RE.test(s)) {
+      const d = Buffer.from(s, 'base64');
+      if (looksLikePickle(d)) out.embedded.push({ offset: at, encoding: 'base64', bytes: d });
+    }
+  };
+  const pushString = (b: Buffer, at: number, encoding: 'utf8' | 'latin1') => {
+    checkEmbedded(b, at);
+    push(b.length <= MAX_KEPT_STRING ? { t: 'str', v: b.toString(encoding) } : OTHER);
+  };
+  const pushBytes = (n: number, at: number) => {
+    if (n <= EMBED_PREFIX) checkEmbedded(r.take(n), at);
+    else {
+      // Large buffers (tensor data in legacy files) are skipped after a look at their start.
+      const head = r.take(Math.min(n, 16));
+      if (looksLikePickle(head)) out.issues.push({ kind: 'parse-error', offset: at, detail: 'a large embedded buffer starts like a pickle' });
+      r.skip(n - head.length);
+    }
+    push(OTHER);
+  };
+
+  for (;;) {
+    const at = r.pos;
+    const op = r.u8();
+    out.opcodes++;
+    const name = NAMES[op];
+    if (!name) throw new PickleSyntaxError(`unknown opcode 0x${op.toString(16).padStart(2, '0')} at offset ${at}`);
+    switch (name) {
+      case 'PROTO': {
+        const p = r.u8();
+        if (p > 5) throw new PickleSyntaxError(`unsupported protocol ${p}`);
+        out.maxProtocol = Math.max(out.maxProtocol, p);
+        if (sawOpcode) out.issues.push({ kind: 'misplaced-proto', offset: at, detail: 'PROTO after the first opcode' });
+        break;
+      }
+      case 'FRAME':
+        u64();
+        break;
+      case 'STOP':
+        return;
+      case 'MARK':
+        marks.push(stack.length);
+        push(MARK);
+        break;
+      case 'POP':
+        if (top().t === 'mark') marks.pop();
+        pop();
+        break;
+      case 'POP_MARK':
+        popMark();
+        break;
+      case 'DUP':
+        push(top());
+        break;
+      case 'FLOAT':
+      case 'INT':
+      case 'LONG':
+        text();
+        push(OTHER);
+        break;
+      case 'BININT':
+        r.skip(4);
+        push(OTHER);
+        break;
+      case 'BININT1':
+        r.skip(1);
+        push(OTHER);
+        break;
+      case 'BININT2':
+        r.skip(2);
+        push(OTHER);
+        break;
+      case 'BINFLOAT':
+        r.skip(8);
+        push(OTHER);
+        break;
+      case 'LONG1':
+        r.skip(r.u8());
+        push(OTHER);
+        break;
+      case 'LONG4':
+        r.skip(u32());
+        push(OTHER);
+        break;
+      case 'NONE':
+      case 'NEWTRUE':
+      case 'NEWFALSE':
+      case 'EMPTY_DICT':
+      case 'EMPTY_LIST':
+      case 'EMPTY_TUPLE':
+      case 'EMPTY_SET':
+      case 'NEXT_BUFFER':
+        push(OTHER);
+        break;
+      case 'PERSID':
+        text();
+        push(OTHER);
+        break;
+      case 'BINPERSID':
+        pop();
+        push(OTHER);
+        break;
+      case 'STRING':
+        pushString(Buffer.from(unquote(text()), 'latin1'), at, 'latin1');
+        break;
+      case 'BINSTRING':
+        pushString(r.take(u32()), at, 'latin1');
+        break;
+      case 'SHORT_BINSTRING':
+        pushString(r.take(r.u8()), at, 'latin1');
+        break;
+      case 'UNICODE':
+        pushString(r.line(limits.maxTextArg), at, 'utf8');
+        break;
+      case 'BINUNICODE': {
+        const n = u32();
+        if (n > MAX_KEPT_STRING) {
+          pushBytes(n, at);
+          break;
+        }
+        pushString(r.take(n), at, 'utf8');
+        break;
+      }
+      case 'SHORT_BINUNICODE':
+        pushString(r.take(r.u8()), at, 'utf8');
+        break;
+      case 'BINUNICODE8':
+        pushBytes(u64(), at);
+        break;
+      case 'BINBYTES':
+        pushBytes(u32(), at);
+        break;
+      case 'SHORT_BINBYTES':
+        pushBytes(r.u8(), at);
+        break;
+      case 'BINBYTES8':
+      case 'BYTEARRAY8':
+        pushBytes(u64(), at);
+        break;
+      case 'READONLY_BUFFER':
+        break;
+      case 'GLOBAL':
+      case 'INST': {
+        const module = text();
+        const gname = text();
+        const g = addGlobal(module, gname, at, name);
+        if (name === 'INST') {
+          (g as { t: 'global'; g: PickleGlobal }).g.called = true;
+          popMark();
+          push(OTHER);
+        } else push(g);
+        break;
+      }
+      case 'STACK_GLOBAL': {
+        const n = pop();
+        const m = pop();
+        if (m.t === 'str' && n.t === 'str') push(addGlobal(m.v, n.v, at, name));
+        else {
+          out.issues.push({
+            kind: 'unresolved-global',
+            offset: at,
+            detail: 'STACK_GLOBAL operands are not plain strings: the imported name is computed at load time',
+          });
+          push(addGlobal('?', '?', at, name));
+        }
+        break;
+      }
+      case 'EXT1':
+      case 'EXT2':
+      case 'EXT4': {
+        const code = name === 'EXT1' ? r.u8() : name === 'EXT2' ? r.take(2).readUInt16LE(0) : u32();
+        out.issues.push({ kind: 'ext-code', offset: at, detail: `extension registry code ${code}: the global is chosen by the loading process` });
+        push(OTHER);
+        break;
+      }
+      case 'REDUCE': {
+        pop(); // args
+        called(pop());
+        push(OTHER);
+        break;
+      }
+      case 'BUILD': {
+        pop(); // state
+        const obj = top();
+        if (obj.t === 'global') {
+          obj.g.called = true;
+          out.issues.push({ kind: 'build-on-global', offset: at, detail: `BUILD sets state on ${obj.g.module}.${obj.g.name} itself` });
+        }
+        break;
+      }
+      case 'NEWOBJ': {
+        pop();
+        called(pop());
+        push(OTHER);
+        break;
+      }
+      case 'NEWOBJ_EX': {
+        pop();
+        pop();
+        called(pop());
+        push(OTHER);
+        break;
+      }
+      case 'OBJ': {
+        const items = popMark();
+        called(items[0]);
+        push(OTHER);
+        break;
+      }
+      case 'APPEND':
+        pop();
+        break;
+      case 'APPENDS':
+      case 'SETITEMS':
+      case 'ADDITEMS':
+        popMark();
+        break;
+      case 'SETITEM':
+        pop();
+        pop();
+        break;
+      case 'LIST':
+      case 'TUPLE':
+      case 'DICT':
+      case 'FROZENSET':
+        popMark();
+        push(OTHER);
+        break;
+      case 'TUPLE1':
+        pop();
+        push(OTHER);
+        break;
+      case 'TUPLE2':
+        pop();
+        pop();
+        push(OTHER);
+        break;
+      case 'TUPLE3':
+        pop();
+        pop();
+        pop();
+        push(OTHER);
+        break;
+      case 'PUT':
+        memoPut(Number.parseInt(text(), 10));
+        break;
+      case 'BINPUT':
+        memoPut(r.u8());
+        break;
+      case 'LONG_BINPUT':
+        memoPut(u32());
+        break;
+      case 'MEMOIZE':
+        memoPut(memo.size);
+        break;
+      case 'GET':
+        memoGet(Number.parseInt(text(), 10), at);
+        break;
+      case 'BINGET':
+        memoGet(r.u8(), at);
+        break;
+      case 'LONG_BINGET':
+        memoGet(u32(), at);
+        break;
+      default:
+        throw new PickleSyntaxError(`opcode ${name} not handled`);
+    }
+    sawOpcode = true;
+  }
+}

@@ -1,0 +1,366 @@
+import { createHash } from 'node:crypto';
+import { closeSync, lstatSync, openSync, readSync, readdirSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { Finding, FindingLocation, Severity } from '../../core/findings.js';
+import { BufferReader, FileReader } from './byte-reader.js';
+import { classifyGlobal } from './pickle-policy.js';
+import { type PickleWalk, walkPickle } from './pickle-walker.js';
+import { InflateLimitError, isZip, listZip, readMember } from './zip-reader.js';
+
+/** The scanner's identity, recorded with every evaluation it produces. */
+export const SCANNER_ID = 'modelgate-artifact-scan';
+export const SCANNER_VERSION = '0.1.0';
+
+/** Limits on what one scan may read into memory or recurse into. */
+export interface ScanLimits {
+  /** Largest archive member (inflated) read into memory. */
+  maxMemberBytes: number;
+  /** How deep archives inside archives and pickles inside pickles are followed. */
+  maxDepth: number;
+  /** Most files scanned under one folder. */
+  maxFiles: number;
+}
+
+export const DEFAULT_SCAN_LIMITS: ScanLimits = {
+  maxMemberBytes: 512 * 1024 * 1024,
+  maxDepth: 3,
+  maxFiles: 100_000,
+};
+
+/** One file the scan looked at. */
+export interface ScannedFile {
+  path: string;
+  size: number;
+  sha256: string;
+  format: string;
+}
+
+/** Everything a scan found. */
+export interface ScanReport {
+  scanner: { id: string; version: string };
+  files: ScannedFile[];
+  findings: Finding[];
+}
+
+const PICKLE_EXTENSIONS = /\.(pkl|pickle|joblib|dill|dat|data|pt|pth|bin|ckpt)$/i;
+const LEGACY_TORCH_MAGIC = Buffer.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]);
+const NPY_MAGIC = Buffer.from('\x93NUMPY', 'latin1');
+
+const isPickleStart = (b: Buffer) => b.length >= 2 && b[0] === 0x80 && (b[1] ?? 0) <= 5;
+const isTar = (b: Buffer) => b.length >= 262 && b.subarray(257, 262).toString('latin1') === 'ustar';
+
+/** Member names that would land outside the extraction folder. */
+export function escapesFolder(name: string): boolean {
+  return name.startsWith('/') || /^[A-Za-z]:/.test(name) || name.includes('\\') || name.split('/').includes('..');
+}
+
+function readHead(path: string, n: number): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const b = Buffer.alloc(n);
+    const got = readSync(fd, b, 0, n, 0);
+    return b.subarray(0, got);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function sha256File(path: string): string {
+  const fd = openSync(path, 'r');
+  const buf = Buffer.allocUnsafe(1024 * 1024);
+  const h = createHash('sha256');
+  try {
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+/** Collects findings, merging repeats of one rule at one location into a count. */
+class Findings {
+  readonly list: Finding[] = [];
+  private readonly seen = new Map<string, Finding>();
+
+  add(
+    ruleId: string,
+    severity: Severity,
+    title: string,
+    location: FindingLocation,
+    evidence: Record<string, string | number | boolean> = {},
+    references: string[] = [],
+  ): void {
+    const key = `${ruleId}|${location.file}|${location.member ?? ''}`;
+    const prior = this.seen.get(key);
+    if (prior) {
+      prior.evidence.occurrences = Number(prior.evidence.occurrences ?? 1) + 1;
+      return;
+    }
+    const f: Finding = { ruleId, severity, title, location, evidence, references };
+    this.seen.set(key, f);
+    this.list.push(f);
+  }
+}
+
+const PICKLE_REFS = ['CWE-502', 'AML.T0011.000'];
+
+/** Turns one pickle walk into findings; follows embedded pickles. */
+function pickleFindings(
+  walk: PickleWalk,
+  where: FindingLocation,
+  out: Findings,
+  depth: number,
+  limits: ScanLimits,
+  baseOffset = 0,
+): void {
+  const at = (offset: number): FindingLocation => ({ ...where, offset: baseOffset + offset });
+  for (const g of walk.globals) {
+    if (g.module === '?') continue; // reported as unresolved below
+    const v = classifyGlobal(g.module, g.name, g.called);
+    if (v.severity === 'safe') continue;
+    out.add(
+      v.ruleId,
+      v.severity,
+      `${v.severity === 'critical' ? 'Dangerous' : 'Unexpected'} import ${g.module}.${g.name}${g.called ? ' (called)' : ''}: ${v.reason}`,
+      at(g.offset),
+      { global: `${g.module}.${g.name}`, opcode: g.opcode, called: g.called },
+      PICKLE_REFS,
+    );
+  }
+  for (const i of walk.issues) {
+    const loc = at(i.offset);
+    switch (i.kind) {
+      case 'unresolved-global':
+        out.add('pickle.unresolved-global', 'critical', 'Import whose name is computed at load time (STACK_GLOBAL on non-literal operands)', loc, { detail: i.detail }, PICKLE_REFS);
+        break;
+      case 'ext-code':
+        out.add('pickle.extension-code', 'high', 'Import through the copyreg extension registry, chosen by the loading process', loc, { detail: i.detail }, PICKLE_REFS);
+        break;
+      case 'build-on-global':
+        out.add('pickle.build-on-global', 'high', 'BUILD changes attributes of an imported module or class', loc, { detail: i.detail }, PICKLE_REFS);
+        break;
+      case 'parse-error':
+        out.add('pickle.parse-error', 'medium', 'The pickle stream is malformed; what came before the error was still checked', loc, { detail: i.detail });
+        break;
+      case 'trailing-data':
+        out.add('pickle.trailing-data', 'medium', 'Bytes after the last pickle: loaders and scanners may disagree on them', loc, { detail: i.detail });
+        break;
+      case 'unknown-memo':
+        out.add('pickle.unknown-memo', 'medium', 'Memo read before it was written: the stream is crafted or corrupt', loc, { detail: i.detail });
+        break;
+      case 'limit':
+        out.add('pickle.limit', 'medium', 'The stream exceeds a scanner limit; the rest was not checked', loc, { detail: i.detail });
+        break;
+      case 'misplaced-proto':
+        out.add('pickle.misplaced-proto', 'low', 'PROTO opcode in an unusual place', loc, { detail: i.detail });
+        break;
+      case 'persistent-id':
+        break;
+    }
+  }
+  for (const e of walk.embedded) {
+    out.add('pickle.embedded-pickle', 'high', `A ${e.encoding === 'raw' ? '' : `${e.encoding}-encoded `}pickle is embedded in a string or bytes value`, at(e.offset), { encoding: e.encoding }, PICKLE_REFS);
+    if (depth < limits.maxDepth) {
+      pickleFindings(walkPickle(e.bytes), { ...where, member: `${where.member ? `${where.member}/` : ''}@${baseOffset + e.offset}` }, out, depth + 1, limits);
+    }
+  }
+}
+
+/** Parses a NumPy header; returns where the data starts and whether the dtype holds objects. */
+function npyHeader(b: Buffer): { dataOffset: number; hasObject: boolean } | undefined {
+  if (b.length < 10 || !b.subarray(0, 6).equals(NPY_MAGIC)) return undefined;
+  const major = b[6] ?? 0;
+  const headerLen = major === 1 ? b.readUInt16LE(8) : b.length >= 12 ? b.readUInt32LE(8) : 0;
+  const start = major === 1 ? 10 : 12;
+  const header = b.subarray(start, start + headerLen).toString('latin1');
+  return { dataOffset: start + headerLen, hasObject: /'descr':\s*(?:'[|<>=]?O|\[.*'[|<>=]?O)/s.test(header) };
+}
+
+/** Scans bytes held in memory (an archive member or a nested file). */
+function scanBuffer(buf: Buffer, where: FindingLocation, out: Findings, depth: number, limits: ScanLimits): string {
+  if (buf.subarray(0, 6).equals(NPY_MAGIC)) {
+    const h = npyHeader(buf);
+    if (h?.hasObject) {
+      out.add('numpy.object-array', 'info', 'NumPy array of Python objects: loading it unpickles', where, {});
+      pickleFindings(walkPickle(buf.subarray(h.dataOffset)), where, out, depth, limits, h.dataOffset);
+    }
+    return 'numpy';
+  }
+  if (buf.subarray(0, LEGACY_TORCH_MAGIC.length).equals(LEGACY_TORCH_MAGIC)) {
+    pickleFindings(walkPickle(new BufferReader(buf), undefined, { stopAfter: 5 }), where, out, depth, limits);
+    return 'pytorch-legacy';
+  }
+  if (isPickleStart(buf) || (where.member ?? where.file).match(PICKLE_EXTENSIONS)) {
+    pickleFindings(walkPickle(buf), where, out, depth, limits);
+    return 'pickle';
+  }
+  return 'unknown';
+}
+
+function scanZip(path: string, size: number, file: string, out: Findings, depth: number, limits: ScanLimits): void {
+  const { members, problems } = listZip(path, size);
+  for (const p of problems) out.add('archive.malformed', 'low', `Archive structure: ${p}`, { file }, { detail: p });
+  for (const m of members) {
+    const loc = { file, member: m.name };
+    if (escapesFolder(m.name) || (m.localName && escapesFolder(m.localName))) {
+      out.add('archive.path-traversal', 'high', `Archive member name leaves the extraction folder: ${m.name}`, loc, { name: m.localName ?? m.name }, ['CWE-22']);
+    }
+    if (m.localName) {
+      out.add('archive.name-mismatch', 'medium', 'Member name differs between the central directory and the local header', loc, { central: m.name, local: m.localName });
+    }
+    if (m.name.endsWith('/')) continue;
+    let head: Buffer;
+    try {
+      head = readMember(path, m, limits.maxMemberBytes, true);
+    } catch (e) {
+      out.add('archive.unreadable-member', 'medium', `Member could not be read: ${(e as Error).message}`, loc, {});
+      continue;
+    }
+    // Content decides, not the name: a pickle under any name is scanned.
+    const interesting = isPickleStart(head) || head.subarray(0, 6).equals(NPY_MAGIC) || isZip(head) || /\.(pkl|pickle)$/i.test(m.name);
+    if (!interesting) continue;
+    let body: Buffer;
+    try {
+      body = readMember(path, m, limits.maxMemberBytes);
+    } catch (e) {
+      const limit = e instanceof InflateLimitError;
+      out.add(limit ? 'archive.limit' : 'archive.unreadable-member', 'medium', `Member not scanned: ${(e as Error).message}`, loc, {});
+      continue;
+    }
+    if (isZip(body)) {
+      out.add('archive.nested', 'info', 'An archive inside the archive', loc, {});
+      continue;
+    }
+    scanBuffer(body, loc, out, depth + 1, limits);
+  }
+}
+
+function scanTar(path: string, size: number, file: string, out: Findings, depth: number, limits: ScanLimits): void {
+  const fd = openSync(path, 'r');
+  try {
+    let pos = 0;
+    while (pos + 512 <= size) {
+      const h = Buffer.alloc(512);
+      readSync(fd, h, 0, 512, pos);
+      if (h.every((b) => b === 0)) break;
+      const name = h.subarray(0, 100).toString('utf8').replace(/\0.*$/s, '');
+      const prefix = h.subarray(345, 500).toString('utf8').replace(/\0.*$/s, '');
+      const full = prefix ? `${prefix}/${name}` : name;
+      const len = Number.parseInt(h.subarray(124, 136).toString('latin1').replace(/\0.*$/s, '').trim() || '0', 8);
+      const type = String.fromCharCode(h[156] ?? 48);
+      const loc = { file, member: full };
+      if (Number.isNaN(len)) {
+        out.add('archive.malformed', 'medium', 'Tar header with an unreadable size', loc, {});
+        break;
+      }
+      if (escapesFolder(full)) out.add('archive.path-traversal', 'high', `Archive member name leaves the extraction folder: ${full}`, loc, { name: full }, ['CWE-22']);
+      if (type === '1' || type === '2') {
+        const target = h.subarray(157, 257).toString('utf8').replace(/\0.*$/s, '');
+        if (escapesFolder(target)) out.add('archive.link-traversal', 'high', `Archive link points outside the extraction folder: ${target}`, loc, { target }, ['CWE-59']);
+      }
+      if ((type === '0' || type === '\0') && len > 0 && len <= limits.maxMemberBytes) {
+        const body = Buffer.alloc(len);
+        readSync(fd, body, 0, len, pos + 512);
+        scanBuffer(body, loc, out, depth + 1, limits);
+      }
+      pos += 512 + Math.ceil(len / 512) * 512;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Scans one file; `file` is the name reported in findings. */
+function scanFile(path: string, file: string, size: number, out: Findings, limits: ScanLimits): string {
+  const head = readHead(path, 512);
+  if (isZip(head)) {
+    scanZip(path, size, file, out, 0, limits);
+    return 'zip';
+  }
+  if (isTar(head)) {
+    scanTar(path, size, file, out, 0, limits);
+    return 'tar';
+  }
+  if (head.subarray(0, 6).equals(NPY_MAGIC)) {
+    const h = npyHeader(readHead(path, 65_536 + 12));
+    if (h?.hasObject) {
+      out.add('numpy.object-array', 'info', 'NumPy array of Python objects: loading it unpickles', { file }, {});
+      const r = new FileReader(openSync(path, 'r'), size - h.dataOffset, h.dataOffset);
+      try {
+        pickleFindings(walkPickle(r), { file }, out, 0, limits, h.dataOffset);
+      } finally {
+        r.close();
+      }
+    }
+    return 'numpy';
+  }
+  const legacy = head.subarray(0, LEGACY_TORCH_MAGIC.length).equals(LEGACY_TORCH_MAGIC);
+  if (legacy || isPickleStart(head) || PICKLE_EXTENSIONS.test(file)) {
+    const r = FileReader.open(path, size);
+    try {
+      pickleFindings(walkPickle(r, undefined, legacy ? { stopAfter: 5 } : {}), { file }, out, 0, limits);
+    } finally {
+      r.close();
+    }
+    return legacy ? 'pytorch-legacy' : 'pickle';
+  }
+  return 'unknown';
+}
+
+/** Thrown when a path cannot be scanned at all (missing, unreadable, a symlink). */
+export class ScanInputError extends Error {}
+
+/**
+ * Scans files and folders (recursively) without executing or deserialising anything.
+ * Findings name files relative to the folder given, or by file name for a single file.
+ */
+export function scanPaths(paths: string[], limits: ScanLimits = DEFAULT_SCAN_LIMITS): ScanReport {
+  const out = new Findings();
+  const files: ScannedFile[] = [];
+  const visit = (abs: string, shown: string) => {
+    let st: ReturnType<typeof lstatSync>;
+    try {
+      st = lstatSync(abs);
+    } catch (e) {
+      throw new ScanInputError(`cannot read ${abs}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or folder' : (e as Error).message}`);
+    }
+    if (st.isSymbolicLink()) {
+      out.add('file.symlink', 'medium', 'Symbolic link in a model folder (not followed)', { file: shown }, {});
+      return;
+    }
+    if (st.isDirectory()) {
+      for (const e of readdirSync(abs).sort()) {
+        if (files.length >= limits.maxFiles) throw new ScanInputError(`more than ${limits.maxFiles} files under ${abs}`);
+        visit(join(abs, e), shown ? `${shown}/${e}` : e);
+      }
+      return;
+    }
+    if (!st.isFile()) return;
+    let format: string;
+    try {
+      format = scanFile(abs, shown, st.size, out, limits);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EACCES') throw new ScanInputError(`cannot read ${abs}: permission denied`);
+      out.add('file.unparseable', 'medium', `The file could not be parsed: ${(e as Error).message}`, { file: shown }, {});
+      format = 'unparseable';
+    }
+    files.push({ path: shown, size: st.size, sha256: sha256File(abs), format });
+  };
+  for (const p of paths) {
+    const st = (() => {
+      try {
+        return lstatSync(p);
+      } catch {
+        throw new ScanInputError(`cannot read ${p}: no such file or folder`);
+      }
+    })();
+    visit(p, st.isDirectory() ? '' : basename(p));
+  }
+  const order = { critical: 0, high: 1, medium: 2, low: 3, info: 4 };
+  out.list.sort((a, b) => order[a.severity] - order[b.severity] || a.location.file.localeCompare(b.location.file));
+  return { scanner: { id: SCANNER_ID, version: SCANNER_VERSION }, files, findings: out.list };
+}
