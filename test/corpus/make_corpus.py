@@ -237,5 +237,23 @@ if REAL:
     write(BEN, "numpy-real.npz", b.getvalue())
     write(BEN, "numpy-array-protocol2.pkl", pickle.dumps(np.ones((3, 3)), protocol=2))
     write(BEN, "numpy-array-protocol5.pkl", pickle.dumps(np.ones((3, 3)), protocol=5))
+    for method in ("zlib", "gzip"):
+        b = io.BytesIO()
+        joblib.dump(forest, b, compress=(method, 3))
+        write(BEN, f"sklearn-forest-{method}.joblib", b.getvalue())
+
+    class Evil:
+        """Pickles as a call of os.system; this script never loads what it writes."""
+
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    b = io.BytesIO()
+    joblib.dump([np.arange(100.0), Evil()], b)
+    write(MAL, "joblib-payload-after-inline-array.joblib", b.getvalue())
+    for method in ("zlib", "gzip"):
+        b = io.BytesIO()
+        joblib.dump([np.arange(10.0), Evil()], b, compress=(method, 3))
+        write(MAL, f"joblib-payload-{method}.joblib", b.getvalue())
 print(f"corpus written ({'real libraries' if REAL else 'stand-ins only'}): "
       f"{len(os.listdir(MAL))} malicious, {len(os.listdir(BEN))} benign")

@@ -11,7 +11,11 @@ export function registerScan(program: Command): void {
     .command('scan <paths...>')
     .description('scan model files for malicious content, offline; nothing is loaded or executed')
     .option('--format <format>', 'table | json | sarif', 'table')
-    .option('--fail-on <severity>', 'exit 1 when a finding is at or above: critical | high | medium | low', 'high')
+    .option(
+      '--fail-on <severity>',
+      'exit 1 when a finding is at or above: critical | high | medium | low',
+      'high',
+    )
     .addHelpText(
       'after',
       `
@@ -28,10 +32,16 @@ Examples:
     )
     .action((paths: string[], o: { format: string; failOn: string }) => {
       if (!['table', 'json', 'sarif'].includes(o.format)) {
-        throw new CliError(`--format must be table, json or sarif, got ${JSON.stringify(o.format)}`, 2);
+        throw new CliError(
+          `--format must be table, json or sarif, got ${JSON.stringify(o.format)}`,
+          2,
+        );
       }
       if (!SEVERITIES.includes(o.failOn as Severity) || o.failOn === 'info') {
-        throw new CliError(`--fail-on must be critical, high, medium or low, got ${JSON.stringify(o.failOn)}`, 2);
+        throw new CliError(
+          `--fail-on must be critical, high, medium or low, got ${JSON.stringify(o.failOn)}`,
+          2,
+        );
       }
       let report: ReturnType<typeof scanPaths>;
       try {
@@ -43,9 +53,12 @@ Examples:
       const threshold = severityRank(o.failOn as Severity);
       const failing = report.findings.filter((f) => severityRank(f.severity) >= threshold);
       if (o.format === 'json') process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-      else if (o.format === 'sarif') process.stdout.write(`${JSON.stringify(toSarif(report), null, 2)}\n`);
+      else if (o.format === 'sarif')
+        process.stdout.write(`${JSON.stringify(toSarif(report), null, 2)}\n`);
       else {
-        const counts = SEVERITIES.map((s) => `${report.findings.filter((f) => f.severity === s).length} ${s}`).join(', ');
+        const counts = SEVERITIES.map(
+          (s) => `${report.findings.filter((f) => f.severity === s).length} ${s}`,
+        ).join(', ');
         const rows = report.findings.map((f) => [
           f.severity.toUpperCase(),
           f.ruleId,

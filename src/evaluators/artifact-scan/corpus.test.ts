@@ -33,16 +33,26 @@ function countsByFormat(rows: ReturnType<typeof scanFolder>, flagged: (worst: nu
 describe('artifact scanner on the labelled corpus (test/corpus/make_corpus.py)', () => {
   it('flags every malicious file at high or above', () => {
     const rows = scanFolder('malicious');
-    console.log('malicious, flagged at >= high, per format:', JSON.stringify(countsByFormat(rows, (w) => w >= HIGH)));
-    const missed = rows.filter((r) => r.worst < HIGH).map((r) => `${r.name}: ${JSON.stringify(r.report.findings)}`);
+    console.log(
+      'malicious, flagged at >= high, per format:',
+      JSON.stringify(countsByFormat(rows, (w) => w >= HIGH)),
+    );
+    const missed = rows
+      .filter((r) => r.worst < HIGH)
+      .map((r) => `${r.name}: ${JSON.stringify(r.report.findings)}`);
     expect(missed).toEqual([]);
     expect(rows.length).toBeGreaterThan(100);
   });
 
   it('flags no benign file at high or above', () => {
     const rows = scanFolder('benign');
-    console.log('benign, flagged at >= high, per format:', JSON.stringify(countsByFormat(rows, (w) => w >= HIGH)));
-    const wrong = rows.filter((r) => r.worst >= HIGH).map((r) => `${r.name}: ${JSON.stringify(r.report.findings)}`);
+    console.log(
+      'benign, flagged at >= high, per format:',
+      JSON.stringify(countsByFormat(rows, (w) => w >= HIGH)),
+    );
+    const wrong = rows
+      .filter((r) => r.worst >= HIGH)
+      .map((r) => `${r.name}: ${JSON.stringify(r.report.findings)}`);
     expect(wrong).toEqual([]);
     expect(rows.length).toBeGreaterThanOrEqual(10);
   });

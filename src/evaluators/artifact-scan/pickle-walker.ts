@@ -1,4 +1,4 @@
-import { type ByteReader, BufferReader, TruncatedError } from './byte-reader.js';
+import { BufferReader, type ByteReader, TruncatedError } from './byte-reader.js';
 
 /** A global the pickle imports, where, and whether it calls it. */
 export interface PickleGlobal {
@@ -60,14 +60,35 @@ export const DEFAULT_LIMITS: WalkLimits = {
   maxEmbedded: 16,
 };
 
+// Just enough of the values to resolve globals and to step over joblib's inline arrays:
+// strings, small ints, tuples, dicts with string keys, and objects with their class.
 type Val =
   | { t: 'mark' }
   | { t: 'str'; v: string }
+  | { t: 'int'; v: number }
+  | { t: 'tuple'; items: Val[] }
+  | { t: 'dict'; map: Map<string, Val> }
+  | { t: 'obj'; cls: PickleGlobal; args: Val }
   | { t: 'global'; g: PickleGlobal }
   | { t: 'other' };
 
+const JOBLIB_WRAPPER = 'joblib.numpy_pickle.NumpyArrayWrapper';
+// Item sizes of NumPy type codes ('f8' -> 8; 'U' counts 4 bytes a character).
+function itemSize(descr: string): number | 'object' | undefined {
+  const m = /^[<>|=]?([a-zA-Z])(\d*)$/.exec(descr);
+  if (!m) return undefined;
+  const kind = m[1] ?? '';
+  if (kind === 'O') return 'object';
+  const n = m[2] ? Number(m[2]) : kind === '?' || kind === 'b' || kind === 'B' ? 1 : Number.NaN;
+  if (!Number.isFinite(n)) return undefined;
+  return kind === 'U' ? n * 4 : n;
+}
+
 const MARK: Val = { t: 'mark' };
 const OTHER: Val = { t: 'other' };
+// Tuples and dicts longer than this are not tracked element by element.
+const MAX_TUPLE = 64;
+const MAX_DICT = 64;
 // Strings longer than this are kept only as "some string": globals are never this long.
 const MAX_KEPT_STRING = 4096;
 // Bytes and strings are checked for an embedded pickle in their first bytes only.
@@ -85,16 +106,74 @@ function looksLikePickle(b: Buffer): boolean {
 /** Pickle opcode names by byte, for messages. */
 const NAMES: Record<number, string> = {};
 for (const [name, ch] of Object.entries({
-  MARK: '(', STOP: '.', POP: '0', POP_MARK: '1', DUP: '2', FLOAT: 'F', INT: 'I', BININT: 'J', BININT1: 'K',
-  LONG: 'L', BININT2: 'M', NONE: 'N', PERSID: 'P', BINPERSID: 'Q', REDUCE: 'R', STRING: 'S', BINSTRING: 'T',
-  SHORT_BINSTRING: 'U', UNICODE: 'V', BINUNICODE: 'X', APPEND: 'a', BUILD: 'b', GLOBAL: 'c', DICT: 'd',
-  EMPTY_DICT: '}', APPENDS: 'e', GET: 'g', BINGET: 'h', INST: 'i', LONG_BINGET: 'j', LIST: 'l', EMPTY_LIST: ']',
-  OBJ: 'o', PUT: 'p', BINPUT: 'q', LONG_BINPUT: 'r', SETITEM: 's', TUPLE: 't', EMPTY_TUPLE: ')', SETITEMS: 'u',
-  BINFLOAT: 'G', PROTO: '\x80', NEWOBJ: '\x81', EXT1: '\x82', EXT2: '\x83', EXT4: '\x84', TUPLE1: '\x85',
-  TUPLE2: '\x86', TUPLE3: '\x87', NEWTRUE: '\x88', NEWFALSE: '\x89', LONG1: '\x8a', LONG4: '\x8b', BINBYTES: 'B',
-  SHORT_BINBYTES: 'C', SHORT_BINUNICODE: '\x8c', BINUNICODE8: '\x8d', BINBYTES8: '\x8e', EMPTY_SET: '\x8f',
-  ADDITEMS: '\x90', FROZENSET: '\x91', NEWOBJ_EX: '\x92', STACK_GLOBAL: '\x93', MEMOIZE: '\x94', FRAME: '\x95',
-  BYTEARRAY8: '\x96', NEXT_BUFFER: '\x97', READONLY_BUFFER: '\x98',
+  MARK: '(',
+  STOP: '.',
+  POP: '0',
+  POP_MARK: '1',
+  DUP: '2',
+  FLOAT: 'F',
+  INT: 'I',
+  BININT: 'J',
+  BININT1: 'K',
+  LONG: 'L',
+  BININT2: 'M',
+  NONE: 'N',
+  PERSID: 'P',
+  BINPERSID: 'Q',
+  REDUCE: 'R',
+  STRING: 'S',
+  BINSTRING: 'T',
+  SHORT_BINSTRING: 'U',
+  UNICODE: 'V',
+  BINUNICODE: 'X',
+  APPEND: 'a',
+  BUILD: 'b',
+  GLOBAL: 'c',
+  DICT: 'd',
+  EMPTY_DICT: '}',
+  APPENDS: 'e',
+  GET: 'g',
+  BINGET: 'h',
+  INST: 'i',
+  LONG_BINGET: 'j',
+  LIST: 'l',
+  EMPTY_LIST: ']',
+  OBJ: 'o',
+  PUT: 'p',
+  BINPUT: 'q',
+  LONG_BINPUT: 'r',
+  SETITEM: 's',
+  TUPLE: 't',
+  EMPTY_TUPLE: ')',
+  SETITEMS: 'u',
+  BINFLOAT: 'G',
+  PROTO: '\x80',
+  NEWOBJ: '\x81',
+  EXT1: '\x82',
+  EXT2: '\x83',
+  EXT4: '\x84',
+  TUPLE1: '\x85',
+  TUPLE2: '\x86',
+  TUPLE3: '\x87',
+  NEWTRUE: '\x88',
+  NEWFALSE: '\x89',
+  LONG1: '\x8a',
+  LONG4: '\x8b',
+  BINBYTES: 'B',
+  SHORT_BINBYTES: 'C',
+  SHORT_BINUNICODE: '\x8c',
+  BINUNICODE8: '\x8d',
+  BINBYTES8: '\x8e',
+  EMPTY_SET: '\x8f',
+  ADDITEMS: '\x90',
+  FROZENSET: '\x91',
+  NEWOBJ_EX: '\x92',
+  STACK_GLOBAL: '\x93',
+  MEMOIZE: '\x94',
+  FRAME: '\x95',
+  BYTEARRAY8: '\x96',
+  NEXT_BUFFER: '\x97',
+  READONLY_BUFFER: '\x98',
 })) {
   NAMES[ch.charCodeAt(0)] = name;
 }
@@ -118,24 +197,47 @@ export function walkPickle(
   opts: { stopAfter?: number } = {},
 ): PickleWalk {
   const r = Buffer.isBuffer(input) ? new BufferReader(input) : input;
-  const out: PickleWalk = { globals: [], issues: [], embedded: [], pickles: 0, opcodes: 0, maxProtocol: 0 };
+  const out: PickleWalk = {
+    globals: [],
+    issues: [],
+    embedded: [],
+    pickles: 0,
+    opcodes: 0,
+    maxProtocol: 0,
+  };
   const base = r.pos;
   try {
     while (!r.eof()) {
       if (out.pickles >= limits.maxPickles) {
-        out.issues.push({ kind: 'limit', offset: r.pos, detail: `more than ${limits.maxPickles} pickles in one stream` });
+        out.issues.push({
+          kind: 'limit',
+          offset: r.pos,
+          detail: `more than ${limits.maxPickles} pickles in one stream`,
+        });
         break;
       }
       const start = r.pos;
       const first = r.peek();
       // After at least one pickle, anything that does not start a new one is trailing data.
       if (out.pickles > 0 && !NAMES[first]) {
-        out.issues.push({ kind: 'trailing-data', offset: start - base, detail: `${r.size - start} bytes after the last STOP` });
+        out.issues.push({
+          kind: 'trailing-data',
+          offset: start - base,
+          detail: `${r.size - start} bytes after the last STOP`,
+        });
         // A loader that reads on (or resynchronises) could find a pickle hidden in them.
         const rest = r.take(Math.min(r.size - r.pos, TRAILING_LOOK));
-        for (let i = rest.indexOf(0x80); i >= 0 && out.embedded.length < limits.maxEmbedded; i = rest.indexOf(0x80, i + 1)) {
+        for (
+          let i = rest.indexOf(0x80);
+          i >= 0 && out.embedded.length < limits.maxEmbedded;
+          i = rest.indexOf(0x80, i + 1)
+        ) {
           if (looksLikePickle(rest.subarray(i))) {
-            out.embedded.push({ offset: start - base + i, encoding: 'raw', bytes: Buffer.from(rest.subarray(i)) });
+            out.embedded.push({
+              offset: start - base + i,
+              encoding: 'raw',
+              bytes: Buffer.from(rest.subarray(i)),
+            });
             break;
           }
         }
@@ -147,7 +249,8 @@ export function walkPickle(
       if (opts.stopAfter !== undefined && out.pickles >= opts.stopAfter) break;
     }
   } catch (e) {
-    const detail = e instanceof TruncatedError || e instanceof PickleSyntaxError ? e.message : String(e);
+    const detail =
+      e instanceof TruncatedError || e instanceof PickleSyntaxError ? e.message : String(e);
     out.issues.push({ kind: 'parse-error', offset: r.pos - base, detail });
   }
   return out;
@@ -162,7 +265,8 @@ function walkOne(r: ByteReader, out: PickleWalk, limits: WalkLimits): void {
   let sawOpcode = false;
 
   const push = (v: Val) => {
-    if (stack.length >= limits.maxStack) throw new PickleSyntaxError(`stack deeper than ${limits.maxStack}`);
+    if (stack.length >= limits.maxStack)
+      throw new PickleSyntaxError(`stack deeper than ${limits.maxStack}`);
     stack.push(v);
   };
   const pop = (): Val => (stack.length > 0 ? (stack.pop() ?? OTHER) : OTHER);
@@ -178,7 +282,8 @@ function walkOne(r: ByteReader, out: PickleWalk, limits: WalkLimits): void {
   const u32 = () => r.take(4).readUInt32LE(0);
   const u64 = () => {
     const v = r.take(8).readBigUInt64LE(0);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new PickleSyntaxError('an 8-byte length beyond any real file');
+    if (v > BigInt(Number.MAX_SAFE_INTEGER))
+      throw new PickleSyntaxError('an 8-byte length beyond any real file');
     return Number(v);
   };
   const called = (v: Val | undefined) => {
@@ -190,12 +295,18 @@ function walkOne(r: ByteReader, out: PickleWalk, limits: WalkLimits): void {
     return { t: 'global', g };
   };
   const memoPut = (k: number) => {
-    if (memo.size >= limits.maxMemo && !memo.has(k)) throw new PickleSyntaxError(`memo larger than ${limits.maxMemo}`);
+    if (memo.size >= limits.maxMemo && !memo.has(k))
+      throw new PickleSyntaxError(`memo larger than ${limits.maxMemo}`);
     memo.set(k, top());
   };
   const memoGet = (k: number, at: number) => {
     const v = memo.get(k);
-    if (!v) out.issues.push({ kind: 'unknown-memo', offset: at, detail: `memo key ${k} read before it was written` });
+    if (!v)
+      out.issues.push({
+        kind: 'unknown-memo',
+        offset: at,
+        detail: `memo key ${k} read before it was written`,
+      });
     push(v ?? OTHER);
   };
   const checkEmbedded = (b: Buffer, at: number) => {
@@ -229,10 +340,49 @@ function walkOne(r: ByteReader, out: PickleWalk, limits: WalkLimits): void {
     else {
       // Large buffers (tensor data in legacy files) are skipped after a look at their start.
       const head = r.take(Math.min(n, 16));
-      if (looksLikePickle(head)) out.issues.push({ kind: 'parse-error', offset: at, detail: 'a large embedded buffer starts like a pickle' });
+      if (looksLikePickle(head))
+        out.issues.push({
+          kind: 'parse-error',
+          offset: at,
+          detail: 'a large embedded buffer starts like a pickle',
+        });
       r.skip(n - head.length);
     }
     push(OTHER);
+  };
+
+  const setItem = (d: Val, k: Val | undefined, v: Val | undefined) => {
+    if (d.t === 'dict' && k?.t === 'str' && v && d.map.size < MAX_DICT) d.map.set(k.v, v);
+  };
+  // joblib writes each NumPy array's bytes straight into the stream after the wrapper's
+  // BUILD; its loader reads them from there. Step over them exactly as it does, so that
+  // what follows is walked too (a payload placed after an array is not hidden).
+  const skipJoblibArray = (state: Val, at: number) => {
+    const fail = (why: string) => {
+      throw new PickleSyntaxError(`joblib array at offset ${at}: ${why}`);
+    };
+    if (state.t !== 'dict') return fail('wrapper state is not a dict');
+    const shape = state.map.get('shape');
+    const dtype = state.map.get('dtype');
+    if (shape?.t !== 'tuple' || shape.items.some((x) => x.t !== 'int' || x.v < 0))
+      return fail('shape is not a tuple of sizes');
+    const descr = dtype?.t === 'obj' && dtype.args.t === 'tuple' ? dtype.args.items[0] : undefined;
+    if (descr?.t !== 'str') return fail('dtype is not numpy.dtype(<code>)');
+    const size = itemSize(descr.v);
+    if (size === undefined) return fail(`unsupported dtype ${descr.v}`);
+    if (size === 'object') {
+      // Object arrays are written as a protocol-2 pickle of their own: walk it.
+      walkOne(r, out, limits);
+      out.pickles++;
+      return;
+    }
+    const count = shape.items.reduce((n, x) => n * (x.t === 'int' ? x.v : 0), 1);
+    const align = state.map.get('numpy_array_alignment_bytes');
+    if (align?.t === 'int') r.skip(r.u8());
+    const bytes = count * size;
+    if (!Number.isSafeInteger(bytes) || bytes > r.size - r.pos)
+      return fail(`array of ${bytes} bytes runs past the end`);
+    r.skip(bytes);
   };
 
   for (;;) {
@@ -240,13 +390,21 @@ function walkOne(r: ByteReader, out: PickleWalk, limits: WalkLimits): void {
     const op = r.u8();
     out.opcodes++;
     const name = NAMES[op];
-    if (!name) throw new PickleSyntaxError(`unknown opcode 0x${op.toString(16).padStart(2, '0')} at offset ${at}`);
+    if (!name)
+      throw new PickleSyntaxError(
+        `unknown opcode 0x${op.toString(16).padStart(2, '0')} at offset ${at}`,
+      );
     switch (name) {
       case 'PROTO': {
         const p = r.u8();
         if (p > 5) throw new PickleSyntaxError(`unsupported protocol ${p}`);
         out.maxProtocol = Math.max(out.maxProtocol, p);
-        if (sawOpcode) out.issues.push({ kind: 'misplaced-proto', offset: at, detail: 'PROTO after the first opcode' });
+        if (sawOpcode)
+          out.issues.push({
+            kind: 'misplaced-proto',
+            offset: at,
+            detail: 'PROTO after the first opcode',
+          });
         break;
       }
       case 'FRAME':
@@ -275,35 +433,38 @@ function walkOne(r: ByteReader, out: PickleWalk, limits: WalkLimits): void {
         push(OTHER);
         break;
       case 'BININT':
-        r.skip(4);
-        push(OTHER);
+        push({ t: 'int', v: r.take(4).readInt32LE(0) });
         break;
       case 'BININT1':
-        r.skip(1);
-        push(OTHER);
+        push({ t: 'int', v: r.u8() });
         break;
       case 'BININT2':
-        r.skip(2);
-        push(OTHER);
+        push({ t: 'int', v: r.take(2).readUInt16LE(0) });
         break;
       case 'BINFLOAT':
         r.skip(8);
         push(OTHER);
         break;
-      case 'LONG1':
-        r.skip(r.u8());
-        push(OTHER);
+      case 'LONG1': {
+        const n = r.u8();
+        const v = r.take(n);
+        push(n > 0 && n <= 6 ? { t: 'int', v: v.readIntLE(0, n) } : OTHER);
         break;
+      }
       case 'LONG4':
         r.skip(u32());
         push(OTHER);
         break;
+      case 'EMPTY_DICT':
+        push({ t: 'dict', map: new Map() });
+        break;
+      case 'EMPTY_TUPLE':
+        push({ t: 'tuple', items: [] });
+        break;
       case 'NONE':
       case 'NEWTRUE':
       case 'NEWFALSE':
-      case 'EMPTY_DICT':
       case 'EMPTY_LIST':
-      case 'EMPTY_TUPLE':
       case 'EMPTY_SET':
       case 'NEXT_BUFFER':
         push(OTHER);
@@ -375,7 +536,8 @@ function walkOne(r: ByteReader, out: PickleWalk, limits: WalkLimits): void {
           out.issues.push({
             kind: 'unresolved-global',
             offset: at,
-            detail: 'STACK_GLOBAL operands are not plain strings: the imported name is computed at load time',
+            detail:
+              'STACK_GLOBAL operands are not plain strings: the imported name is computed at load time',
           });
           push(addGlobal('?', '?', at, name));
         }
@@ -385,29 +547,37 @@ function walkOne(r: ByteReader, out: PickleWalk, limits: WalkLimits): void {
       case 'EXT2':
       case 'EXT4': {
         const code = name === 'EXT1' ? r.u8() : name === 'EXT2' ? r.take(2).readUInt16LE(0) : u32();
-        out.issues.push({ kind: 'ext-code', offset: at, detail: `extension registry code ${code}: the global is chosen by the loading process` });
+        out.issues.push({
+          kind: 'ext-code',
+          offset: at,
+          detail: `extension registry code ${code}: the global is chosen by the loading process`,
+        });
         push(OTHER);
         break;
       }
-      case 'REDUCE': {
-        pop(); // args
-        called(pop());
-        push(OTHER);
+      case 'REDUCE':
+      case 'NEWOBJ': {
+        const args = pop();
+        const fn = pop();
+        called(fn);
+        push(fn.t === 'global' ? { t: 'obj', cls: fn.g, args } : OTHER);
         break;
       }
       case 'BUILD': {
-        pop(); // state
+        const state = pop();
         const obj = top();
+        if (obj.t === 'obj' && `${obj.cls.module}.${obj.cls.name}` === JOBLIB_WRAPPER) {
+          skipJoblibArray(state, at);
+          break;
+        }
         if (obj.t === 'global') {
           obj.g.called = true;
-          out.issues.push({ kind: 'build-on-global', offset: at, detail: `BUILD sets state on ${obj.g.module}.${obj.g.name} itself` });
+          out.issues.push({
+            kind: 'build-on-global',
+            offset: at,
+            detail: `BUILD sets state on ${obj.g.module}.${obj.g.name} itself`,
+          });
         }
-        break;
-      }
-      case 'NEWOBJ': {
-        pop();
-        called(pop());
-        push(OTHER);
         break;
       }
       case 'NEWOBJ_EX': {
@@ -427,36 +597,46 @@ function walkOne(r: ByteReader, out: PickleWalk, limits: WalkLimits): void {
         pop();
         break;
       case 'APPENDS':
-      case 'SETITEMS':
       case 'ADDITEMS':
         popMark();
         break;
-      case 'SETITEM':
-        pop();
-        pop();
+      case 'SETITEMS': {
+        const items = popMark();
+        const d = top();
+        for (let i = 0; i + 1 < items.length; i += 2) setItem(d, items[i], items[i + 1]);
         break;
+      }
+      case 'SETITEM': {
+        const v = pop();
+        const k = pop();
+        setItem(top(), k, v);
+        break;
+      }
+      case 'TUPLE': {
+        const items = popMark();
+        push(items.length <= MAX_TUPLE ? { t: 'tuple', items } : OTHER);
+        break;
+      }
       case 'LIST':
-      case 'TUPLE':
       case 'DICT':
       case 'FROZENSET':
         popMark();
         push(OTHER);
         break;
       case 'TUPLE1':
-        pop();
-        push(OTHER);
+        push({ t: 'tuple', items: [pop()] });
         break;
-      case 'TUPLE2':
-        pop();
-        pop();
-        push(OTHER);
+      case 'TUPLE2': {
+        const b2 = pop();
+        push({ t: 'tuple', items: [pop(), b2] });
         break;
-      case 'TUPLE3':
-        pop();
-        pop();
-        pop();
-        push(OTHER);
+      }
+      case 'TUPLE3': {
+        const c3 = pop();
+        const b3 = pop();
+        push({ t: 'tuple', items: [pop(), b3, c3] });
         break;
+      }
       case 'PUT':
         memoPut(Number.parseInt(text(), 10));
         break;

@@ -27,7 +27,12 @@ const family = (ruleId: string) => ruleId.split('/')[0] ?? ruleId;
  * offsets as regions, and partial fingerprints so re-scans de-duplicate.
  */
 export function toSarif(report: ScanReport): object {
-  const artifacts: { location: { uri: string }; hashes?: Record<string, string>; length?: number; parentIndex?: number }[] = [];
+  const artifacts: {
+    location: { uri: string };
+    hashes?: Record<string, string>;
+    length?: number;
+    parentIndex?: number;
+  }[] = [];
   const index = new Map<string, number>();
   for (const f of report.files) {
     index.set(f.path, artifacts.length);
@@ -52,7 +57,11 @@ export function toSarif(report: ScanReport): object {
     const prior = rules.get(id);
     const rank = ['info', 'low', 'medium', 'high', 'critical'];
     if (!prior || rank.indexOf(f.severity) > rank.indexOf(prior.severity)) {
-      rules.set(id, { id, severity: f.severity, name: id.replace(/[.-](\w)/g, (_, c: string) => c.toUpperCase()) });
+      rules.set(id, {
+        id,
+        severity: f.severity,
+        name: id.replace(/[.-](\w)/g, (_, c: string) => c.toUpperCase()),
+      });
     }
   }
   const ruleList = [...rules.values()];
@@ -70,14 +79,19 @@ export function toSarif(report: ScanReport): object {
               name: r.name,
               shortDescription: { text: r.id },
               defaultConfiguration: { level: LEVEL[r.severity] },
-              properties: { 'security-severity': SECURITY_SEVERITY[r.severity], tags: ['security', 'model-artifact'] },
+              properties: {
+                'security-severity': SECURITY_SEVERITY[r.severity],
+                tags: ['security', 'model-artifact'],
+              },
             })),
           },
         },
         artifacts,
         results: report.findings.map((f) => {
           const artifactIndex = artifactOf(f.location.file, f.location.member);
-          const uri = f.location.member ? `${f.location.file}/${f.location.member}` : f.location.file;
+          const uri = f.location.member
+            ? `${f.location.file}/${f.location.member}`
+            : f.location.file;
           return {
             ruleId: family(f.ruleId),
             ruleIndex: ruleList.findIndex((r) => r.id === family(f.ruleId)),
@@ -87,7 +101,9 @@ export function toSarif(report: ScanReport): object {
               {
                 physicalLocation: {
                   artifactLocation: { uri, index: artifactIndex },
-                  ...(f.location.offset !== undefined && { region: { byteOffset: f.location.offset, byteLength: 1 } }),
+                  ...(f.location.offset !== undefined && {
+                    region: { byteOffset: f.location.offset, byteLength: 1 },
+                  }),
                 },
                 logicalLocations: [{ fullyQualifiedName: uri, kind: 'module' }],
               },

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { closeSync, lstatSync, openSync, readSync, readdirSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, readdirSync, readSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { gunzipSync, inflateSync } from 'node:zlib';
 import type { Finding, FindingLocation, Severity } from '../../core/findings.js';
 import { BufferReader, FileReader } from './byte-reader.js';
 import { classifyGlobal } from './pickle-policy.js';
@@ -43,7 +44,9 @@ export interface ScanReport {
 }
 
 const PICKLE_EXTENSIONS = /\.(pkl|pickle|joblib|dill|dat|data|pt|pth|bin|ckpt)$/i;
-const LEGACY_TORCH_MAGIC = Buffer.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]);
+const LEGACY_TORCH_MAGIC = Buffer.from([
+  0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19,
+]);
 const NPY_MAGIC = Buffer.from('\x93NUMPY', 'latin1');
 
 const isPickleStart = (b: Buffer) => b.length >= 2 && b[0] === 0x80 && (b[1] ?? 0) <= 5;
@@ -51,7 +54,12 @@ const isTar = (b: Buffer) => b.length >= 262 && b.subarray(257, 262).toString('l
 
 /** Member names that would land outside the extraction folder. */
 export function escapesFolder(name: string): boolean {
-  return name.startsWith('/') || /^[A-Za-z]:/.test(name) || name.includes('\\') || name.split('/').includes('..');
+  return (
+    name.startsWith('/') ||
+    /^[A-Za-z]:/.test(name) ||
+    name.includes('\\') ||
+    name.split('/').includes('..')
+  );
 }
 
 function readHead(path: string, n: number): Buffer {
@@ -135,37 +143,97 @@ function pickleFindings(
     const loc = at(i.offset);
     switch (i.kind) {
       case 'unresolved-global':
-        out.add('pickle.unresolved-global', 'critical', 'Import whose name is computed at load time (STACK_GLOBAL on non-literal operands)', loc, { detail: i.detail }, PICKLE_REFS);
+        out.add(
+          'pickle.unresolved-global',
+          'critical',
+          'Import whose name is computed at load time (STACK_GLOBAL on non-literal operands)',
+          loc,
+          { detail: i.detail },
+          PICKLE_REFS,
+        );
         break;
       case 'ext-code':
-        out.add('pickle.extension-code', 'high', 'Import through the copyreg extension registry, chosen by the loading process', loc, { detail: i.detail }, PICKLE_REFS);
+        out.add(
+          'pickle.extension-code',
+          'high',
+          'Import through the copyreg extension registry, chosen by the loading process',
+          loc,
+          { detail: i.detail },
+          PICKLE_REFS,
+        );
         break;
       case 'build-on-global':
-        out.add('pickle.build-on-global', 'high', 'BUILD changes attributes of an imported module or class', loc, { detail: i.detail }, PICKLE_REFS);
+        out.add(
+          'pickle.build-on-global',
+          'high',
+          'BUILD changes attributes of an imported module or class',
+          loc,
+          { detail: i.detail },
+          PICKLE_REFS,
+        );
         break;
       case 'parse-error':
-        out.add('pickle.parse-error', 'medium', 'The pickle stream is malformed; what came before the error was still checked', loc, { detail: i.detail });
+        out.add(
+          'pickle.parse-error',
+          'medium',
+          'The pickle stream is malformed; what came before the error was still checked',
+          loc,
+          { detail: i.detail },
+        );
         break;
       case 'trailing-data':
-        out.add('pickle.trailing-data', 'medium', 'Bytes after the last pickle: loaders and scanners may disagree on them', loc, { detail: i.detail });
+        out.add(
+          'pickle.trailing-data',
+          'medium',
+          'Bytes after the last pickle: loaders and scanners may disagree on them',
+          loc,
+          { detail: i.detail },
+        );
         break;
       case 'unknown-memo':
-        out.add('pickle.unknown-memo', 'medium', 'Memo read before it was written: the stream is crafted or corrupt', loc, { detail: i.detail });
+        out.add(
+          'pickle.unknown-memo',
+          'medium',
+          'Memo read before it was written: the stream is crafted or corrupt',
+          loc,
+          { detail: i.detail },
+        );
         break;
       case 'limit':
-        out.add('pickle.limit', 'medium', 'The stream exceeds a scanner limit; the rest was not checked', loc, { detail: i.detail });
+        out.add(
+          'pickle.limit',
+          'medium',
+          'The stream exceeds a scanner limit; the rest was not checked',
+          loc,
+          { detail: i.detail },
+        );
         break;
       case 'misplaced-proto':
-        out.add('pickle.misplaced-proto', 'low', 'PROTO opcode in an unusual place', loc, { detail: i.detail });
+        out.add('pickle.misplaced-proto', 'low', 'PROTO opcode in an unusual place', loc, {
+          detail: i.detail,
+        });
         break;
       case 'persistent-id':
         break;
     }
   }
   for (const e of walk.embedded) {
-    out.add('pickle.embedded-pickle', 'high', `A ${e.encoding === 'raw' ? '' : `${e.encoding}-encoded `}pickle is embedded in a string or bytes value`, at(e.offset), { encoding: e.encoding }, PICKLE_REFS);
+    out.add(
+      'pickle.embedded-pickle',
+      'high',
+      `A ${e.encoding === 'raw' ? '' : `${e.encoding}-encoded `}pickle is embedded in a string or bytes value`,
+      at(e.offset),
+      { encoding: e.encoding },
+      PICKLE_REFS,
+    );
     if (depth < limits.maxDepth) {
-      pickleFindings(walkPickle(e.bytes), { ...where, member: `${where.member ? `${where.member}/` : ''}@${baseOffset + e.offset}` }, out, depth + 1, limits);
+      pickleFindings(
+        walkPickle(e.bytes),
+        { ...where, member: `${where.member ? `${where.member}/` : ''}@${baseOffset + e.offset}` },
+        out,
+        depth + 1,
+        limits,
+      );
     }
   }
 }
@@ -177,21 +245,49 @@ function npyHeader(b: Buffer): { dataOffset: number; hasObject: boolean } | unde
   const headerLen = major === 1 ? b.readUInt16LE(8) : b.length >= 12 ? b.readUInt32LE(8) : 0;
   const start = major === 1 ? 10 : 12;
   const header = b.subarray(start, start + headerLen).toString('latin1');
-  return { dataOffset: start + headerLen, hasObject: /'descr':\s*(?:'[|<>=]?O|\[.*'[|<>=]?O)/s.test(header) };
+  return {
+    dataOffset: start + headerLen,
+    hasObject: /'descr':\s*(?:'[|<>=]?O|\[.*'[|<>=]?O)/s.test(header),
+  };
 }
 
 /** Scans bytes held in memory (an archive member or a nested file). */
-function scanBuffer(buf: Buffer, where: FindingLocation, out: Findings, depth: number, limits: ScanLimits): string {
+function scanBuffer(
+  buf: Buffer,
+  where: FindingLocation,
+  out: Findings,
+  depth: number,
+  limits: ScanLimits,
+): string {
   if (buf.subarray(0, 6).equals(NPY_MAGIC)) {
     const h = npyHeader(buf);
     if (h?.hasObject) {
-      out.add('numpy.object-array', 'info', 'NumPy array of Python objects: loading it unpickles', where, {});
-      pickleFindings(walkPickle(buf.subarray(h.dataOffset)), where, out, depth, limits, h.dataOffset);
+      out.add(
+        'numpy.object-array',
+        'info',
+        'NumPy array of Python objects: loading it unpickles',
+        where,
+        {},
+      );
+      pickleFindings(
+        walkPickle(buf.subarray(h.dataOffset)),
+        where,
+        out,
+        depth,
+        limits,
+        h.dataOffset,
+      );
     }
     return 'numpy';
   }
   if (buf.subarray(0, LEGACY_TORCH_MAGIC.length).equals(LEGACY_TORCH_MAGIC)) {
-    pickleFindings(walkPickle(new BufferReader(buf), undefined, { stopAfter: 5 }), where, out, depth, limits);
+    pickleFindings(
+      walkPickle(new BufferReader(buf), undefined, { stopAfter: 5 }),
+      where,
+      out,
+      depth,
+      limits,
+    );
     return 'pytorch-legacy';
   }
   if (isPickleStart(buf) || (where.member ?? where.file).match(PICKLE_EXTENSIONS)) {
@@ -201,34 +297,71 @@ function scanBuffer(buf: Buffer, where: FindingLocation, out: Findings, depth: n
   return 'unknown';
 }
 
-function scanZip(path: string, size: number, file: string, out: Findings, depth: number, limits: ScanLimits): void {
+function scanZip(
+  path: string,
+  size: number,
+  file: string,
+  out: Findings,
+  depth: number,
+  limits: ScanLimits,
+): void {
   const { members, problems } = listZip(path, size);
-  for (const p of problems) out.add('archive.malformed', 'low', `Archive structure: ${p}`, { file }, { detail: p });
+  for (const p of problems)
+    out.add('archive.malformed', 'low', `Archive structure: ${p}`, { file }, { detail: p });
   for (const m of members) {
     const loc = { file, member: m.name };
     if (escapesFolder(m.name) || (m.localName && escapesFolder(m.localName))) {
-      out.add('archive.path-traversal', 'high', `Archive member name leaves the extraction folder: ${m.name}`, loc, { name: m.localName ?? m.name }, ['CWE-22']);
+      out.add(
+        'archive.path-traversal',
+        'high',
+        `Archive member name leaves the extraction folder: ${m.name}`,
+        loc,
+        { name: m.localName ?? m.name },
+        ['CWE-22'],
+      );
     }
     if (m.localName) {
-      out.add('archive.name-mismatch', 'medium', 'Member name differs between the central directory and the local header', loc, { central: m.name, local: m.localName });
+      out.add(
+        'archive.name-mismatch',
+        'medium',
+        'Member name differs between the central directory and the local header',
+        loc,
+        { central: m.name, local: m.localName },
+      );
     }
     if (m.name.endsWith('/')) continue;
     let head: Buffer;
     try {
       head = readMember(path, m, limits.maxMemberBytes, true);
     } catch (e) {
-      out.add('archive.unreadable-member', 'medium', `Member could not be read: ${(e as Error).message}`, loc, {});
+      out.add(
+        'archive.unreadable-member',
+        'medium',
+        `Member could not be read: ${(e as Error).message}`,
+        loc,
+        {},
+      );
       continue;
     }
     // Content decides, not the name: a pickle under any name is scanned.
-    const interesting = isPickleStart(head) || head.subarray(0, 6).equals(NPY_MAGIC) || isZip(head) || /\.(pkl|pickle)$/i.test(m.name);
+    const interesting =
+      isPickleStart(head) ||
+      head.subarray(0, 6).equals(NPY_MAGIC) ||
+      isZip(head) ||
+      /\.(pkl|pickle)$/i.test(m.name);
     if (!interesting) continue;
     let body: Buffer;
     try {
       body = readMember(path, m, limits.maxMemberBytes);
     } catch (e) {
       const limit = e instanceof InflateLimitError;
-      out.add(limit ? 'archive.limit' : 'archive.unreadable-member', 'medium', `Member not scanned: ${(e as Error).message}`, loc, {});
+      out.add(
+        limit ? 'archive.limit' : 'archive.unreadable-member',
+        'medium',
+        `Member not scanned: ${(e as Error).message}`,
+        loc,
+        {},
+      );
       continue;
     }
     if (isZip(body)) {
@@ -239,7 +372,14 @@ function scanZip(path: string, size: number, file: string, out: Findings, depth:
   }
 }
 
-function scanTar(path: string, size: number, file: string, out: Findings, depth: number, limits: ScanLimits): void {
+function scanTar(
+  path: string,
+  size: number,
+  file: string,
+  out: Findings,
+  depth: number,
+  limits: ScanLimits,
+): void {
   const fd = openSync(path, 'r');
   try {
     let pos = 0;
@@ -250,17 +390,36 @@ function scanTar(path: string, size: number, file: string, out: Findings, depth:
       const name = h.subarray(0, 100).toString('utf8').replace(/\0.*$/s, '');
       const prefix = h.subarray(345, 500).toString('utf8').replace(/\0.*$/s, '');
       const full = prefix ? `${prefix}/${name}` : name;
-      const len = Number.parseInt(h.subarray(124, 136).toString('latin1').replace(/\0.*$/s, '').trim() || '0', 8);
+      const len = Number.parseInt(
+        h.subarray(124, 136).toString('latin1').replace(/\0.*$/s, '').trim() || '0',
+        8,
+      );
       const type = String.fromCharCode(h[156] ?? 48);
       const loc = { file, member: full };
       if (Number.isNaN(len)) {
         out.add('archive.malformed', 'medium', 'Tar header with an unreadable size', loc, {});
         break;
       }
-      if (escapesFolder(full)) out.add('archive.path-traversal', 'high', `Archive member name leaves the extraction folder: ${full}`, loc, { name: full }, ['CWE-22']);
+      if (escapesFolder(full))
+        out.add(
+          'archive.path-traversal',
+          'high',
+          `Archive member name leaves the extraction folder: ${full}`,
+          loc,
+          { name: full },
+          ['CWE-22'],
+        );
       if (type === '1' || type === '2') {
         const target = h.subarray(157, 257).toString('utf8').replace(/\0.*$/s, '');
-        if (escapesFolder(target)) out.add('archive.link-traversal', 'high', `Archive link points outside the extraction folder: ${target}`, loc, { target }, ['CWE-59']);
+        if (escapesFolder(target))
+          out.add(
+            'archive.link-traversal',
+            'high',
+            `Archive link points outside the extraction folder: ${target}`,
+            loc,
+            { target },
+            ['CWE-59'],
+          );
       }
       if ((type === '0' || type === '\0') && len > 0 && len <= limits.maxMemberBytes) {
         const body = Buffer.alloc(len);
@@ -274,8 +433,76 @@ function scanTar(path: string, size: number, file: string, out: Findings, depth:
   }
 }
 
+/** The compression joblib (or a user) applied to a pickle file, from its first bytes. */
+function compressionOf(head: Buffer): 'zlib' | 'gzip' | 'bz2' | 'xz' | 'lz4' | undefined {
+  if (head.length < 4) return undefined;
+  // zlib: CMF 0x78 and a header checksum that divides by 31.
+  if (head[0] === 0x78 && ((head[0] << 8) | (head[1] ?? 0)) % 31 === 0) return 'zlib';
+  if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head.subarray(0, 3).toString('latin1') === 'BZh') return 'bz2';
+  if (head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
+  if (head.readUInt32LE(0) === 0x184d2204) return 'lz4';
+  return undefined;
+}
+
+function scanCompressed(
+  path: string,
+  size: number,
+  file: string,
+  method: NonNullable<ReturnType<typeof compressionOf>>,
+  out: Findings,
+  limits: ScanLimits,
+): void {
+  if (method !== 'zlib' && method !== 'gzip') {
+    out.add(
+      'file.unsupported-compression',
+      'medium',
+      `Compressed with ${method}, which the scanner cannot read yet: not scanned`,
+      { file },
+      { method },
+    );
+    return;
+  }
+  if (size > limits.maxMemberBytes) {
+    out.add(
+      'file.limit',
+      'medium',
+      `Compressed file over ${limits.maxMemberBytes} bytes: not scanned`,
+      { file },
+      {},
+    );
+    return;
+  }
+  const raw = readHead(path, size);
+  let body: Buffer;
+  try {
+    body = (method === 'zlib' ? inflateSync : gunzipSync)(raw, {
+      maxOutputLength: limits.maxMemberBytes,
+    });
+  } catch (e) {
+    const tooBig = (e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
+    out.add(
+      tooBig ? 'file.limit' : 'file.unparseable',
+      'medium',
+      tooBig
+        ? `Inflates past ${limits.maxMemberBytes} bytes (a compression bomb?): not scanned`
+        : `Compressed stream is broken: ${(e as Error).message}`,
+      { file },
+      { method },
+    );
+    return;
+  }
+  scanBuffer(body, { file, member: `(${method})` }, out, 1, limits);
+}
+
 /** Scans one file; `file` is the name reported in findings. */
-function scanFile(path: string, file: string, size: number, out: Findings, limits: ScanLimits): string {
+function scanFile(
+  path: string,
+  file: string,
+  size: number,
+  out: Findings,
+  limits: ScanLimits,
+): string {
   const head = readHead(path, 512);
   if (isZip(head)) {
     scanZip(path, size, file, out, 0, limits);
@@ -288,7 +515,13 @@ function scanFile(path: string, file: string, size: number, out: Findings, limit
   if (head.subarray(0, 6).equals(NPY_MAGIC)) {
     const h = npyHeader(readHead(path, 65_536 + 12));
     if (h?.hasObject) {
-      out.add('numpy.object-array', 'info', 'NumPy array of Python objects: loading it unpickles', { file }, {});
+      out.add(
+        'numpy.object-array',
+        'info',
+        'NumPy array of Python objects: loading it unpickles',
+        { file },
+        {},
+      );
       const r = new FileReader(openSync(path, 'r'), size - h.dataOffset, h.dataOffset);
       try {
         pickleFindings(walkPickle(r), { file }, out, 0, limits, h.dataOffset);
@@ -298,11 +531,22 @@ function scanFile(path: string, file: string, size: number, out: Findings, limit
     }
     return 'numpy';
   }
+  const compression = compressionOf(head);
+  if (compression) {
+    scanCompressed(path, size, file, compression, out, limits);
+    return `${compression}-compressed`;
+  }
   const legacy = head.subarray(0, LEGACY_TORCH_MAGIC.length).equals(LEGACY_TORCH_MAGIC);
   if (legacy || isPickleStart(head) || PICKLE_EXTENSIONS.test(file)) {
     const r = FileReader.open(path, size);
     try {
-      pickleFindings(walkPickle(r, undefined, legacy ? { stopAfter: 5 } : {}), { file }, out, 0, limits);
+      pickleFindings(
+        walkPickle(r, undefined, legacy ? { stopAfter: 5 } : {}),
+        { file },
+        out,
+        0,
+        limits,
+      );
     } finally {
       r.close();
     }
@@ -326,15 +570,24 @@ export function scanPaths(paths: string[], limits: ScanLimits = DEFAULT_SCAN_LIM
     try {
       st = lstatSync(abs);
     } catch (e) {
-      throw new ScanInputError(`cannot read ${abs}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or folder' : (e as Error).message}`);
+      throw new ScanInputError(
+        `cannot read ${abs}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or folder' : (e as Error).message}`,
+      );
     }
     if (st.isSymbolicLink()) {
-      out.add('file.symlink', 'medium', 'Symbolic link in a model folder (not followed)', { file: shown }, {});
+      out.add(
+        'file.symlink',
+        'medium',
+        'Symbolic link in a model folder (not followed)',
+        { file: shown },
+        {},
+      );
       return;
     }
     if (st.isDirectory()) {
       for (const e of readdirSync(abs).sort()) {
-        if (files.length >= limits.maxFiles) throw new ScanInputError(`more than ${limits.maxFiles} files under ${abs}`);
+        if (files.length >= limits.maxFiles)
+          throw new ScanInputError(`more than ${limits.maxFiles} files under ${abs}`);
         visit(join(abs, e), shown ? `${shown}/${e}` : e);
       }
       return;
@@ -344,8 +597,15 @@ export function scanPaths(paths: string[], limits: ScanLimits = DEFAULT_SCAN_LIM
     try {
       format = scanFile(abs, shown, st.size, out, limits);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EACCES') throw new ScanInputError(`cannot read ${abs}: permission denied`);
-      out.add('file.unparseable', 'medium', `The file could not be parsed: ${(e as Error).message}`, { file: shown }, {});
+      if ((e as NodeJS.ErrnoException).code === 'EACCES')
+        throw new ScanInputError(`cannot read ${abs}: permission denied`);
+      out.add(
+        'file.unparseable',
+        'medium',
+        `The file could not be parsed: ${(e as Error).message}`,
+        { file: shown },
+        {},
+      );
       format = 'unparseable';
     }
     files.push({ path: shown, size: st.size, sha256: sha256File(abs), format });
@@ -361,6 +621,9 @@ export function scanPaths(paths: string[], limits: ScanLimits = DEFAULT_SCAN_LIM
     visit(p, st.isDirectory() ? '' : basename(p));
   }
   const order = { critical: 0, high: 1, medium: 2, low: 3, info: 4 };
-  out.list.sort((a, b) => order[a.severity] - order[b.severity] || a.location.file.localeCompare(b.location.file));
+  out.list.sort(
+    (a, b) =>
+      order[a.severity] - order[b.severity] || a.location.file.localeCompare(b.location.file),
+  );
   return { scanner: { id: SCANNER_ID, version: SCANNER_VERSION }, files, findings: out.list };
 }

@@ -66,7 +66,8 @@ export function listZip(path: string, size: number): ZipListing {
       const count = tail.readUInt16LE(eocd + 10);
       const cdSize = tail.readUInt32LE(eocd + 12);
       const cdOffset = tail.readUInt32LE(eocd + 16);
-      if (cdOffset === 0xffffffff || count === 0xffff) problems.push('zip64 archive: only the first 4 GiB are listed');
+      if (cdOffset === 0xffffffff || count === 0xffff)
+        problems.push('zip64 archive: only the first 4 GiB are listed');
       if (cdOffset + cdSize <= size && count <= MAX_MEMBERS) {
         const cd = readAt(fd, cdOffset, cdSize);
         let p = 0;
@@ -115,7 +116,15 @@ export function listZip(path: string, size: number): ZipListing {
         const extraLen = lh.readUInt16LE(28);
         const name = readAt(fd, pos + 30, nameLen).toString('utf8');
         const dataOffset = pos + 30 + nameLen + extraLen;
-        members.push({ name, localName: undefined, method, compressedSize, size: usize, dataOffset, flags });
+        members.push({
+          name,
+          localName: undefined,
+          method,
+          compressedSize,
+          size: usize,
+          dataOffset,
+          flags,
+        });
         if (flags & 0x08 && compressedSize === 0) {
           problems.push(`member ${name}: size only in a data descriptor; later members not listed`);
           break;
@@ -141,12 +150,17 @@ export function readMember(path: string, m: ZipMember, limit: number, prefixOnly
   try {
     if (m.method === 0) {
       const n = prefixOnly ? Math.min(m.compressedSize, 64) : m.compressedSize;
-      if (n > limit) throw new InflateLimitError(`member ${m.name} is ${n} bytes, over the ${limit}-byte limit`);
+      if (n > limit)
+        throw new InflateLimitError(`member ${m.name} is ${n} bytes, over the ${limit}-byte limit`);
       return readAt(fd, m.dataOffset, n);
     }
-    if (m.method !== 8) throw new Error(`member ${m.name}: compression method ${m.method} is not supported`);
+    if (m.method !== 8)
+      throw new Error(`member ${m.name}: compression method ${m.method} is not supported`);
     const inLen = prefixOnly ? Math.min(m.compressedSize, 4096) : m.compressedSize;
-    if (inLen > limit) throw new InflateLimitError(`member ${m.name} is ${inLen} compressed bytes, over the ${limit}-byte limit`);
+    if (inLen > limit)
+      throw new InflateLimitError(
+        `member ${m.name} is ${inLen} compressed bytes, over the ${limit}-byte limit`,
+      );
     const raw = readAt(fd, m.dataOffset, inLen);
     // Z_SYNC_FLUSH: a truncated or prefix-only stream yields what it has instead of failing.
     if (prefixOnly) {
@@ -157,7 +171,9 @@ export function readMember(path: string, m: ZipMember, limit: number, prefixOnly
       return inflateRawSync(raw, { maxOutputLength: limit, finishFlush: 2 });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
-        throw new InflateLimitError(`member ${m.name} inflates past the ${limit}-byte limit (a zip bomb?)`);
+        throw new InflateLimitError(
+          `member ${m.name} inflates past the ${limit}-byte limit (a zip bomb?)`,
+        );
       }
       throw e;
     }

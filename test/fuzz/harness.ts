@@ -1,0 +1,121 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { walkPickle } from '../../src/evaluators/artifact-scan/pickle-walker.js';
+import { scanPaths } from '../../src/evaluators/artifact-scan/scanner.js';
+
+const CORPUS = join(import.meta.dirname, '..', 'corpus');
+
+/** Corpus files of one kind, as fuzz seeds. */
+export function seeds(match: (name: string, head: Buffer) => boolean): Buffer[] {
+  const out: Buffer[] = [];
+  for (const kind of ['malicious', 'benign']) {
+    for (const name of readdirSync(join(CORPUS, kind)).sort()) {
+      const b = readFileSync(join(CORPUS, kind, name));
+      if (match(name, b)) out.push(b);
+    }
+  }
+  return out;
+}
+
+/** Byte strings: random ones, and seeds with bytes flipped, inserted, cut or spliced. */
+export function mutatedBytes(seedList: Buffer[]): fc.Arbitrary<Buffer> {
+  const random = fc.uint8Array({ maxLength: 4096 }).map((a) => Buffer.from(a));
+  if (seedList.length === 0) return random;
+  const mutated = fc
+    .tuple(
+      fc.integer({ min: 0, max: seedList.length - 1 }),
+      fc.array(
+        fc.tuple(
+          fc.constantFrom('flip', 'insert', 'delete', 'truncate', 'dup'),
+          fc.nat(),
+          fc.integer({ min: 0, max: 255 }),
+        ),
+        { minLength: 1, maxLength: 8 },
+      ),
+    )
+    .map(([i, edits]) => {
+      let b = Buffer.from(seedList[i] ?? Buffer.alloc(0));
+      for (const [kind, pos, byte] of edits) {
+        const at = b.length === 0 ? 0 : pos % b.length;
+        if (kind === 'flip' && b.length > 0) b[at] = byte;
+        else if (kind === 'insert')
+          b = Buffer.concat([b.subarray(0, at), Buffer.from([byte]), b.subarray(at)]);
+        else if (kind === 'delete') b = Buffer.concat([b.subarray(0, at), b.subarray(at + 1)]);
+        else if (kind === 'truncate') b = b.subarray(0, at);
+        else if (kind === 'dup')
+          b = Buffer.concat([b.subarray(0, at), b.subarray(at, at + 64), b.subarray(at)]);
+      }
+      return b;
+    });
+  return fc.oneof({ weight: 1, arbitrary: random }, { weight: 4, arbitrary: mutated });
+}
+
+/** One fuzz target: a name, its inputs and the property each input must satisfy. */
+export interface FuzzTarget {
+  name: string;
+  run(runs: number, seed?: number): { runs: number; slowest: number; heapGrowthMiB: number };
+}
+
+const MAX_MS = 1000;
+
+function target(name: string, arb: fc.Arbitrary<Buffer>, check: (b: Buffer) => void): FuzzTarget {
+  return {
+    name,
+    run(runs, seed) {
+      let slowest = 0;
+      global.gc?.();
+      const heapBefore = process.memoryUsage().heapUsed;
+      fc.assert(
+        fc.property(arb, (b) => {
+          const t = performance.now();
+          check(b);
+          const ms = performance.now() - t;
+          slowest = Math.max(slowest, ms);
+          if (ms > MAX_MS)
+            throw new Error(`${name}: input of ${b.length} bytes took ${ms.toFixed(0)} ms`);
+        }),
+        { numRuns: runs, ...(seed !== undefined && { seed }) },
+      );
+      global.gc?.();
+      return {
+        runs,
+        slowest,
+        heapGrowthMiB: (process.memoryUsage().heapUsed - heapBefore) / 2 ** 20,
+      };
+    },
+  };
+}
+
+/** Runs the scanner on bytes written to a file, as it would run on an upload. */
+function scanBytes(dir: string, name: string) {
+  return (b: Buffer) => {
+    const p = join(dir, name);
+    writeFileSync(p, b);
+    const r = scanPaths([p]);
+    if (!Array.isArray(r.findings)) throw new Error('no findings array');
+  };
+}
+
+/** The fuzz targets: the pickle walker in memory, and the whole scanner on pickle, zip, tar and npy files. */
+export function targets(): { list: FuzzTarget[]; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'modelgate-fuzz-'));
+  const isPickle = (_: string, h: Buffer) => h[0] === 0x80 || h[0] === 0x28 || h[0] === 0x63;
+  const isZip = (_: string, h: Buffer) => h.readUInt32LE(0) === 0x04034b50;
+  const isTar = (n: string) => n.endsWith('.tar');
+  const isNpy = (n: string) => n.endsWith('.npy');
+  return {
+    list: [
+      target('pickle walker', mutatedBytes(seeds(isPickle)), (b) => {
+        const w = walkPickle(b);
+        if (w.opcodes < 0) throw new Error('impossible');
+      }),
+      target('scanner: pickle files', mutatedBytes(seeds(isPickle)), scanBytes(dir, 'f.pkl')),
+      target('scanner: zip archives', mutatedBytes(seeds(isZip)), scanBytes(dir, 'f.pt')),
+      target('scanner: tar archives', mutatedBytes(seeds(isTar)), scanBytes(dir, 'f.tar')),
+      target('scanner: numpy files', mutatedBytes(seeds(isNpy)), scanBytes(dir, 'f.npy')),
+    ],
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
