@@ -18,6 +18,7 @@ const VALID_BODIES: Record<string, unknown> = {
   'PATCH /api/v1/models/{model}/versions/{ref}': { description: 'changed' },
   'PUT /api/v1/models/{model}/aliases/{alias}': { version: 1 },
   'POST /api/v1/datasets': { name: 'walk-new-data', uri: 's3://x/y' },
+  'POST /api/v1/models/{model}/versions/{ref}/evaluations': { evaluator: 'artifact-scan' },
 };
 
 const BAD_PARAMS: Record<string, string[]> = {
@@ -25,6 +26,7 @@ const BAD_PARAMS: Record<string, string[]> = {
   ref: ['999999', '0', '-1', 'Bad%20Alias', '99999999999999999999', 'no-such-alias', '1.5'],
   alias: ['Bad_Alias', '1abc', 'x'.repeat(300), 'no-such-alias', '%00'],
   dataset: ['Bad%20Name', '..', 'no-such-data', 'x'.repeat(300)],
+  evaluation: ['ev_0000000000000000', 'nope', '..', 'x'.repeat(300)],
   digest: ['sha256:xyz', 'md5:abc', `sha256:${'0'.repeat(64)}`, '..%2f..%2fetc%2fpasswd'],
 };
 
@@ -39,6 +41,8 @@ async function snapshot(db: Kysely<DB>, dataDir: string): Promise<string> {
     'alias_events',
     'datasets',
     'lineage_edges',
+    'evaluations',
+    'findings',
   ]) {
     const rows = await sql.raw(`SELECT * FROM ${table} ORDER BY 1, 2`).execute(db);
     h.update(table).update(JSON.stringify(rows.rows));

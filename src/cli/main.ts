@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerAlias } from './commands/alias.js';
 import { registerDataset } from './commands/dataset.js';
+import { registerEval } from './commands/eval.js';
 import { registerLineage } from './commands/lineage.js';
 import { registerLogin } from './commands/login.js';
 import { registerModel } from './commands/model.js';
@@ -48,6 +49,7 @@ Quick start:
   registerLineage(program, context);
   registerDataset(program, context);
   registerScan(program);
+  registerEval(program, context);
   // Subcommands exit through the same override so usage errors end with code 2.
   const override = (c: Command) => {
     c.exitOverride();

@@ -54,6 +54,11 @@ export const ERROR_CATALOG = {
   VERSION_NOT_FOUND: { status: 404, description: 'The model has no such version or alias.' },
   ALIAS_NOT_FOUND: { status: 404, description: 'The model has no alias of this name.' },
   DATASET_NOT_FOUND: { status: 404, description: 'No dataset has this name.' },
+  EVALUATOR_NOT_FOUND: {
+    status: 404,
+    description: 'This server has no evaluator with that id (GET /api/v1/evaluators).',
+  },
+  EVALUATION_NOT_FOUND: { status: 404, description: 'No evaluation has this id.' },
   BLOB_NOT_FOUND: {
     status: 404,
     description: 'No blob with this digest has been uploaded to the blob store.',

@@ -25,6 +25,8 @@ export interface BlobStore {
   read(digest: string, opts?: { verify?: boolean }): Promise<Readable>;
   /** Re-hashes a stored blob; true when it still matches its digest. */
   verify(digest: string): Promise<boolean>;
+  /** A local file holding the blob's bytes, for tools that read files (evaluators). */
+  localPath(digest: string): Promise<string>;
   /** Whether the store is usable (its folder exists and is writable). */
   ready(): Promise<boolean>;
 }

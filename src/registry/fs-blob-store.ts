@@ -195,6 +195,13 @@ export class FsBlobStore implements BlobStore {
     return `sha256:${hash.digest('hex')}` === digest;
   }
 
+  async localPath(digest: string): Promise<string> {
+    if ((await this.size(digest)) === undefined) {
+      throw new ModelgateError('BLOB_NOT_FOUND', `blob ${digest} not found`, { digest });
+    }
+    return this.pathOf(digest);
+  }
+
   async ready(): Promise<boolean> {
     try {
       await access(this.tmpDir, constants.W_OK);

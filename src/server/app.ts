@@ -10,6 +10,8 @@ import Fastify, {
 } from 'fastify';
 import { ERROR_CATALOG, type ErrorCode, ModelgateError } from '../core/errors.js';
 import type { Actor } from '../core/types.js';
+import type { EvaluationRunner } from '../evaluators/evaluation-runner.js';
+import type { EvaluationStore } from '../evaluators/evaluation-store.js';
 import { TokenCache } from '../identity/token-cache.js';
 import { hashToken } from '../identity/tokens.js';
 import type { BlobStore } from '../registry/blob-store.js';
@@ -17,6 +19,7 @@ import type { RegistryService } from '../registry/registry-service.js';
 import type { RegistryStore } from '../registry/registry-store.js';
 import { blobRoutes } from './routes/blobs.js';
 import { datasetRoutes } from './routes/datasets.js';
+import { evaluationRoutes } from './routes/evaluations.js';
 import { healthRoutes } from './routes/health.js';
 import { modelRoutes } from './routes/models.js';
 import { versionRoutes } from './routes/versions.js';
@@ -36,6 +39,8 @@ declare module 'fastify' {
 export interface AppDeps {
   registry: RegistryService;
   store: RegistryStore;
+  evaluations: EvaluationStore;
+  runner: EvaluationRunner;
   blobs: BlobStore;
   maxUploadBytes: number;
   logger?: FastifyServerOptions['logger'];
@@ -251,6 +256,7 @@ export async function buildApp(deps: AppDeps) {
       await api.register(versionRoutes, { deps });
       await api.register(datasetRoutes, { deps });
       await api.register(blobRoutes, { deps });
+      await api.register(evaluationRoutes, { deps });
     },
     { prefix: '/api/v1' },
   );

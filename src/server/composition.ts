@@ -1,9 +1,12 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ArtifactScanEvaluator } from '../evaluators/artifact-scan/artifact-scan-evaluator.js';
+import { EvaluationRunner } from '../evaluators/evaluation-runner.js';
 import { issueToken } from '../identity/tokens.js';
 import { FsBlobStore } from '../registry/fs-blob-store.js';
 import { RegistryService } from '../registry/registry-service.js';
 import { type Database, openDatabase } from '../storage/database.js';
+import { KyselyEvaluationStore } from '../storage/kysely-evaluation-store.js';
 import { KyselyRegistryStore } from '../storage/kysely-registry-store.js';
 import { migrate } from '../storage/migrations.js';
 import { type AppDeps, buildApp } from './app.js';
@@ -25,7 +28,7 @@ export interface Composed {
  */
 export async function compose(
   config: ServerConfig,
-  opts: { logger?: AppDeps['logger']; database?: Database } = {},
+  opts: { logger?: AppDeps['logger']; database?: Database; startWorker?: boolean } = {},
 ): Promise<Composed> {
   const database =
     opts.database ??
@@ -52,20 +55,46 @@ export async function compose(
       }
       bootstrapToken = { secret: t.secret, file, generated: !config.bootstrapToken };
     }
+    const evaluations = new KyselyEvaluationStore(database);
+    const runnerLog = { info: () => {}, error: () => {} } as {
+      info(o: object, m: string): void;
+      error(o: object, m: string): void;
+    };
+    const runner = new EvaluationRunner(
+      {
+        store: evaluations,
+        evaluators: [new ArtifactScanEvaluator()],
+        getVersion: (model, version) => registry.getVersion(model, String(version)),
+        localPath: (digest) => blobs.localPath(digest),
+        log: runnerLog,
+      },
+      {
+        leaseMs: config.jobLeaseMs,
+        pollMs: config.jobPollMs,
+        maxAttempts: 3,
+        autoScan: config.autoScan,
+      },
+    );
     const deps: AppDeps = {
       registry,
       store,
       blobs,
+      evaluations,
+      runner,
       maxUploadBytes: config.maxUploadBytes,
       ...(opts.logger !== undefined && { logger: opts.logger }),
     };
     const app = await buildApp(deps);
+    runnerLog.info = (o, m) => app.log.info(o, m);
+    runnerLog.error = (o, m) => app.log.error(o, m);
+    if (opts.startWorker ?? false) runner.start();
     return {
       app,
       deps,
       database,
       bootstrapToken,
       close: async () => {
+        await runner.stop();
         await app.close();
         await database.close();
       },

@@ -9,6 +9,10 @@ export interface ServerConfig {
   maxUploadBytes: number;
   bootstrapToken: string | undefined;
   logLevel: string;
+  /** Queue the artifact scan for every pushed version. */
+  autoScan: boolean;
+  jobLeaseMs: number;
+  jobPollMs: number;
 }
 
 export const DEFAULT_MAX_UPLOAD_BYTES = 64 * 1024 ** 3;
@@ -18,6 +22,13 @@ function intFrom(name: string, v: string | undefined, fallback: number): number 
   if (!/^[0-9]+$/.test(v))
     throw new Error(`${name} must be a whole number, got ${JSON.stringify(v)}`);
   return Number(v);
+}
+
+function boolFrom(name: string, v: string | undefined, fallback: boolean): boolean {
+  if (v === undefined || v === '') return fallback;
+  if (/^(1|true|yes|on)$/i.test(v)) return true;
+  if (/^(0|false|no|off)$/i.test(v)) return false;
+  throw new Error(`${name} must be true or false, got ${JSON.stringify(v)}`);
 }
 
 /** Builds the configuration; throws with a message naming the bad setting. */
@@ -39,5 +50,8 @@ export function loadConfig(
     ),
     bootstrapToken: env.MODELGATE_BOOTSTRAP_TOKEN || undefined,
     logLevel: env.MODELGATE_LOG_LEVEL ?? 'info',
+    autoScan: boolFrom('MODELGATE_AUTO_SCAN', env.MODELGATE_AUTO_SCAN, true),
+    jobLeaseMs: intFrom('MODELGATE_JOB_LEASE_MS', env.MODELGATE_JOB_LEASE_MS, 30_000),
+    jobPollMs: intFrom('MODELGATE_JOB_POLL_MS', env.MODELGATE_JOB_POLL_MS, 1000),
   };
 }

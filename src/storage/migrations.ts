@@ -185,9 +185,73 @@ const m0001: PortableMigration = {
   },
 };
 
+const m0002: PortableMigration = {
+  async up(db, caps) {
+    const pk = (c: ColumnDefinitionBuilder) =>
+      caps.engine === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey();
+    await db.schema
+      .createTable('evaluations')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('version_id', 'integer', (c) => c.notNull().references('versions.id'))
+      .addColumn('evaluator_id', 'text', (c) => c.notNull())
+      .addColumn('evaluator_version', 'text', (c) => c.notNull())
+      .addColumn('config', 'text', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('requested_by', 'text', (c) => c.notNull())
+      .addColumn('credential_id', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('started_at', 'text')
+      .addColumn('finished_at', 'text')
+      .addColumn('progress', 'real', (c) => c.notNull())
+      .addColumn('metrics', 'text', (c) => c.notNull())
+      .addColumn('error', 'text')
+      .addColumn('attempts', 'integer', (c) => c.notNull())
+      .addColumn('lease_owner', 'text')
+      .addColumn('lease_expires_at', 'text')
+      .execute();
+    await db.schema
+      .createIndex('evaluations_version')
+      .on('evaluations')
+      .column('version_id')
+      .execute();
+    await db.schema
+      .createIndex('evaluations_status')
+      .on('evaluations')
+      .columns(['status', 'created_at'])
+      .execute();
+    await db.schema
+      .createTable('findings')
+      .addColumn('id', caps.serialType, pk)
+      .addColumn('evaluation_id', 'text', (c) => c.notNull().references('evaluations.id'))
+      .addColumn('version_id', 'integer', (c) => c.notNull().references('versions.id'))
+      .addColumn('rule_id', 'text', (c) => c.notNull())
+      .addColumn('severity', 'text', (c) => c.notNull())
+      .addColumn('title', 'text', (c) => c.notNull())
+      .addColumn('file', 'text', (c) => c.notNull())
+      .addColumn('member', 'text')
+      .addColumn('byte_offset', 'bigint')
+      .addColumn('evidence', 'text', (c) => c.notNull())
+      .addColumn('refs', 'text', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createIndex('findings_version')
+      .on('findings')
+      .columns(['version_id', 'severity'])
+      .execute();
+    await db.schema
+      .createIndex('findings_evaluation')
+      .on('findings')
+      .column('evaluation_id')
+      .execute();
+  },
+};
+
 /** Every migration, in order. Append only: a released migration is never edited. */
 const MIGRATIONS: Record<string, PortableMigration> = {
   '0001_registry_core': m0001,
+  '0002_evaluations': m0002,
 };
 
 /** Brings the schema up to date. Safe to call from several processes at once (the migrator locks). */

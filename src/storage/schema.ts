@@ -101,6 +101,42 @@ export interface LineageEdgesTable {
   created_at: string;
 }
 
+export interface EvaluationsTable {
+  id: string;
+  version_id: number;
+  evaluator_id: string;
+  evaluator_version: string;
+  config: string;
+  status: 'queued' | 'running' | 'succeeded' | 'failed';
+  requested_by: string;
+  credential_id: string;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  progress: number;
+  metrics: string;
+  error: string | null;
+  attempts: number;
+  lease_owner: string | null;
+  lease_expires_at: string | null;
+}
+
+export interface FindingsTable {
+  id: Generated<number>;
+  evaluation_id: string;
+  version_id: number;
+  rule_id: string;
+  severity: string;
+  title: string;
+  file: string;
+  member: string | null;
+  byte_offset: number | null;
+  evidence: string;
+  refs: string;
+  status: string;
+  created_at: string;
+}
+
 /** The whole schema as Kysely sees it. */
 export interface DB {
   identities: IdentitiesTable;
@@ -112,4 +148,6 @@ export interface DB {
   alias_events: AliasEventsTable;
   datasets: DatasetsTable;
   lineage_edges: LineageEdgesTable;
+  evaluations: EvaluationsTable;
+  findings: FindingsTable;
 }

@@ -14,7 +14,7 @@ export interface TestApp {
 /** Builds the app on `db` (no socket); requests go through `inject()`. */
 export async function testApp(
   db: TestDb,
-  opts: { maxUploadBytes?: number } = {},
+  opts: { maxUploadBytes?: number; worker?: boolean } = {},
 ): Promise<TestApp> {
   const token = issueToken().secret;
   const config = {
@@ -22,7 +22,10 @@ export async function testApp(
     bootstrapToken: token,
     ...(opts.maxUploadBytes !== undefined && { maxUploadBytes: opts.maxUploadBytes }),
   };
-  const composed = await compose(config, { database: db.database });
+  const composed = await compose(
+    { ...config, jobPollMs: 50, jobLeaseMs: 2000 },
+    { database: db.database, startWorker: opts.worker ?? false },
+  );
   // A database shared between test apps keeps its first token; add this one for this app.
   if (!composed.bootstrapToken) {
     const t = issueToken(token);

@@ -26,7 +26,11 @@ Environment:
   MODELGATE_BOOTSTRAP_TOKEN   the first admin token (mgt_ + 43 base64url chars); else one is generated,
                               printed once and written to <data-dir>/initial-admin-token (mode 0600)
   MODELGATE_MAX_UPLOAD_BYTES  largest accepted file upload (default 64 GiB)
-  MODELGATE_LOG_LEVEL         trace | debug | info | warn | error (default info)`,
+  MODELGATE_LOG_LEVEL         trace | debug | info | warn | error (default info)
+  MODELGATE_AUTO_SCAN         scan every pushed version with the artifact scanner (default true)
+  MODELGATE_JOB_LEASE_MS      how long a running evaluation's claim lasts without renewal;
+                              a job whose server died is taken up again after it (default 30000)
+  MODELGATE_JOB_POLL_MS       how often an idle server looks for queued evaluations (default 1000)`,
     )
     .action(async (o: { dataDir?: string; host?: string; port?: string; databaseUrl?: string }) => {
       // Loaded here so that client commands do not pay for the server's modules at start-up.
@@ -42,6 +46,7 @@ Environment:
       try {
         composed = await compose(config, {
           logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
+          startWorker: true,
         });
       } catch (e) {
         throw new CliError(`cannot start: ${(e as Error).message}`, 2);

@@ -43,10 +43,31 @@ export function registerVersion(program: Command, ctx: CliContext): void {
     .description('show a version with its files: NAME@N or NAME@ALIAS')
     .action(async (ref: string, _o: unknown, cmd: Command) => {
       const { model, ref: r } = splitRef(ref);
-      const v = await ctx
-        .client()
-        .request<Version>('GET', `/api/v1/models/${seg(model)}/versions/${seg(r ?? '')}`);
-      ctx.print(cmd, v, () => {
+      const client = ctx.client();
+      const v = await client.request<Version>(
+        'GET',
+        `/api/v1/models/${seg(model)}/versions/${seg(r ?? '')}`,
+      );
+      const f = await client.request<{ summary: Record<string, number> }>(
+        'GET',
+        `/api/v1/models/${seg(model)}/versions/${v.number}/findings`,
+      );
+      const evals = await client.request<{ items: { status: string }[] }>(
+        'GET',
+        `/api/v1/models/${seg(model)}/versions/${v.number}/evaluations`,
+      );
+      const pending = evals.items.filter(
+        (e) => e.status === 'queued' || e.status === 'running',
+      ).length;
+      const findingsLine =
+        evals.items.length === 0
+          ? 'not evaluated yet'
+          : `${Object.entries(f.summary)
+              .map(([s, n]) => `${n} ${s}`)
+              .join(
+                ', ',
+              )} (${evals.items.length} evaluation(s)${pending ? `, ${pending} pending` : ''})`;
+      ctx.print(cmd, { ...v, findings: f.summary }, () => {
         const head = fields([
           ['version', `${v.model}@${v.number}`],
           ['digest', v.digest],
@@ -56,6 +77,7 @@ export function registerVersion(program: Command, ctx: CliContext): void {
           ['created', v.createdAt],
           ['tags', v.tags.join(', ')],
           ['description', v.description],
+          ['findings', findingsLine],
         ]);
         const files = table(
           ['PATH', 'SIZE', 'DIGEST'],

@@ -257,6 +257,8 @@ export function walkPickle(
 }
 
 class PickleSyntaxError extends Error {}
+/** A bound of WalkLimits was reached. */
+class WalkLimitError extends Error {}
 
 function walkOne(r: ByteReader, out: PickleWalk, limits: WalkLimits): void {
   const stack: Val[] = [];
@@ -266,7 +268,7 @@ function walkOne(r: ByteReader, out: PickleWalk, limits: WalkLimits): void {
 
   const push = (v: Val) => {
     if (stack.length >= limits.maxStack)
-      throw new PickleSyntaxError(`stack deeper than ${limits.maxStack}`);
+      throw new WalkLimitError(`stack deeper than ${limits.maxStack}`);
     stack.push(v);
   };
   const pop = (): Val => (stack.length > 0 ? (stack.pop() ?? OTHER) : OTHER);
@@ -296,7 +298,7 @@ function walkOne(r: ByteReader, out: PickleWalk, limits: WalkLimits): void {
   };
   const memoPut = (k: number) => {
     if (memo.size >= limits.maxMemo && !memo.has(k))
-      throw new PickleSyntaxError(`memo larger than ${limits.maxMemo}`);
+      throw new WalkLimitError(`memo larger than ${limits.maxMemo}`);
     memo.set(k, top());
   };
   const memoGet = (k: number, at: number) => {

@@ -555,6 +555,48 @@ function scanFile(
   return 'unknown';
 }
 
+/**
+ * Scans files given as (name, path) pairs: `name` is what findings call the file (its path
+ * in a model version), `path` where its bytes are (a blob in the store).
+ */
+export function scanNamedFiles(
+  entries: { name: string; path: string }[],
+  limits: ScanLimits = DEFAULT_SCAN_LIMITS,
+): ScanReport {
+  const out = new Findings();
+  const files: ScannedFile[] = [];
+  for (const e of entries) {
+    const size = lstatSync(e.path).size;
+    let format: string;
+    try {
+      format = scanFile(e.path, e.name, size, out, limits);
+    } catch (err) {
+      out.add(
+        'file.unparseable',
+        'medium',
+        `The file could not be parsed: ${(err as Error).message}`,
+        { file: e.name },
+        {},
+      );
+      format = 'unparseable';
+    }
+    files.push({ path: e.name, size, sha256: sha256File(e.path), format });
+  }
+  return {
+    scanner: { id: SCANNER_ID, version: SCANNER_VERSION },
+    files,
+    findings: sortFindings(out.list),
+  };
+}
+
+const ORDER = { critical: 0, high: 1, medium: 2, low: 3, info: 4 };
+function sortFindings(list: Finding[]): Finding[] {
+  return list.sort(
+    (a, b) =>
+      ORDER[a.severity] - ORDER[b.severity] || a.location.file.localeCompare(b.location.file),
+  );
+}
+
 /** Thrown when a path cannot be scanned at all (missing, unreadable, a symlink). */
 export class ScanInputError extends Error {}
 

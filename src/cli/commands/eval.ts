@@ -1,0 +1,124 @@
+import type { Command } from 'commander';
+import type { Evaluation, StoredFinding } from '../../evaluators/evaluation-store.js';
+import type { CliContext } from '../context.js';
+import { seg, splitRef } from '../context.js';
+import { CliError } from '../errors.js';
+import { fields, table } from '../output.js';
+
+const where = (f: StoredFinding) =>
+  `${f.location.file}${f.location.member ? `:${f.location.member}` : ''}${f.location.offset !== undefined ? `@${f.location.offset}` : ''}`;
+
+/** Renders findings as a table. */
+export function findingsTable(items: StoredFinding[]): string {
+  return table(
+    ['SEVERITY', 'RULE', 'WHERE', 'FINDING'],
+    items.map((f) => [f.severity.toUpperCase(), f.ruleId, where(f), f.title]),
+  );
+}
+
+/** `modelgate eval start|list|show`. */
+export function registerEval(program: Command, ctx: CliContext): void {
+  const ev = program
+    .command('eval')
+    .description('run evaluators on versions and read their results');
+
+  ev.command('start <ref>')
+    .description('queue an evaluation of NAME@N or NAME@ALIAS; the server runs it')
+    .option(
+      '--evaluator <id>',
+      'which evaluator (GET /api/v1/evaluators lists them)',
+      'artifact-scan',
+    )
+    .option('--wait', 'wait until it has finished, then print its findings')
+    .action(async (ref: string, o: { evaluator: string; wait?: boolean }, cmd: Command) => {
+      const { model, ref: r } = splitRef(ref);
+      const client = ctx.client();
+      let e = await client.request<Evaluation>(
+        'POST',
+        `/api/v1/models/${seg(model)}/versions/${seg(r ?? '')}/evaluations`,
+        {
+          evaluator: o.evaluator,
+        },
+      );
+      if (o.wait) {
+        const deadline = Date.now() + 30 * 60_000;
+        while ((e.status === 'queued' || e.status === 'running') && Date.now() < deadline) {
+          await new Promise((res) => setTimeout(res, 500));
+          e = await client.request<Evaluation>('GET', `/api/v1/evaluations/${seg(e.id)}`);
+          if (process.stderr.isTTY)
+            process.stderr.write(`\r${e.status} ${(e.progress * 100).toFixed(0)}%   `);
+        }
+        if (process.stderr.isTTY) process.stderr.write('\n');
+      }
+      ctx.print(
+        cmd,
+        e,
+        () =>
+          `${e.id} ${e.status} (${e.evaluator.id} ${e.evaluator.version} on ${e.model}@${e.version})`,
+      );
+      if (e.status === 'failed')
+        throw new CliError(`evaluation ${e.id} failed: ${e.error ?? 'unknown error'}`, 2);
+    });
+
+  ev.command('list <ref>')
+    .description('evaluations of NAME@N or NAME@ALIAS, newest first')
+    .action(async (ref: string, _o: unknown, cmd: Command) => {
+      const { model, ref: r } = splitRef(ref);
+      const res = await ctx
+        .client()
+        .request<{ items: Evaluation[] }>(
+          'GET',
+          `/api/v1/models/${seg(model)}/versions/${seg(r ?? '')}/evaluations`,
+        );
+      ctx.print(cmd, res, () =>
+        table(
+          ['ID', 'EVALUATOR', 'STATUS', 'FINDINGS', 'BY', 'CREATED'],
+          res.items.map((e) => [
+            e.id,
+            `${e.evaluator.id} ${e.evaluator.version}`,
+            e.status,
+            e.metrics.findings ?? '-',
+            e.requestedBy,
+            e.createdAt,
+          ]),
+        ),
+      );
+    });
+
+  ev.command('show <id>')
+    .description('one evaluation and its findings')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const e = await ctx
+        .client()
+        .request<Evaluation & { findings: StoredFinding[] }>(
+          'GET',
+          `/api/v1/evaluations/${seg(id)}`,
+        );
+      ctx.print(cmd, e, () => {
+        const head = fields([
+          ['evaluation', e.id],
+          ['version', `${e.model}@${e.version}`],
+          ['evaluator', `${e.evaluator.id} ${e.evaluator.version}`],
+          [
+            'status',
+            `${e.status}${e.status === 'running' ? ` ${(e.progress * 100).toFixed(0)}%` : ''}`,
+          ],
+          ['requested', `${e.createdAt} by ${e.requestedBy} (${e.credentialId})`],
+          [
+            'ran',
+            e.startedAt ? `${e.startedAt} - ${e.finishedAt ?? '...'} (attempt ${e.attempts})` : '-',
+          ],
+          [
+            'metrics',
+            Object.entries(e.metrics)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(' '),
+          ],
+          ['error', e.error],
+        ]);
+        return e.findings.length > 0
+          ? `${head}\n\n${findingsTable(e.findings)}`
+          : `${head}\n\nno findings`;
+      });
+    });
+}

@@ -1,0 +1,72 @@
+import type { Finding } from '../core/findings.js';
+import type { Actor } from '../core/types.js';
+
+/** Lifecycle of an evaluation. */
+export type EvaluationStatus = 'queued' | 'running' | 'succeeded' | 'failed';
+
+/** One run of one evaluator on one version. */
+export interface Evaluation {
+  id: string;
+  model: string;
+  version: number;
+  evaluator: { id: string; version: string };
+  config: Record<string, unknown>;
+  status: EvaluationStatus;
+  requestedBy: string;
+  credentialId: string;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  /** 0 to 1 while running. */
+  progress: number;
+  metrics: Record<string, number>;
+  error: string | null;
+  attempts: number;
+}
+
+/** A finding as stored on a version. */
+export interface StoredFinding extends Finding {
+  id: number;
+  evaluationId: string;
+  status: 'open' | 'resolved' | 'waived';
+  createdAt: string;
+}
+
+/** Persistence of evaluations and their findings; also the durable job queue. */
+export interface EvaluationStore {
+  enqueue(
+    target: { model: string; version: number },
+    evaluator: { id: string; version: string },
+    config: Record<string, unknown>,
+    actor: Actor,
+  ): Promise<Evaluation>;
+  /** Queues `evaluator` for every version that has no evaluation by it yet; returns how many. */
+  enqueueMissing(
+    evaluator: { id: string; version: string },
+    actor: Actor,
+    limit: number,
+  ): Promise<number>;
+  /**
+   * Takes the oldest queued evaluation, or a running one whose lease expired (its worker
+   * died), for `owner` with a lease of `leaseMs`. At most one owner holds an evaluation at a
+   * time. Evaluations that already used `maxAttempts` are failed instead.
+   */
+  claim(owner: string, leaseMs: number, maxAttempts: number): Promise<Evaluation | undefined>;
+  /** Extends the lease and records progress; false when the lease was lost. */
+  heartbeat(id: string, owner: string, leaseMs: number, progress: number): Promise<boolean>;
+  /** Stores the findings and marks success, in one transaction, if `owner` still holds it. */
+  complete(
+    id: string,
+    owner: string,
+    findings: Finding[],
+    metrics: Record<string, number>,
+  ): Promise<boolean>;
+  fail(id: string, owner: string, error: string): Promise<boolean>;
+  get(id: string): Promise<Evaluation | undefined>;
+  listForVersion(model: string, version: number): Promise<Evaluation[]>;
+  findings(filter: {
+    evaluationId?: string;
+    model?: string;
+    version?: number;
+  }): Promise<StoredFinding[]>;
+}

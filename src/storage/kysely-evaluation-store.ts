@@ -1,0 +1,327 @@
+import { randomBytes } from 'node:crypto';
+import { type ExpressionBuilder, type Kysely, type Selectable, sql } from 'kysely';
+import { ModelgateError } from '../core/errors.js';
+import type { Finding, Severity } from '../core/findings.js';
+import type { Actor } from '../core/types.js';
+import type { Evaluation, EvaluationStore, StoredFinding } from '../evaluators/evaluation-store.js';
+import type { Database } from './database.js';
+import type { DB, EvaluationsTable } from './schema.js';
+
+const FINDING_CHUNK = 500;
+
+type Row = Selectable<EvaluationsTable> & { model: string; number: number };
+
+function toEvaluation(r: Row): Evaluation {
+  return {
+    id: r.id,
+    model: r.model,
+    version: r.number,
+    evaluator: { id: r.evaluator_id, version: r.evaluator_version },
+    config: JSON.parse(r.config) as Record<string, unknown>,
+    status: r.status,
+    requestedBy: r.requested_by,
+    credentialId: r.credential_id,
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    progress: Number(r.progress),
+    metrics: JSON.parse(r.metrics) as Record<string, number>,
+    error: r.error,
+    attempts: r.attempts,
+  };
+}
+
+/** Evaluations and findings on Kysely, for SQLite and PostgreSQL. */
+export class KyselyEvaluationStore implements EvaluationStore {
+  private readonly db: Kysely<DB>;
+  private readonly now: () => Date;
+
+  constructor(database: Database, opts: { now?: () => Date } = {}) {
+    this.db = database.db;
+    this.now = opts.now ?? (() => new Date());
+  }
+
+  private query() {
+    return this.db
+      .selectFrom('evaluations as e')
+      .innerJoin('versions as v', 'v.id', 'e.version_id')
+      .innerJoin('models as m', 'm.id', 'v.model_id')
+      .selectAll('e')
+      .select(['m.name as model', 'v.number as number']);
+  }
+
+  async enqueue(
+    target: { model: string; version: number },
+    evaluator: { id: string; version: string },
+    config: Record<string, unknown>,
+    actor: Actor,
+  ): Promise<Evaluation> {
+    const v = await this.db
+      .selectFrom('versions as v')
+      .innerJoin('models as m', 'm.id', 'v.model_id')
+      .select('v.id')
+      .where('m.name', '=', target.model)
+      .where('v.number', '=', target.version)
+      .executeTakeFirst();
+    if (!v) {
+      throw new ModelgateError(
+        'VERSION_NOT_FOUND',
+        `model ${target.model} has no version ${target.version}`,
+        target,
+      );
+    }
+    const id = `ev_${randomBytes(8).toString('hex')}`;
+    await this.insert(id, v.id, evaluator, config, actor);
+    const e = await this.get(id);
+    if (!e) throw new Error('evaluation vanished after insert');
+    return e;
+  }
+
+  private async insert(
+    id: string,
+    versionId: number,
+    evaluator: { id: string; version: string },
+    config: Record<string, unknown>,
+    actor: Actor,
+  ): Promise<void> {
+    await this.db
+      .insertInto('evaluations')
+      .values({
+        id,
+        version_id: versionId,
+        evaluator_id: evaluator.id,
+        evaluator_version: evaluator.version,
+        config: JSON.stringify(config),
+        status: 'queued',
+        requested_by: actor.identity,
+        credential_id: actor.credentialId,
+        created_at: this.now().toISOString(),
+        started_at: null,
+        finished_at: null,
+        progress: 0,
+        metrics: '{}',
+        error: null,
+        attempts: 0,
+        lease_owner: null,
+        lease_expires_at: null,
+      })
+      .execute();
+  }
+
+  async enqueueMissing(
+    evaluator: { id: string; version: string },
+    actor: Actor,
+    limit: number,
+  ): Promise<number> {
+    const missing = await this.db
+      .selectFrom('versions as v')
+      .select('v.id')
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('evaluations as e')
+              .select('e.id')
+              .whereRef('e.version_id', '=', 'v.id')
+              .where('e.evaluator_id', '=', evaluator.id),
+          ),
+        ),
+      )
+      .orderBy('v.id')
+      .limit(limit)
+      .execute();
+    for (const v of missing) {
+      await this.insert(`ev_${randomBytes(8).toString('hex')}`, v.id, evaluator, {}, actor);
+    }
+    return missing.length;
+  }
+
+  async claim(
+    owner: string,
+    leaseMs: number,
+    maxAttempts: number,
+  ): Promise<Evaluation | undefined> {
+    for (let tries = 0; tries < 5; tries++) {
+      const now = this.now();
+      const nowIso = now.toISOString();
+      const candidate = await this.db
+        .selectFrom('evaluations')
+        .select(['id', 'attempts', 'status'])
+        .where((eb) =>
+          eb.or([
+            eb('status', '=', 'queued'),
+            eb.and([eb('status', '=', 'running'), eb('lease_expires_at', '<', nowIso)]),
+          ]),
+        )
+        .orderBy('created_at')
+        .orderBy('id')
+        .limit(1)
+        .executeTakeFirst();
+      if (!candidate) return undefined;
+      // The conditional update is the lock: of several claimants, exactly one changes the row.
+      const stillClaimable = (eb: ExpressionBuilder<DB, 'evaluations'>) =>
+        eb.and([
+          eb('id', '=', candidate.id),
+          eb.or([
+            eb('status', '=', 'queued'),
+            eb.and([eb('status', '=', 'running'), eb('lease_expires_at', '<', nowIso)]),
+          ]),
+        ]);
+      if (candidate.attempts >= maxAttempts) {
+        await this.db
+          .updateTable('evaluations')
+          .set({
+            status: 'failed',
+            finished_at: nowIso,
+            error: `gave up after ${candidate.attempts} attempts (the worker stopped each time)`,
+            lease_owner: null,
+            lease_expires_at: null,
+          })
+          .where(stillClaimable)
+          .execute();
+        continue;
+      }
+      const res = await this.db
+        .updateTable('evaluations')
+        .set({
+          status: 'running',
+          lease_owner: owner,
+          lease_expires_at: new Date(now.getTime() + leaseMs).toISOString(),
+          attempts: sql<number>`attempts + 1`,
+          started_at: sql<string>`coalesce(started_at, ${nowIso})`,
+          progress: 0,
+        })
+        .where(stillClaimable)
+        .executeTakeFirst();
+      if (Number(res.numUpdatedRows) === 1) return this.get(candidate.id);
+    }
+    return undefined;
+  }
+
+  async heartbeat(id: string, owner: string, leaseMs: number, progress: number): Promise<boolean> {
+    const res = await this.db
+      .updateTable('evaluations')
+      .set({ lease_expires_at: new Date(this.now().getTime() + leaseMs).toISOString(), progress })
+      .where('id', '=', id)
+      .where('lease_owner', '=', owner)
+      .where('status', '=', 'running')
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+
+  async complete(
+    id: string,
+    owner: string,
+    findings: Finding[],
+    metrics: Record<string, number>,
+  ): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const at = this.now().toISOString();
+      const res = await trx
+        .updateTable('evaluations')
+        .set({
+          status: 'succeeded',
+          finished_at: at,
+          progress: 1,
+          metrics: JSON.stringify(metrics),
+          lease_owner: null,
+          lease_expires_at: null,
+        })
+        .where('id', '=', id)
+        .where('lease_owner', '=', owner)
+        .where('status', '=', 'running')
+        .executeTakeFirst();
+      if (Number(res.numUpdatedRows) !== 1) return false;
+      const ev = await trx
+        .selectFrom('evaluations')
+        .select('version_id')
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow();
+      for (let i = 0; i < findings.length; i += FINDING_CHUNK) {
+        await trx
+          .insertInto('findings')
+          .values(
+            findings.slice(i, i + FINDING_CHUNK).map((f) => ({
+              evaluation_id: id,
+              version_id: ev.version_id,
+              rule_id: f.ruleId,
+              severity: f.severity,
+              title: f.title,
+              file: f.location.file,
+              member: f.location.member ?? null,
+              byte_offset: f.location.offset ?? null,
+              evidence: JSON.stringify(f.evidence),
+              refs: JSON.stringify(f.references),
+              status: 'open',
+              created_at: at,
+            })),
+          )
+          .execute();
+      }
+      return true;
+    });
+  }
+
+  async fail(id: string, owner: string, error: string): Promise<boolean> {
+    const res = await this.db
+      .updateTable('evaluations')
+      .set({
+        status: 'failed',
+        finished_at: this.now().toISOString(),
+        error: error.slice(0, 2000),
+        lease_owner: null,
+        lease_expires_at: null,
+      })
+      .where('id', '=', id)
+      .where('lease_owner', '=', owner)
+      .where('status', '=', 'running')
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+
+  async get(id: string): Promise<Evaluation | undefined> {
+    const r = await this.query().where('e.id', '=', id).executeTakeFirst();
+    return r ? toEvaluation(r as Row) : undefined;
+  }
+
+  async listForVersion(model: string, version: number): Promise<Evaluation[]> {
+    const rows = await this.query()
+      .where('m.name', '=', model)
+      .where('v.number', '=', version)
+      .orderBy('e.created_at', 'desc')
+      .orderBy('e.id')
+      .execute();
+    return rows.map((r) => toEvaluation(r as Row));
+  }
+
+  async findings(filter: {
+    evaluationId?: string;
+    model?: string;
+    version?: number;
+  }): Promise<StoredFinding[]> {
+    let q = this.db
+      .selectFrom('findings as f')
+      .innerJoin('versions as v', 'v.id', 'f.version_id')
+      .innerJoin('models as m', 'm.id', 'v.model_id')
+      .selectAll('f');
+    if (filter.evaluationId) q = q.where('f.evaluation_id', '=', filter.evaluationId);
+    if (filter.model) q = q.where('m.name', '=', filter.model);
+    if (filter.version !== undefined) q = q.where('v.number', '=', filter.version);
+    const rows = await q.orderBy('f.id').limit(10_000).execute();
+    return rows.map((r) => ({
+      id: r.id,
+      evaluationId: r.evaluation_id,
+      ruleId: r.rule_id,
+      severity: r.severity as Severity,
+      title: r.title,
+      location: {
+        file: r.file,
+        ...(r.member !== null && { member: r.member }),
+        ...(r.byte_offset !== null && { offset: Number(r.byte_offset) }),
+      },
+      evidence: JSON.parse(r.evidence) as Finding['evidence'],
+      references: JSON.parse(r.refs) as string[],
+      status: r.status as StoredFinding['status'],
+      createdAt: r.created_at,
+    }));
+  }
+}
