@@ -112,6 +112,12 @@ export class FileReader implements ByteReader {
   }
 
   u8(): number {
+    const off = this.pos - this.winStart;
+    // Fast path: the byte is in the window.
+    if (off >= 0 && off < this.win.length) {
+      this.pos++;
+      return this.win[off] as number;
+    }
     if (this.pos >= this.size) throw new TruncatedError('an opcode');
     this.ensure(1);
     return this.win[this.pos++ - this.winStart] ?? 0;

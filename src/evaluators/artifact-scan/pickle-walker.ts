@@ -85,6 +85,9 @@ function itemSize(descr: string): number | 'object' | undefined {
 }
 
 const MARK: Val = { t: 'mark' };
+// Small ints are shared objects: numeric pickles push millions of them.
+const SMALL_INTS: Val[] = Array.from({ length: 1024 }, (_, v) => ({ t: 'int', v }));
+const intVal = (v: number): Val => SMALL_INTS[v] ?? { t: 'int', v };
 const OTHER: Val = { t: 'other' };
 // Tuples and dicts longer than this are not tracked element by element.
 const MAX_TUPLE = 64;
@@ -396,268 +399,283 @@ function walkOne(r: ByteReader, out: PickleWalk, limits: WalkLimits): void {
       throw new PickleSyntaxError(
         `unknown opcode 0x${op.toString(16).padStart(2, '0')} at offset ${at}`,
       );
-    switch (name) {
-      case 'PROTO': {
-        const p = r.u8();
-        if (p > 5) throw new PickleSyntaxError(`unsupported protocol ${p}`);
-        out.maxProtocol = Math.max(out.maxProtocol, p);
-        if (sawOpcode)
-          out.issues.push({
-            kind: 'misplaced-proto',
-            offset: at,
-            detail: 'PROTO after the first opcode',
-          });
-        break;
-      }
-      case 'FRAME':
+    switch (op) {
+      case 0x80 /* PROTO */:
+        {
+          const p = r.u8();
+          if (p > 5) throw new PickleSyntaxError(`unsupported protocol ${p}`);
+          out.maxProtocol = Math.max(out.maxProtocol, p);
+          if (sawOpcode)
+            out.issues.push({
+              kind: 'misplaced-proto',
+              offset: at,
+              detail: 'PROTO after the first opcode',
+            });
+          break;
+        }
+      case 0x95 /* FRAME */:
         u64();
         break;
-      case 'STOP':
+      case 0x2e /* STOP */:
         return;
-      case 'MARK':
+      case 0x28 /* MARK */:
         marks.push(stack.length);
         push(MARK);
         break;
-      case 'POP':
+      case 0x30 /* POP */:
         if (top().t === 'mark') marks.pop();
         pop();
         break;
-      case 'POP_MARK':
+      case 0x31 /* POP_MARK */:
         popMark();
         break;
-      case 'DUP':
+      case 0x32 /* DUP */:
         push(top());
         break;
-      case 'FLOAT':
-      case 'INT':
-      case 'LONG':
+      case 0x46 /* FLOAT */:
+      case 0x49 /* INT */:
+      case 0x4c /* LONG */:
         text();
         push(OTHER);
         break;
-      case 'BININT':
-        push({ t: 'int', v: r.take(4).readInt32LE(0) });
+      case 0x4a /* BININT */:
+        push(intVal(r.take(4).readInt32LE(0)));
         break;
-      case 'BININT1':
-        push({ t: 'int', v: r.u8() });
+      case 0x4b /* BININT1 */:
+        push(intVal(r.u8()));
         break;
-      case 'BININT2':
-        push({ t: 'int', v: r.take(2).readUInt16LE(0) });
+      case 0x4d /* BININT2 */:
+        push(intVal(r.take(2).readUInt16LE(0)));
         break;
-      case 'BINFLOAT':
+      case 0x47 /* BINFLOAT */:
         r.skip(8);
         push(OTHER);
         break;
-      case 'LONG1': {
-        const n = r.u8();
-        const v = r.take(n);
-        push(n > 0 && n <= 6 ? { t: 'int', v: v.readIntLE(0, n) } : OTHER);
-        break;
-      }
-      case 'LONG4':
+      case 0x8a /* LONG1 */:
+        {
+          const n = r.u8();
+          const v = r.take(n);
+          push(n > 0 && n <= 6 ? { t: 'int', v: v.readIntLE(0, n) } : OTHER);
+          break;
+        }
+      case 0x8b /* LONG4 */:
         r.skip(u32());
         push(OTHER);
         break;
-      case 'EMPTY_DICT':
+      case 0x7d /* EMPTY_DICT */:
         push({ t: 'dict', map: new Map() });
         break;
-      case 'EMPTY_TUPLE':
+      case 0x29 /* EMPTY_TUPLE */:
         push({ t: 'tuple', items: [] });
         break;
-      case 'NONE':
-      case 'NEWTRUE':
-      case 'NEWFALSE':
-      case 'EMPTY_LIST':
-      case 'EMPTY_SET':
-      case 'NEXT_BUFFER':
+      case 0x4e /* NONE */:
+      case 0x88 /* NEWTRUE */:
+      case 0x89 /* NEWFALSE */:
+      case 0x5d /* EMPTY_LIST */:
+      case 0x8f /* EMPTY_SET */:
+      case 0x97 /* NEXT_BUFFER */:
         push(OTHER);
         break;
-      case 'PERSID':
+      case 0x50 /* PERSID */:
         text();
         push(OTHER);
         break;
-      case 'BINPERSID':
+      case 0x51 /* BINPERSID */:
         pop();
         push(OTHER);
         break;
-      case 'STRING':
+      case 0x53 /* STRING */:
         pushString(Buffer.from(unquote(text()), 'latin1'), at, 'latin1');
         break;
-      case 'BINSTRING':
+      case 0x54 /* BINSTRING */:
         pushString(r.take(u32()), at, 'latin1');
         break;
-      case 'SHORT_BINSTRING':
+      case 0x55 /* SHORT_BINSTRING */:
         pushString(r.take(r.u8()), at, 'latin1');
         break;
-      case 'UNICODE':
+      case 0x56 /* UNICODE */:
         pushString(r.line(limits.maxTextArg), at, 'utf8');
         break;
-      case 'BINUNICODE': {
-        const n = u32();
-        if (n > MAX_KEPT_STRING) {
-          pushBytes(n, at);
+      case 0x58 /* BINUNICODE */:
+        {
+          const n = u32();
+          if (n > MAX_KEPT_STRING) {
+            pushBytes(n, at);
+            break;
+          }
+          pushString(r.take(n), at, 'utf8');
           break;
         }
-        pushString(r.take(n), at, 'utf8');
-        break;
-      }
-      case 'SHORT_BINUNICODE':
+      case 0x8c /* SHORT_BINUNICODE */:
         pushString(r.take(r.u8()), at, 'utf8');
         break;
-      case 'BINUNICODE8':
+      case 0x8d /* BINUNICODE8 */:
         pushBytes(u64(), at);
         break;
-      case 'BINBYTES':
+      case 0x42 /* BINBYTES */:
         pushBytes(u32(), at);
         break;
-      case 'SHORT_BINBYTES':
+      case 0x43 /* SHORT_BINBYTES */:
         pushBytes(r.u8(), at);
         break;
-      case 'BINBYTES8':
-      case 'BYTEARRAY8':
+      case 0x8e /* BINBYTES8 */:
+      case 0x96 /* BYTEARRAY8 */:
         pushBytes(u64(), at);
         break;
-      case 'READONLY_BUFFER':
+      case 0x98 /* READONLY_BUFFER */:
         break;
-      case 'GLOBAL':
-      case 'INST': {
-        const module = text();
-        const gname = text();
-        const g = addGlobal(module, gname, at, name);
-        if (name === 'INST') {
-          (g as { t: 'global'; g: PickleGlobal }).g.called = true;
-          popMark();
-          push(OTHER);
-        } else push(g);
-        break;
-      }
-      case 'STACK_GLOBAL': {
-        const n = pop();
-        const m = pop();
-        if (m.t === 'str' && n.t === 'str') push(addGlobal(m.v, n.v, at, name));
-        else {
-          out.issues.push({
-            kind: 'unresolved-global',
-            offset: at,
-            detail:
-              'STACK_GLOBAL operands are not plain strings: the imported name is computed at load time',
-          });
-          push(addGlobal('?', '?', at, name));
-        }
-        break;
-      }
-      case 'EXT1':
-      case 'EXT2':
-      case 'EXT4': {
-        const code = name === 'EXT1' ? r.u8() : name === 'EXT2' ? r.take(2).readUInt16LE(0) : u32();
-        out.issues.push({
-          kind: 'ext-code',
-          offset: at,
-          detail: `extension registry code ${code}: the global is chosen by the loading process`,
-        });
-        push(OTHER);
-        break;
-      }
-      case 'REDUCE':
-      case 'NEWOBJ': {
-        const args = pop();
-        const fn = pop();
-        called(fn);
-        push(fn.t === 'global' ? { t: 'obj', cls: fn.g, args } : OTHER);
-        break;
-      }
-      case 'BUILD': {
-        const state = pop();
-        const obj = top();
-        if (obj.t === 'obj' && `${obj.cls.module}.${obj.cls.name}` === JOBLIB_WRAPPER) {
-          skipJoblibArray(state, at);
+      case 0x63 /* GLOBAL */:
+      case 0x69 /* INST */:
+        {
+          const module = text();
+          const gname = text();
+          const g = addGlobal(module, gname, at, name);
+          if (op === 0x69) {
+            (g as { t: 'global'; g: PickleGlobal }).g.called = true;
+            popMark();
+            push(OTHER);
+          } else push(g);
           break;
         }
-        if (obj.t === 'global') {
-          obj.g.called = true;
-          out.issues.push({
-            kind: 'build-on-global',
-            offset: at,
-            detail: `BUILD sets state on ${obj.g.module}.${obj.g.name} itself`,
-          });
+      case 0x93 /* STACK_GLOBAL */:
+        {
+          const n = pop();
+          const m = pop();
+          if (m.t === 'str' && n.t === 'str') push(addGlobal(m.v, n.v, at, name));
+          else {
+            out.issues.push({
+              kind: 'unresolved-global',
+              offset: at,
+              detail:
+                'STACK_GLOBAL operands are not plain strings: the imported name is computed at load time',
+            });
+            push(addGlobal('?', '?', at, name));
+          }
+          break;
         }
-        break;
-      }
-      case 'NEWOBJ_EX': {
+      case 0x82 /* EXT1 */:
+      case 0x83 /* EXT2 */:
+      case 0x84 /* EXT4 */:
+        {
+          const code = op === 0x82 ? r.u8() : op === 0x83 ? r.take(2).readUInt16LE(0) : u32();
+          out.issues.push({
+            kind: 'ext-code',
+            offset: at,
+            detail: `extension registry code ${code}: the global is chosen by the loading process`,
+          });
+          push(OTHER);
+          break;
+        }
+      case 0x52 /* REDUCE */:
+      case 0x81 /* NEWOBJ */:
+        {
+          const args = pop();
+          const fn = pop();
+          called(fn);
+          push(fn.t === 'global' ? { t: 'obj', cls: fn.g, args } : OTHER);
+          break;
+        }
+      case 0x62 /* BUILD */:
+        {
+          const state = pop();
+          const obj = top();
+          if (obj.t === 'obj' && `${obj.cls.module}.${obj.cls.name}` === JOBLIB_WRAPPER) {
+            skipJoblibArray(state, at);
+            break;
+          }
+          if (obj.t === 'global') {
+            obj.g.called = true;
+            out.issues.push({
+              kind: 'build-on-global',
+              offset: at,
+              detail: `BUILD sets state on ${obj.g.module}.${obj.g.name} itself`,
+            });
+          }
+          break;
+        }
+      case 0x92 /* NEWOBJ_EX */:
+        {
+          pop();
+          pop();
+          called(pop());
+          push(OTHER);
+          break;
+        }
+      case 0x6f /* OBJ */:
+        {
+          const items = popMark();
+          called(items[0]);
+          push(OTHER);
+          break;
+        }
+      case 0x61 /* APPEND */:
         pop();
-        pop();
-        called(pop());
-        push(OTHER);
         break;
-      }
-      case 'OBJ': {
-        const items = popMark();
-        called(items[0]);
-        push(OTHER);
-        break;
-      }
-      case 'APPEND':
-        pop();
-        break;
-      case 'APPENDS':
-      case 'ADDITEMS':
+      case 0x65 /* APPENDS */:
+      case 0x90 /* ADDITEMS */:
         popMark();
         break;
-      case 'SETITEMS': {
-        const items = popMark();
-        const d = top();
-        for (let i = 0; i + 1 < items.length; i += 2) setItem(d, items[i], items[i + 1]);
-        break;
-      }
-      case 'SETITEM': {
-        const v = pop();
-        const k = pop();
-        setItem(top(), k, v);
-        break;
-      }
-      case 'TUPLE': {
-        const items = popMark();
-        push(items.length <= MAX_TUPLE ? { t: 'tuple', items } : OTHER);
-        break;
-      }
-      case 'LIST':
-      case 'DICT':
-      case 'FROZENSET':
+      case 0x75 /* SETITEMS */:
+        {
+          const items = popMark();
+          const d = top();
+          for (let i = 0; i + 1 < items.length; i += 2) setItem(d, items[i], items[i + 1]);
+          break;
+        }
+      case 0x73 /* SETITEM */:
+        {
+          const v = pop();
+          const k = pop();
+          setItem(top(), k, v);
+          break;
+        }
+      case 0x74 /* TUPLE */:
+        {
+          const items = popMark();
+          push(items.length <= MAX_TUPLE ? { t: 'tuple', items } : OTHER);
+          break;
+        }
+      case 0x6c /* LIST */:
+      case 0x64 /* DICT */:
+      case 0x91 /* FROZENSET */:
         popMark();
         push(OTHER);
         break;
-      case 'TUPLE1':
+      case 0x85 /* TUPLE1 */:
         push({ t: 'tuple', items: [pop()] });
         break;
-      case 'TUPLE2': {
-        const b2 = pop();
-        push({ t: 'tuple', items: [pop(), b2] });
-        break;
-      }
-      case 'TUPLE3': {
-        const c3 = pop();
-        const b3 = pop();
-        push({ t: 'tuple', items: [pop(), b3, c3] });
-        break;
-      }
-      case 'PUT':
+      case 0x86 /* TUPLE2 */:
+        {
+          const b2 = pop();
+          push({ t: 'tuple', items: [pop(), b2] });
+          break;
+        }
+      case 0x87 /* TUPLE3 */:
+        {
+          const c3 = pop();
+          const b3 = pop();
+          push({ t: 'tuple', items: [pop(), b3, c3] });
+          break;
+        }
+      case 0x70 /* PUT */:
         memoPut(Number.parseInt(text(), 10));
         break;
-      case 'BINPUT':
+      case 0x71 /* BINPUT */:
         memoPut(r.u8());
         break;
-      case 'LONG_BINPUT':
+      case 0x72 /* LONG_BINPUT */:
         memoPut(u32());
         break;
-      case 'MEMOIZE':
+      case 0x94 /* MEMOIZE */:
         memoPut(memo.size);
         break;
-      case 'GET':
+      case 0x67 /* GET */:
         memoGet(Number.parseInt(text(), 10), at);
         break;
-      case 'BINGET':
+      case 0x68 /* BINGET */:
         memoGet(r.u8(), at);
         break;
-      case 'LONG_BINGET':
+      case 0x6a /* LONG_BINGET */:
         memoGet(u32(), at);
         break;
       default:
