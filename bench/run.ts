@@ -4,7 +4,9 @@
 // Environment:
 //   MODELGATE_BENCH_SIZE_MIB     size of the pushed file (default 1024)
 //   MODELGATE_BENCH_RUNS         runs per push measurement (default 3)
-//   MODELGATE_BENCH_ONLY         comma-separated subset of push,get,register (default all)
+//   MODELGATE_BENCH_ONLY         comma-separated subset of push,get,register,scan (default all)
+//   MODELGATE_BENCH_SCAN_PICKLE_MIB, MODELGATE_BENCH_SCAN_ZIP_MIB
+//                                sizes of the scanned pickle (1024) and PyTorch zip (2048)
 //   MODELGATE_BENCH_DATABASE_URL PostgreSQL server for the PostgreSQL figures (else
 //                                MODELGATE_TEST_DATABASE_URL; skipped when neither is set)
 import { execFile, execFileSync, spawn } from 'node:child_process';
@@ -20,6 +22,7 @@ import {
 } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import Fastify from 'fastify';
 import { issueToken } from '../src/identity/tokens.js';
 import { compose } from '../src/server/composition.js';
@@ -41,7 +44,9 @@ const ROOT = join(import.meta.dirname, '..');
 const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 const SIZE_MIB = Number(process.env.MODELGATE_BENCH_SIZE_MIB ?? 1024);
 const RUNS = Number(process.env.MODELGATE_BENCH_RUNS ?? 3);
-const ONLY = new Set((process.env.MODELGATE_BENCH_ONLY ?? 'push,get,register').split(','));
+const ONLY = new Set((process.env.MODELGATE_BENCH_ONLY ?? 'push,get,register,scan').split(','));
+const SCAN_PICKLE_MIB = Number(process.env.MODELGATE_BENCH_SCAN_PICKLE_MIB ?? 1024);
+const SCAN_ZIP_MIB = Number(process.env.MODELGATE_BENCH_SCAN_ZIP_MIB ?? 2048);
 const PG_URL = process.env.MODELGATE_BENCH_DATABASE_URL || process.env.MODELGATE_TEST_DATABASE_URL;
 
 const median = (xs: number[]) => {
@@ -322,6 +327,150 @@ async function benchRegister(results: Result[], engine: 'sqlite' | 'postgres'): 
   }
 }
 
+/** A protocol-2 pickle of a long list of floats, batched 1000 a time as Python writes it. */
+function writeFloatListPickle(path: string, mib: number): void {
+  const fd = openSync(path, 'w');
+  writeSync(fd, Buffer.from('\x80\x02]q\x00', 'latin1'));
+  const batch = Buffer.alloc(2 + 1000 * 9);
+  batch[0] = 0x28;
+  for (let i = 0; i < 1000; i++) {
+    batch[1 + i * 9] = 0x47; // BINFLOAT
+    batch.writeDoubleBE(i * 0.5, 2 + i * 9);
+  }
+  batch[batch.length - 1] = 0x65; // APPENDS
+  const block = Buffer.concat(Array(256).fill(batch));
+  for (let w = 0; w < mib * 1024 * 1024; w += block.length) writeSync(fd, block);
+  writeSync(fd, Buffer.from('.', 'latin1'));
+  closeSync(fd);
+}
+
+/** A PyTorch-style zip checkpoint: data.pkl, stored tensor members of random bytes, a central directory. */
+function writeTorchZip(path: string, mib: number): void {
+  const fd = openSync(path, 'w');
+  const central: Buffer[] = [];
+  let offset = 0;
+  const add = (name: string, chunks: () => Iterable<Buffer>, size: number) => {
+    let crc = 0;
+    for (const c of chunks()) crc = crc32(c, crc);
+    const nameBuf = Buffer.from(name);
+    const lh = Buffer.alloc(30);
+    lh.writeUInt32LE(0x04034b50, 0);
+    lh.writeUInt16LE(20, 4);
+    lh.writeUInt32LE(crc, 14);
+    lh.writeUInt32LE(size, 18);
+    lh.writeUInt32LE(size, 22);
+    lh.writeUInt16LE(nameBuf.length, 26);
+    writeSync(fd, lh);
+    writeSync(fd, nameBuf);
+    for (const c of chunks()) writeSync(fd, c);
+    const ch = Buffer.alloc(46);
+    ch.writeUInt32LE(0x02014b50, 0);
+    ch.writeUInt16LE(20, 4);
+    ch.writeUInt16LE(20, 6);
+    ch.writeUInt32LE(crc, 16);
+    ch.writeUInt32LE(size, 20);
+    ch.writeUInt32LE(size, 24);
+    ch.writeUInt16LE(nameBuf.length, 28);
+    ch.writeUInt32LE(offset, 42);
+    central.push(ch, nameBuf);
+    offset += 30 + nameBuf.length + size;
+  };
+  const tensors = 16;
+  const per = Math.floor((mib * 1024 * 1024) / tensors);
+  // data.pkl: a dict of persistent-id tensor references, as torch.save writes them.
+  const parts: Buffer[] = [Buffer.from('\x80\x02}q\x00(', 'latin1')];
+  for (let i = 0; i < tensors; i++) {
+    parts.push(Buffer.from(`X\x08\x00\x00\x00layer.${String(i).padStart(2, '0')}`, 'latin1'));
+    parts.push(
+      Buffer.from(`ctorch._utils\n_rebuild_tensor_v2\n(X\x07\x00\x00\x00storage\x85Q`, 'latin1'),
+    );
+    parts.push(Buffer.from('K\x00K\x01\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtR', 'latin1'));
+  }
+  parts.push(Buffer.from('u.', 'latin1'));
+  const pkl = Buffer.concat(parts);
+  add('archive/data.pkl', () => [pkl], pkl.length);
+  const block = Buffer.allocUnsafe(16 * 1024 * 1024);
+  randomFillSync(block);
+  for (let t = 0; t < tensors; t++) {
+    const gen = function* () {
+      for (let left = per; left > 0; left -= block.length)
+        yield block.subarray(0, Math.min(left, block.length));
+    };
+    add(`archive/data/${t}`, gen, per);
+  }
+  add('archive/version', () => [Buffer.from('3\n')], 2);
+  const cd = Buffer.concat(central);
+  writeSync(fd, cd);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(tensors + 2, 8);
+  end.writeUInt16LE(tensors + 2, 10);
+  end.writeUInt32LE(cd.length, 12);
+  end.writeUInt32LE(offset, 16);
+  writeSync(fd, end);
+  closeSync(fd);
+}
+
+/** Runs `modelgate scan` under /usr/bin/time; returns seconds and peak RSS in MiB. */
+function timeScan(file: string): Promise<{ secs: number; peakMiB: number }> {
+  return new Promise((resolve, reject) => {
+    const t = performance.now();
+    execFile(
+      '/usr/bin/time',
+      ['-f', '%M', process.execPath, CLI, 'scan', file, '--format', 'json'],
+      { maxBuffer: 64 * 1024 * 1024 },
+      (err, _out, stderr) => {
+        const secs = (performance.now() - t) / 1000;
+        // Exit 1 means findings were reported: a measured run all the same.
+        if (err && (err as { code?: number }).code !== 1)
+          return reject(new Error(`scan failed: ${stderr}`));
+        const kb = Number(stderr.trim().split('\n').at(-1));
+        resolve({ secs, peakMiB: kb / 1024 });
+      },
+    );
+  });
+}
+
+/** The artifact scanner on a big numeric pickle and a big PyTorch zip, against openssl on the same files. */
+async function benchScan(results: Result[]): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), 'modelgate-bench-scan-'));
+  try {
+    const cases: [string, string, number, (p: string, m: number) => void][] = [
+      ['pickle of float lists', join(work, 'floats.pkl'), SCAN_PICKLE_MIB, writeFloatListPickle],
+      ['PyTorch zip checkpoint', join(work, 'checkpoint.pt'), SCAN_ZIP_MIB, writeTorchZip],
+    ];
+    for (const [label, file, mib, make] of cases) {
+      log(`  writing a ${mib} MiB ${label}...`);
+      make(file, mib);
+      await timeCommand('openssl', ['dgst', '-sha256', file]);
+      const scans: number[] = [];
+      const ssl: number[] = [];
+      let peak = 0;
+      for (let i = 0; i < RUNS; i++) {
+        const s = await timeScan(file);
+        scans.push(s.secs);
+        peak = Math.max(peak, s.peakMiB);
+        ssl.push(await timeCommand('openssl', ['dgst', '-sha256', file]));
+        log(
+          `  ${label} run ${i + 1}/${RUNS}: scan ${s.secs.toFixed(2)} s (peak ${s.peakMiB.toFixed(0)} MiB), openssl ${ssl.at(-1)?.toFixed(2)} s`,
+        );
+      }
+      const mbs = (x: number[]) => (mib * 1.048576) / median(x);
+      results.push({
+        name: `scan a ${mib} MiB ${label} (hashing included)`,
+        value: mbs(scans),
+        unit: 'MB/s',
+        baseline: mbs(ssl),
+        ratio: mbs(scans) / mbs(ssl),
+        note: `baseline: openssl dgst -sha256 of the same file; whole CLI process; peak RSS ${peak.toFixed(0)} MiB; median of ${RUNS}`,
+      });
+      rmSync(file, { force: true });
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
 const results: Result[] = [];
 log(`modelgate bench on ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}`);
 if (ONLY.has('push')) {
@@ -331,6 +480,10 @@ if (ONLY.has('push')) {
 if (ONLY.has('get')) {
   log('GET a version:');
   await benchGet(results);
+}
+if (ONLY.has('scan')) {
+  log('scan model files:');
+  await benchScan(results);
 }
 if (ONLY.has('register')) {
   log('register versions:');
