@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import { closeSync, lstatSync, openSync, readdirSync, readSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import type { Finding, FindingLocation, Severity } from '../../core/findings.js';
+import { sha256FileSync } from '../../core/hash.js';
 import { BufferReader, FileReader } from './byte-reader.js';
 import { classifyGlobal } from './pickle-policy.js';
 import { type PickleWalk, walkPickle } from './pickle-walker.js';
@@ -71,22 +71,6 @@ function readHead(path: string, n: number): Buffer {
   } finally {
     closeSync(fd);
   }
-}
-
-function sha256File(path: string): string {
-  const fd = openSync(path, 'r');
-  const buf = Buffer.allocUnsafe(1024 * 1024);
-  const h = createHash('sha256');
-  try {
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      h.update(buf.subarray(0, n));
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return h.digest('hex');
 }
 
 /** Collects findings, merging repeats of one rule at one location into a count. */
@@ -580,7 +564,7 @@ export function scanNamedFiles(
       );
       format = 'unparseable';
     }
-    files.push({ path: e.name, size, sha256: sha256File(e.path), format });
+    files.push({ path: e.name, size, sha256: sha256FileSync(e.path), format });
   }
   return {
     scanner: { id: SCANNER_ID, version: SCANNER_VERSION },
@@ -650,7 +634,7 @@ export function scanPaths(paths: string[], limits: ScanLimits = DEFAULT_SCAN_LIM
       );
       format = 'unparseable';
     }
-    files.push({ path: shown, size: st.size, sha256: sha256File(abs), format });
+    files.push({ path: shown, size: st.size, sha256: sha256FileSync(abs), format });
   };
   for (const p of paths) {
     const st = (() => {
