@@ -72,7 +72,13 @@ function timeCommand(
 
 async function startServer(dataDir: string, token: string): Promise<{ url: string; stop(): void }> {
   const proc = spawn(process.execPath, [CLI, 'serve', '--data-dir', dataDir, '--port', '0'], {
-    env: { ...process.env, MODELGATE_BOOTSTRAP_TOKEN: token, MODELGATE_LOG_LEVEL: 'info' },
+    // No background scan: it would compete with the next measured run for the same cores.
+    env: {
+      ...process.env,
+      MODELGATE_BOOTSTRAP_TOKEN: token,
+      MODELGATE_LOG_LEVEL: 'info',
+      MODELGATE_AUTO_SCAN: 'false',
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const url = await new Promise<string>((resolve, reject) => {
