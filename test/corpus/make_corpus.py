@@ -10,6 +10,7 @@ Benign files use the real torch, numpy, scikit-learn and joblib when they are in
 modules with the same global names are used, which produce the same opcode shapes.
 """
 import base64
+import json
 import io
 import os
 import pickle
@@ -192,6 +193,26 @@ write(BEN, "ordered-dict.pkl", pickle.dumps(OrderedDict(a=1, b=2), protocol=2))
 write(BEN, "several-pickles.pkl", pickle.dumps([1], protocol=4) + pickle.dumps({"x": 2}, protocol=4))
 write(BEN, "plain-zip-with-json.zip", torch_zip("m", [("config.json", b'{"a": 1}'), ("README.md", b"# model\n")]))
 write(BEN, "numpy-float-array.npy", npy("<f4", (4,), struct.pack("<4f", 1, 2, 3, 4)))
+
+
+def safetensors(tensors, metadata=None):
+    """Writes the safetensors layout by hand: u64 header length, JSON header, tensor bytes."""
+    header, data, off = {}, b"", 0
+    for name, (dtype, shape, raw) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + len(raw)]}
+        data += raw
+        off += len(raw)
+    if metadata:
+        header["__metadata__"] = metadata
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    return struct.pack("<Q", len(h)) + h + data
+
+
+write(BEN, "model.safetensors", safetensors(
+    {"w": ("F32", [2, 2], struct.pack("<4f", 1, 2, 3, 4)), "b": ("F16", [2], b"\x00\x3c\x00\x40")},
+    {"format": "pt"},
+))
 
 try:
     import numpy as np  # noqa: E402

@@ -105,6 +105,7 @@ export function targets(): { list: FuzzTarget[]; cleanup(): void } {
   const isZip = (_: string, h: Buffer) => h.readUInt32LE(0) === 0x04034b50;
   const isTar = (n: string) => n.endsWith('.tar');
   const isNpy = (n: string) => n.endsWith('.npy');
+  const isSafetensors = (n: string) => n.endsWith('.safetensors');
   return {
     list: [
       target('pickle walker', mutatedBytes(seeds(isPickle)), (b) => {
@@ -115,6 +116,11 @@ export function targets(): { list: FuzzTarget[]; cleanup(): void } {
       target('scanner: zip archives', mutatedBytes(seeds(isZip)), scanBytes(dir, 'f.pt')),
       target('scanner: tar archives', mutatedBytes(seeds(isTar)), scanBytes(dir, 'f.tar')),
       target('scanner: numpy files', mutatedBytes(seeds(isNpy)), scanBytes(dir, 'f.npy')),
+      target(
+        'scanner: safetensors files',
+        mutatedBytes(seeds(isSafetensors)),
+        scanBytes(dir, 'f.safetensors'),
+      ),
     ],
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };

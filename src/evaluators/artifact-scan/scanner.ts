@@ -6,6 +6,7 @@ import { sha256FileSync } from '../../core/hash.js';
 import { BufferReader, FileReader } from './byte-reader.js';
 import { classifyGlobal } from './pickle-policy.js';
 import { type PickleWalk, walkPickle } from './pickle-walker.js';
+import { checkSafetensors, looksLikeSafetensors } from './safetensors.js';
 import { InflateLimitError, isZip, listZip, readMember } from './zip-reader.js';
 
 /** The scanner's identity, recorded with every evaluation it produces. */
@@ -514,6 +515,11 @@ function scanFile(
       }
     }
     return 'numpy';
+  }
+  if (looksLikeSafetensors(head, size) || /\.safetensors$/i.test(file)) {
+    for (const i of checkSafetensors(path, size))
+      out.add(i.ruleId, i.severity, i.title, { file }, { detail: i.detail });
+    return 'safetensors';
   }
   const compression = compressionOf(head);
   if (compression) {
