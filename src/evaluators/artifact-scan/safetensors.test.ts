@@ -56,6 +56,8 @@ describe('safetensors checks', () => {
       rules(file({ __metadata__: { url: 'see https://evil.example/x' } }, Buffer.alloc(0))),
     ).toContain('low safetensors.metadata-suspicious');
     expect(rules(file(null, f32x4, '{"w": '))).toEqual(['medium safetensors.malformed']);
-    expect(rules(file(null, f32x4, '{"w": 1}', 10n ** 9n))).toEqual(['medium safetensors.header-size']);
+    expect(rules(file(null, f32x4, '{"w": 1}', 10n ** 9n))).toEqual([
+      'medium safetensors.header-size',
+    ]);
   });
 });
