@@ -209,6 +209,42 @@ def safetensors(tensors, metadata=None):
     return struct.pack("<Q", len(h)) + h + data
 
 
+def gguf(kv, tensors=(), version=3):
+    """Writes a GGUF file by hand: magic, version, counts, metadata, tensor table, aligned data."""
+    def gstr(x):
+        b = x.encode()
+        return struct.pack("<Q", len(b)) + b
+
+    out = b"GGUF" + struct.pack("<IQQ", version, len(tensors), len(kv))
+    for k, v in kv:
+        out += gstr(k)
+        if isinstance(v, str):
+            out += struct.pack("<I", 8) + gstr(v)
+        else:
+            out += struct.pack("<II", 4, v)
+    data, off = b"", 0
+    for name, raw in tensors:
+        out += gstr(name) + struct.pack("<I", 1) + struct.pack("<Q", len(raw) // 4) + struct.pack("<I", 0) + struct.pack("<Q", off)
+        data += raw + b"\x00" * ((32 - len(raw) % 32) % 32)
+        off = len(data)
+    out += b"\x00" * ((32 - len(out) % 32) % 32)
+    return out + data
+
+
+CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"
+          "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+LLAMA3 = ("{%- set ns = namespace(system='') -%}{%- for m in messages -%}{%- if m.role == 'system' -%}{%- set ns.system = m.content -%}"
+          "{%- else -%}{{ '<|start_header_id|>' + m.role + '<|end_header_id|>\\n\\n' + m.content | trim + '<|eot_id|>' }}{%- endif -%}{%- endfor -%}")
+weights = [("blk.0.attn.weight", struct.pack("<8f", *range(8)))]
+write(BEN, "chatml.gguf", gguf([("general.architecture", "llama"), ("general.alignment", 32), ("tokenizer.chat_template", CHATML)], weights))
+write(BEN, "llama3-template.gguf", gguf([("general.architecture", "llama"), ("tokenizer.chat_template", LLAMA3)], weights))
+SSTI = "{{ ''.__class__.__mro__[1].__subclasses__() }}"
+SSTI2 = "{% for m in messages %}{{ cycler.__init__.__globals__.os.popen('id').read() }}{% endfor %}"
+SSTI3 = "{{ self._TemplateReference__context.joiner.__init__.__globals__['os'].popen('id').read() }}"
+write(MAL, "gguf-template-ssti-class-mro.gguf", gguf([("general.architecture", "llama"), ("tokenizer.chat_template", SSTI)], weights))
+write(MAL, "gguf-template-ssti-cycler-globals.gguf", gguf([("tokenizer.chat_template", SSTI2)], weights))
+write(MAL, "gguf-template-ssti-named-template.gguf", gguf([("tokenizer.chat_template.tool_use", SSTI3)]))
+
 write(BEN, "model.safetensors", safetensors(
     {"w": ("F32", [2, 2], struct.pack("<4f", 1, 2, 3, 4)), "b": ("F16", [2], b"\x00\x3c\x00\x40")},
     {"format": "pt"},

@@ -106,6 +106,7 @@ export function targets(): { list: FuzzTarget[]; cleanup(): void } {
   const isTar = (n: string) => n.endsWith('.tar');
   const isNpy = (n: string) => n.endsWith('.npy');
   const isSafetensors = (n: string) => n.endsWith('.safetensors');
+  const isGguf = (n: string) => n.endsWith('.gguf');
   return {
     list: [
       target('pickle walker', mutatedBytes(seeds(isPickle)), (b) => {

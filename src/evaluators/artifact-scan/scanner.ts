@@ -4,6 +4,7 @@ import { gunzipSync, inflateSync } from 'node:zlib';
 import type { Finding, FindingLocation, Severity } from '../../core/findings.js';
 import { sha256FileSync } from '../../core/hash.js';
 import { BufferReader, FileReader } from './byte-reader.js';
+import { checkGguf, isGguf } from './gguf.js';
 import { classifyGlobal } from './pickle-policy.js';
 import { type PickleWalk, walkPickle } from './pickle-walker.js';
 import { checkSafetensors, looksLikeSafetensors } from './safetensors.js';
@@ -515,6 +516,19 @@ function scanFile(
       }
     }
     return 'numpy';
+  }
+  if (isGguf(head)) {
+    for (const i of checkGguf(path, size)) {
+      out.add(
+        i.ruleId,
+        i.severity,
+        i.title,
+        { file },
+        { detail: i.detail },
+        i.ruleId.endsWith('/ssti') ? ['CVE-2024-34359', 'CWE-1336'] : [],
+      );
+    }
+    return 'gguf';
   }
   if (looksLikeSafetensors(head, size) || /\.safetensors$/i.test(file)) {
     for (const i of checkSafetensors(path, size))
