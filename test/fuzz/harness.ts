@@ -122,6 +122,7 @@ export function targets(): { list: FuzzTarget[]; cleanup(): void } {
         mutatedBytes(seeds(isSafetensors)),
         scanBytes(dir, 'f.safetensors'),
       ),
+      target('scanner: GGUF files', mutatedBytes(seeds(isGguf)), scanBytes(dir, 'f.gguf')),
     ],
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };

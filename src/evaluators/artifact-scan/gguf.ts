@@ -164,6 +164,7 @@ export function checkGguf(path: string, size: number): GgufIssue[] {
     for (let i = 0n; i < kvCount; i++) {
       const key = str();
       const type = r.take(4).readUInt32LE(0);
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters in a key are what is refused
       if (/(^|[/\\])\.\.([/\\]|$)|^[/\\]|[\u0000-\u001f]/.test(key))
         add(
           'gguf.metadata-key',
