@@ -154,6 +154,15 @@ export class EvaluationRunner {
         'evaluation finished',
       );
     } catch (e) {
+      if (this.stopping) {
+        // A server shutting down hands the job back rather than failing it.
+        await this.deps.store.release(job.id, this.owner);
+        this.deps.log.info(
+          { evaluation: job.id },
+          'evaluation handed back to the queue at shutdown',
+        );
+        return;
+      }
       await this.deps.store.fail(job.id, this.owner, (e as Error).message ?? String(e));
       this.deps.log.error({ evaluation: job.id, err: e }, 'evaluation failed');
     } finally {

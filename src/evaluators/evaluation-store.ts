@@ -62,6 +62,8 @@ export interface EvaluationStore {
     metrics: Record<string, number>,
   ): Promise<boolean>;
   fail(id: string, owner: string, error: string): Promise<boolean>;
+  /** Gives a running evaluation back to the queue (its server is shutting down). */
+  release(id: string, owner: string): Promise<boolean>;
   get(id: string): Promise<Evaluation | undefined>;
   listForVersion(model: string, version: number): Promise<Evaluation[]>;
   findings(filter: {

@@ -83,6 +83,16 @@ describeEachEngine('evaluation store and job queue', (db) => {
     });
   });
 
+  it('takes a released evaluation back into the queue', async () => {
+    const store = await setup('release');
+    const e = await store.enqueue({ model: 'release', version: 1 }, scanner, {}, actor);
+    await store.claim('a', 10_000, 3);
+    expect(await store.release(e.id, 'someone-else')).toBe(false);
+    expect(await store.release(e.id, 'a')).toBe(true);
+    expect(await store.get(e.id)).toMatchObject({ status: 'queued', attempts: 1 });
+    expect((await store.claim('b', 10_000, 3))?.id).toBe(e.id);
+  });
+
   it('stores findings with the result in one step and lists them per version', async () => {
     const store = await setup('results');
     const e = await store.enqueue(

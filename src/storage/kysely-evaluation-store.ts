@@ -278,6 +278,17 @@ export class KyselyEvaluationStore implements EvaluationStore {
     return Number(res.numUpdatedRows) === 1;
   }
 
+  async release(id: string, owner: string): Promise<boolean> {
+    const res = await this.db
+      .updateTable('evaluations')
+      .set({ status: 'queued', lease_owner: null, lease_expires_at: null, progress: 0 })
+      .where('id', '=', id)
+      .where('lease_owner', '=', owner)
+      .where('status', '=', 'running')
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+
   async get(id: string): Promise<Evaluation | undefined> {
     const r = await this.query().where('e.id', '=', id).executeTakeFirst();
     return r ? toEvaluation(r as Row) : undefined;
