@@ -33,9 +33,15 @@ export class ArtifactScanEvaluator implements Evaluator {
         reject(new Error('evaluation aborted'));
       };
       input.signal.addEventListener('abort', onAbort, { once: true });
-      worker.once(
+      worker.on(
         'message',
-        (m: { ok: true; report: ScanReport } | { ok: false; error: string }) => {
+        (
+          m: { progress: number } | { ok: true; report: ScanReport } | { ok: false; error: string },
+        ) => {
+          if ('progress' in m) {
+            input.progress(m.progress);
+            return;
+          }
           input.signal.removeEventListener('abort', onAbort);
           void worker.terminate();
           if (!m.ok) return reject(new Error(m.error));

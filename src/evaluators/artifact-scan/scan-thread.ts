@@ -4,7 +4,10 @@ import { scanNamedFiles } from './scanner.js';
 // Runs one scan off the server's event loop: the scanner reads synchronously.
 const entries = workerData as { name: string; path: string }[];
 try {
-  parentPort?.postMessage({ ok: true, report: scanNamedFiles(entries) });
+  const report = scanNamedFiles(entries, undefined, (progress) =>
+    parentPort?.postMessage({ progress }),
+  );
+  parentPort?.postMessage({ ok: true, report });
 } catch (e) {
   parentPort?.postMessage({ ok: false, error: (e as Error).message });
 }

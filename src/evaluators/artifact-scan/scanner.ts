@@ -566,10 +566,17 @@ function scanFile(
 export function scanNamedFiles(
   entries: { name: string; path: string }[],
   limits: ScanLimits = DEFAULT_SCAN_LIMITS,
+  onProgress: (fraction: number) => void = () => {},
 ): ScanReport {
   const out = new Findings();
   const files: ScannedFile[] = [];
-  for (const e of entries) {
+  // Progress is by bytes, so one large checkpoint among small files still moves the figure.
+  const sizes = entries.map((e) => lstatSync(e.path).size);
+  const total = sizes.reduce((a, b) => a + b, 0) || 1;
+  let done = 0;
+  for (const [i, e] of entries.entries()) {
+    onProgress(done / total);
+    done += sizes[i] ?? 0;
     const size = lstatSync(e.path).size;
     let format: string;
     try {
