@@ -181,6 +181,22 @@ function load(url: string, token: string): Promise<number> {
   });
 }
 
+/** Uploads one small blob and returns three version files that use it. */
+async function seedFiles(app: Awaited<ReturnType<typeof compose>>['app'], token: string) {
+  const blob = await app.inject({
+    method: 'POST',
+    url: '/api/v1/blobs',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
+    payload: Buffer.from('weights'),
+  });
+  const digest = (blob.json() as { digest: string }).digest;
+  return ['config.json', 'model.safetensors', 'tokenizer.json'].map((path) => ({
+    path,
+    size: 7,
+    digest,
+  }));
+}
+
 /** GET of a version through the API vs a bare Fastify route returning the same JSON, one process. */
 async function benchGet(results: Result[]): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'modelgate-bench-get-'));
@@ -196,18 +212,7 @@ async function benchGet(results: Result[]): Promise<void> {
         ...(payload && { payload }),
       });
     await call('POST', '/api/v1/models', { name: 'bench-get' });
-    const blob = await composed.app.inject({
-      method: 'POST',
-      url: '/api/v1/blobs',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
-      payload: Buffer.from('weights'),
-    });
-    const digest = (blob.json() as { digest: string }).digest;
-    const files = ['config.json', 'model.safetensors', 'tokenizer.json'].map((path) => ({
-      path,
-      size: 7,
-      digest,
-    }));
+    const files = await seedFiles(composed.app, token);
     await call('POST', '/api/v1/models/bench-get/versions', {
       files,
       card: { markdown: '# Bench\n', fields: {} },
@@ -270,19 +275,8 @@ async function benchRegister(results: Result[], engine: 'sqlite' | 'postgres'): 
       headers,
       payload: { name: 'bench-reg' },
     });
-    const blob = await composed.app.inject({
-      method: 'POST',
-      url: '/api/v1/blobs',
-      headers: { ...headers, 'content-type': 'application/octet-stream' },
-      payload: Buffer.from('weights'),
-    });
-    const digest = (blob.json() as { digest: string }).digest;
-    const files = ['config.json', 'model.safetensors', 'tokenizer.json'].map((path) => ({
-      path,
-      size: 7,
-      digest,
-    }));
-    const n = engine === 'sqlite' ? 400 : 400;
+    const files = await seedFiles(composed.app, token);
+    const n = 400;
     // Bare baseline: one single-row insert transaction per iteration, same engine, same durability.
     await database.db.schema
       .createTable('bench_bare')

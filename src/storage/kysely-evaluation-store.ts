@@ -1,5 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { type ExpressionBuilder, type Kysely, type Selectable, sql } from 'kysely';
+import {
+  type ExpressionBuilder,
+  type Kysely,
+  type Selectable,
+  sql,
+  type Transaction,
+  type Updateable,
+} from 'kysely';
 import { ModelgateError } from '../core/errors.js';
 import type { Finding, Severity } from '../core/findings.js';
 import type { Actor } from '../core/types.js';
@@ -48,6 +55,24 @@ export class KyselyEvaluationStore implements EvaluationStore {
       .innerJoin('models as m', 'm.id', 'v.model_id')
       .selectAll('e')
       .select(['m.name as model', 'v.number as number']);
+  }
+
+  // Every change a worker makes to its job is guarded the same way: only while it still holds
+  // the lease and the job is running. Returns whether the row changed.
+  private async asHolder(
+    db: Kysely<DB> | Transaction<DB>,
+    id: string,
+    owner: string,
+    set: Updateable<EvaluationsTable>,
+  ): Promise<boolean> {
+    const res = await db
+      .updateTable('evaluations')
+      .set(set)
+      .where('id', '=', id)
+      .where('lease_owner', '=', owner)
+      .where('status', '=', 'running')
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
   }
 
   async enqueue(
@@ -198,14 +223,11 @@ export class KyselyEvaluationStore implements EvaluationStore {
   }
 
   async heartbeat(id: string, owner: string, leaseMs: number, progress: number): Promise<boolean> {
-    const res = await this.db
-      .updateTable('evaluations')
-      .set({ lease_expires_at: new Date(this.now().getTime() + leaseMs).toISOString(), progress })
-      .where('id', '=', id)
-      .where('lease_owner', '=', owner)
-      .where('status', '=', 'running')
-      .executeTakeFirst();
-    return Number(res.numUpdatedRows) === 1;
+    const changed = await this.asHolder(this.db, id, owner, {
+      lease_expires_at: new Date(this.now().getTime() + leaseMs).toISOString(),
+      progress,
+    });
+    return changed;
   }
 
   async complete(
@@ -216,21 +238,15 @@ export class KyselyEvaluationStore implements EvaluationStore {
   ): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
       const at = this.now().toISOString();
-      const res = await trx
-        .updateTable('evaluations')
-        .set({
-          status: 'succeeded',
-          finished_at: at,
-          progress: 1,
-          metrics: JSON.stringify(metrics),
-          lease_owner: null,
-          lease_expires_at: null,
-        })
-        .where('id', '=', id)
-        .where('lease_owner', '=', owner)
-        .where('status', '=', 'running')
-        .executeTakeFirst();
-      if (Number(res.numUpdatedRows) !== 1) return false;
+      const changed = await this.asHolder(trx, id, owner, {
+        status: 'succeeded',
+        finished_at: at,
+        progress: 1,
+        metrics: JSON.stringify(metrics),
+        lease_owner: null,
+        lease_expires_at: null,
+      });
+      if (!changed) return false;
       const ev = await trx
         .selectFrom('evaluations')
         .select('version_id')
@@ -262,31 +278,24 @@ export class KyselyEvaluationStore implements EvaluationStore {
   }
 
   async fail(id: string, owner: string, error: string): Promise<boolean> {
-    const res = await this.db
-      .updateTable('evaluations')
-      .set({
-        status: 'failed',
-        finished_at: this.now().toISOString(),
-        error: error.slice(0, 2000),
-        lease_owner: null,
-        lease_expires_at: null,
-      })
-      .where('id', '=', id)
-      .where('lease_owner', '=', owner)
-      .where('status', '=', 'running')
-      .executeTakeFirst();
-    return Number(res.numUpdatedRows) === 1;
+    const changed = await this.asHolder(this.db, id, owner, {
+      status: 'failed',
+      finished_at: this.now().toISOString(),
+      error: error.slice(0, 2000),
+      lease_owner: null,
+      lease_expires_at: null,
+    });
+    return changed;
   }
 
   async release(id: string, owner: string): Promise<boolean> {
-    const res = await this.db
-      .updateTable('evaluations')
-      .set({ status: 'queued', lease_owner: null, lease_expires_at: null, progress: 0 })
-      .where('id', '=', id)
-      .where('lease_owner', '=', owner)
-      .where('status', '=', 'running')
-      .executeTakeFirst();
-    return Number(res.numUpdatedRows) === 1;
+    const changed = await this.asHolder(this.db, id, owner, {
+      status: 'queued',
+      lease_owner: null,
+      lease_expires_at: null,
+      progress: 0,
+    });
+    return changed;
   }
 
   async get(id: string): Promise<Evaluation | undefined> {

@@ -19,8 +19,7 @@ export interface PickleIssue {
     | 'limit'
     | 'build-on-global'
     | 'misplaced-proto'
-    | 'unknown-memo'
-    | 'persistent-id';
+    | 'unknown-memo';
   offset: number;
   detail: string;
 }

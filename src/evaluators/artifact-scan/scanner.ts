@@ -199,8 +199,6 @@ function pickleFindings(
           detail: i.detail,
         });
         break;
-      case 'persistent-id':
-        break;
     }
   }
   for (const e of walk.embedded) {
