@@ -1,10 +1,12 @@
 // `npm run fuzz`: every scanner fuzz target for FUZZ_RUNS inputs (default 100,000) each.
 // Fails on a crash, an input taking over 1 s, or heap growth over the bound.
+import { loadHdf5 } from '../src/evaluators/artifact-scan/scanner.js';
 import { targets } from '../test/fuzz/harness.js';
 
 const runs = Number(process.env.FUZZ_RUNS ?? 100_000);
 const seed = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : undefined;
 const MAX_HEAP_GROWTH_MIB = 256;
+loadHdf5();
 const { list, cleanup } = targets();
 let failed = false;
 try {

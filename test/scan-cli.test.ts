@@ -26,6 +26,9 @@ describe('modelgate scan', () => {
   it('exits 1 on a finding at or above --fail-on, 0 below it, 2 when it cannot scan', async () => {
     expect((await scan(mal('direct-os.system.pkl'))).code).toBe(1);
     expect((await scan(ben('plain-data-protocol4.pkl'))).code).toBe(0);
+    // HDF5 files are read in a thread of their own, which must not keep the process alive.
+    expect((await scan(ben('keras2-dense.h5'), ben('onnx-external-data'))).code).toBe(0);
+    expect((await scan(mal('keras2-lambda-bytecode.h5'))).code).toBe(1);
     // An unknown callable is high: fails at the default (high), passes with --fail-on critical.
     expect((await scan(mal('unknown-callable-called.pkl'))).code).toBe(1);
     expect((await scan(mal('unknown-callable-called.pkl'), '--fail-on', 'critical')).code).toBe(0);

@@ -1,8 +1,10 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadHdf5 } from '../../src/evaluators/artifact-scan/scanner.js';
 import { targets } from './harness.js';
 
 // A short run of every fuzz target on each `npm test`; `npm run fuzz` runs 100,000 inputs each.
 const { list, cleanup } = targets();
+beforeAll(() => loadHdf5());
 afterAll(cleanup);
 
 describe('scanner fuzzing (short run)', () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -7,15 +7,21 @@ import { scanPaths } from '../../src/evaluators/artifact-scan/scanner.js';
 
 const CORPUS = join(import.meta.dirname, '..', 'corpus');
 
-/** Corpus files of one kind, as fuzz seeds. */
+/** Corpus files of one kind (folders walked, links skipped), as fuzz seeds. */
 export function seeds(match: (name: string, head: Buffer) => boolean): Buffer[] {
   const out: Buffer[] = [];
-  for (const kind of ['malicious', 'benign']) {
-    for (const name of readdirSync(join(CORPUS, kind)).sort()) {
-      const b = readFileSync(join(CORPUS, kind, name));
-      if (match(name, b)) out.push(b);
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      const p = join(dir, name);
+      const st = lstatSync(p);
+      if (st.isDirectory()) walk(p);
+      else if (st.isFile()) {
+        const b = readFileSync(p);
+        if (match(name, b)) out.push(b);
+      }
     }
-  }
+  };
+  for (const kind of ['malicious', 'benign']) walk(join(CORPUS, kind));
   return out;
 }
 
@@ -98,7 +104,11 @@ function scanBytes(dir: string, name: string) {
   };
 }
 
-/** The fuzz targets: the pickle walker in memory, and the whole scanner on pickle, zip, tar and npy files. */
+/**
+ * The fuzz targets: the pickle walker in memory, and the whole scanner on each format's files.
+ * Callers call `loadHdf5()` first, so that loading the HDF5 library is not counted against the
+ * first HDF5 input's time.
+ */
 export function targets(): { list: FuzzTarget[]; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'modelgate-fuzz-'));
   const isPickle = (_: string, h: Buffer) => h[0] === 0x80 || h[0] === 0x28 || h[0] === 0x63;
@@ -107,6 +117,10 @@ export function targets(): { list: FuzzTarget[]; cleanup(): void } {
   const isNpy = (n: string) => n.endsWith('.npy');
   const isSafetensors = (n: string) => n.endsWith('.safetensors');
   const isGguf = (n: string) => n.endsWith('.gguf');
+  const isOnnx = (n: string) => n.endsWith('.onnx');
+  const isPb = (n: string) => n.endsWith('.pb');
+  const isH5 = (n: string) => n.endsWith('.h5');
+  const isKeras = (n: string) => n.endsWith('.keras');
   return {
     list: [
       target('pickle walker', mutatedBytes(seeds(isPickle)), (b) => {
@@ -123,6 +137,14 @@ export function targets(): { list: FuzzTarget[]; cleanup(): void } {
         scanBytes(dir, 'f.safetensors'),
       ),
       target('scanner: GGUF files', mutatedBytes(seeds(isGguf)), scanBytes(dir, 'f.gguf')),
+      target('scanner: ONNX models', mutatedBytes(seeds(isOnnx)), scanBytes(dir, 'f.onnx')),
+      target(
+        'scanner: TensorFlow graphs',
+        mutatedBytes(seeds(isPb)),
+        scanBytes(dir, 'saved_model.pb'),
+      ),
+      target('scanner: Keras HDF5 files', mutatedBytes(seeds(isH5)), scanBytes(dir, 'f.h5')),
+      target('scanner: Keras archives', mutatedBytes(seeds(isKeras)), scanBytes(dir, 'f.keras')),
     ],
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };

