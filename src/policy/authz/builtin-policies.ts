@@ -1,0 +1,76 @@
+/**
+ * The built-in roles as Cedar policies, keyed by policy id (the id a denial names). Each
+ * policy's `@reason` is what an explanation prints. Operators add policies beside these; all
+ * are validated against the schema before they take effect.
+ */
+export const BUILTIN_POLICIES: Record<string, string> = {
+  'viewer-read': `@reason("viewers may read the registry")
+permit (principal in Role::"viewer", action == Action::"read", resource);`,
+
+  'contributor-read': `@reason("contributors may read the registry")
+permit (principal in Role::"contributor", action == Action::"read", resource);`,
+
+  'contributor-create-model': `@reason("contributors may create models")
+permit (principal in Role::"contributor", action == Action::"createModel", resource);`,
+
+  'contributor-own-team-models': `@reason("contributors may change and push to models of their own team")
+permit (
+  principal in Role::"contributor",
+  action in [Action::"updateModel", Action::"pushVersion"],
+  resource is Model
+)
+when { principal in resource.team };`,
+
+  'contributor-own-team-aliases': `@reason("contributors may set aliases, staging included, on models of their own team")
+permit (
+  principal in Role::"contributor",
+  action in [Action::"setAlias", Action::"requestPromotion"],
+  resource is Alias
+)
+when { principal in resource.model.team };`,
+
+  'evaluator-read': `@reason("evaluators may read the registry")
+permit (principal in Role::"evaluator", action == Action::"read", resource);`,
+
+  'evaluator-run': `@reason("evaluators may run evaluations and waive findings")
+permit (
+  principal in Role::"evaluator",
+  action in [Action::"runEvaluation", Action::"waiveFinding"],
+  resource
+);`,
+
+  'approver-read': `@reason("approvers may read the registry")
+permit (principal in Role::"approver", action == Action::"read", resource);`,
+
+  'approver-promote': `@reason("approvers may set, request and approve promotions of any alias")
+permit (
+  principal in Role::"approver",
+  action in [Action::"setAlias", Action::"requestPromotion", Action::"approvePromotion"],
+  resource is Alias
+);`,
+
+  'admin-all': `@reason("admins may do everything the forbid rules allow")
+permit (principal in Role::"admin", action, resource);`,
+
+  'production-only-approvers': `@reason("only approvers act on production")
+forbid (
+  principal,
+  action in [Action::"setAlias", Action::"requestPromotion", Action::"approvePromotion"],
+  resource is Alias
+)
+when { resource.name == "production" }
+unless { principal in Role::"approver" };`,
+
+  'high-tier-production-risk-team': `@reason("production of a high-tier model needs an approver from the risk team")
+forbid (
+  principal,
+  action in [Action::"setAlias", Action::"approvePromotion"],
+  resource is Alias
+)
+when { resource.name == "production" && resource.model.tier == "high" }
+unless { principal in Team::"risk" };`,
+
+  'no-self-approval': `@reason("four eyes: nobody approves the promotion of a version they registered")
+forbid (principal, action == Action::"approvePromotion", resource)
+when { context.versionAuthor == principal.name };`,
+};

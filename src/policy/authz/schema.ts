@@ -1,0 +1,63 @@
+/**
+ * The Cedar schema every authorization request and every policy is validated against (strict
+ * mode). Principals are people and non-human identities; both belong to teams and hold roles.
+ * Resources carry what rules need: a model's team and risk tier, a version's author, an
+ * alias's name and whether it is protected.
+ */
+export const AUTHZ_SCHEMA = `
+entity Role;
+entity Team;
+entity User in [Team, Role] { name: String };
+entity ServiceAccount in [Team, Role] { name: String };
+entity Registry;
+entity Model { team: Team, tier: String };
+entity ModelVersion in [Model] { model: Model, author: String };
+entity Alias in [Model] { model: Model, name: String, protected: Bool };
+
+action read appliesTo {
+  principal: [User, ServiceAccount],
+  resource: [Registry, Model, ModelVersion, Alias]
+};
+action createModel, publishPolicy, readAudit, manageIdentities appliesTo {
+  principal: [User, ServiceAccount],
+  resource: [Registry]
+};
+action updateModel, pushVersion appliesTo {
+  principal: [User, ServiceAccount],
+  resource: [Model]
+};
+action runEvaluation, waiveFinding appliesTo {
+  principal: [User, ServiceAccount],
+  resource: [ModelVersion]
+};
+action setAlias, requestPromotion appliesTo {
+  principal: [User, ServiceAccount],
+  resource: [Alias]
+};
+action approvePromotion appliesTo {
+  principal: [User, ServiceAccount],
+  resource: [Alias],
+  context: { versionAuthor: String }
+};
+`;
+
+/** The actions the schema defines, in the order documentation lists them. */
+export const ACTIONS = [
+  'read',
+  'createModel',
+  'updateModel',
+  'pushVersion',
+  'runEvaluation',
+  'waiveFinding',
+  'setAlias',
+  'requestPromotion',
+  'approvePromotion',
+  'publishPolicy',
+  'readAudit',
+  'manageIdentities',
+] as const;
+export type Action = (typeof ACTIONS)[number];
+
+/** The built-in roles, each shipped as policies in builtin-policies.ts. */
+export const ROLES = ['viewer', 'contributor', 'evaluator', 'approver', 'admin'] as const;
+export type RoleName = (typeof ROLES)[number];
