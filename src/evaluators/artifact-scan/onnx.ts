@@ -5,7 +5,9 @@ import {
   fields,
   ints,
   ProtoError,
+  stoppedWalk,
   text,
+  WalkLimitError,
   WIRE_LEN,
 } from './protobuf-wire.js';
 
@@ -122,7 +124,7 @@ class OnnxWalk {
 
   node(f: Field, depth: number): void {
     if (++this.nodes > MAX_NODES)
-      throw new LimitReached(`more than ${MAX_NODES.toLocaleString('en')} nodes`);
+      throw new WalkLimitError(`more than ${MAX_NODES.toLocaleString('en')} nodes`);
     let opType = '';
     let domain = '';
     const attributes: Field[] = [];
@@ -384,8 +386,6 @@ class OnnxWalk {
   }
 }
 
-class LimitReached extends Error {}
-
 /** True when a file name says ONNX (the format has no magic bytes). */
 export function isOnnxName(name: string): boolean {
   return /\.onnx$/i.test(name);
@@ -450,21 +450,13 @@ export function checkOnnx(src: ByteSource, sibling?: SiblingLookup): OnnxCheck {
     for (const g of graphs) walk.graph(g, 0);
     for (const f of functions) walk.function(f, 0);
   } catch (e) {
-    if (e instanceof LimitReached)
-      walk.add({
-        ruleId: 'onnx.limit',
-        severity: 'medium',
-        title: `The model exceeds a scanner limit (${e.message}); the rest was not checked`,
-        detail: e.message,
-      });
-    else if (e instanceof ProtoError)
-      walk.add({
-        ruleId: 'onnx.unparseable',
-        severity: 'medium',
-        title: 'The ONNX graph is malformed; what came before the error was still checked',
-        detail: e.message,
-      });
-    else throw e;
+    walk.add(
+      stoppedWalk(
+        e,
+        'onnx',
+        'The ONNX graph is malformed; what came before the error was still checked',
+      ),
+    );
   }
   return { issues: [...head, ...walk.issues], externalFiles: [...walk.externalFiles] };
 }

@@ -1,4 +1,5 @@
 import { closeSync, openSync, readSync } from 'node:fs';
+import type { FormatIssue } from './format-issue.js';
 
 /**
  * A reader of the protobuf wire format (tags, varints, length-delimited fields) with no schema
@@ -9,6 +10,31 @@ import { closeSync, openSync, readSync } from 'node:fs';
 
 /** The bytes are not valid protobuf, or not the message the caller expected. */
 export class ProtoError extends Error {}
+
+/** A walk stopped at one of the scanner's limits (node count, nesting depth). */
+export class WalkLimitError extends Error {}
+
+/**
+ * The finding a walk that stopped early leaves behind: `<prefix>.limit` for a limit,
+ * `<prefix>.unparseable` for malformed bytes. Anything else is a bug and is thrown again.
+ */
+export function stoppedWalk(e: unknown, prefix: string, malformedTitle: string): FormatIssue {
+  if (e instanceof WalkLimitError)
+    return {
+      ruleId: `${prefix}.limit`,
+      severity: 'medium',
+      title: `The file exceeds a scanner limit (${e.message}); the rest was not checked`,
+      detail: e.message,
+    };
+  if (e instanceof ProtoError)
+    return {
+      ruleId: `${prefix}.unparseable`,
+      severity: 'medium',
+      title: malformedTitle,
+      detail: e.message,
+    };
+  throw e;
+}
 
 /** Random access to the bytes being walked. */
 export interface ByteSource {

@@ -4,7 +4,9 @@ import {
   type Field,
   fields,
   ProtoError,
+  stoppedWalk,
   text,
+  WalkLimitError,
   WIRE_LEN,
   WIRE_VARINT,
 } from './protobuf-wire.js';
@@ -102,7 +104,7 @@ class GraphWalk {
   }
 
   node(f: Field): void {
-    if (++this.nodes > MAX_NODES) throw new LimitReached(`more than ${MAX_NODES} nodes`);
+    if (++this.nodes > MAX_NODES) throw new WalkLimitError(`more than ${MAX_NODES} nodes`);
     for (const g of this.sub(f))
       if (g.no === 2) {
         const op = text(this.src, g, 256);
@@ -132,8 +134,6 @@ class GraphWalk {
   }
 }
 
-class LimitReached extends Error {}
-
 /** Which reading a `.pb` file gets, from its name. */
 export function tensorflowKind(name: string): 'saved-model' | 'keras-metadata' | 'graph' | null {
   const base = name.split('/').pop() ?? name;
@@ -162,21 +162,13 @@ export function checkTensorflow(
       else walk.graph(undefined);
     }
   } catch (e) {
-    if (e instanceof LimitReached)
-      issues.push({
-        ruleId: 'tensorflow.limit',
-        severity: 'medium',
-        title: `The graph exceeds a scanner limit (${e.message}); the rest was not checked`,
-        detail: e.message,
-      });
-    else if (e instanceof ProtoError)
-      issues.push({
-        ruleId: 'tensorflow.unparseable',
-        severity: 'medium',
-        title: 'Not a readable TensorFlow protobuf; what came before the error was still checked',
-        detail: e.message,
-      });
-    else throw e;
+    issues.push(
+      stoppedWalk(
+        e,
+        'tensorflow',
+        'Not a readable TensorFlow protobuf; what came before the error was still checked',
+      ),
+    );
   }
   for (const [op, count] of [...walk.ops].sort()) {
     const detail = `${count} node${count === 1 ? '' : 's'}`;
