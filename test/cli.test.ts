@@ -65,7 +65,7 @@ describeEachEngine('modelgate CLI against a running server', (db) => {
     const mg = (...args: string[]) => run(args, env);
     expect((await mg('model', 'create', 'fraud-base')).code).toBe(0);
     expect(
-      (await mg('model', 'create', 'fraud-detector', '--risk-tier', 'high', '--owner', 'risk'))
+      (await mg('model', 'create', 'fraud-detector', '--risk-tier', 'limited', '--owner', 'risk'))
         .code,
     ).toBe(0);
     const ds = await mg(

@@ -46,7 +46,13 @@ export const ERROR_CATALOG = {
   // Authentication
   UNAUTHENTICATED: {
     status: 401,
-    description: 'No bearer token, or a token that is unknown, malformed or revoked.',
+    description: 'No bearer token, or a token that is unknown, malformed, expired or revoked.',
+  },
+  // Authorization
+  FORBIDDEN: {
+    status: 403,
+    description:
+      'The identity may not do this. The message names the policy that decided (or says none permits it).',
   },
   // Not found
   NOT_FOUND: { status: 404, description: 'No such route.' },

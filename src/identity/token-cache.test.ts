@@ -5,7 +5,9 @@ describe('TokenCache', () => {
   it('answers repeated lookups from memory until the entry expires, never caching a miss', async () => {
     let now = 1000;
     const calls: string[] = [];
-    const known = new Map([['h1', { tokenId: 'tok_1', identity: 'admin', kind: 'user' as const }]]);
+    const known = new Map([
+      ['h1', { tokenId: 'tok_1', identity: 'admin', kind: 'user' as const, roles: [], teams: [] }],
+    ]);
     const cache = new TokenCache(
       async (h) => {
         calls.push(h);
@@ -28,7 +30,7 @@ describe('TokenCache', () => {
     now += 2;
     expect(await cache.find('h1', null)).toBeUndefined();
     // forget() drops an entry at once.
-    known.set('h1', { tokenId: 'tok_1', identity: 'admin', kind: 'user' });
+    known.set('h1', { tokenId: 'tok_1', identity: 'admin', kind: 'user', roles: [], teams: [] });
     await cache.find('h1', null);
     cache.forget('h1');
     known.delete('h1');
@@ -40,7 +42,7 @@ describe('TokenCache', () => {
     const cache = new TokenCache(
       async (h) => {
         calls.push(h);
-        return { tokenId: h, identity: h, kind: 'user' };
+        return { tokenId: h, identity: h, kind: 'user', roles: [], teams: [] };
       },
       60_000,
       2,

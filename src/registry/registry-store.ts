@@ -86,6 +86,17 @@ export interface TokenRecord {
   tokenId: string;
   identity: string;
   kind: 'user' | 'service-account';
+  /** Roles held (built-in: viewer, contributor, evaluator, approver, admin). */
+  roles: string[];
+  teams: string[];
+}
+
+/** An identity as it is created with its first token. */
+export interface NewIdentity {
+  name: string;
+  kind: 'user' | 'service-account';
+  roles?: string[];
+  teams?: string[];
 }
 
 /**
@@ -135,10 +146,10 @@ export interface RegistryStore {
 
   /** Token lookup by SHA-256 hash of the secret; records last use. */
   findToken(hash: string, usedFrom: string | null): Promise<TokenRecord | undefined>;
-  /** Creates an identity (if missing) and a token for it. */
+  /** Creates an identity (if missing, with its roles and teams) and a token for it. */
   createToken(
-    identity: { name: string; kind: 'user' | 'service-account' },
-    token: { id: string; hash: string; name: string },
+    identity: NewIdentity,
+    token: { id: string; hash: string; name: string; expiresAt?: string },
   ): Promise<void>;
   countTokens(): Promise<number>;
 

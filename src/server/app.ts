@@ -14,24 +14,32 @@ import type { EvaluationRunner } from '../evaluators/evaluation-runner.js';
 import type { EvaluationStore } from '../evaluators/evaluation-store.js';
 import { TokenCache } from '../identity/token-cache.js';
 import { hashToken } from '../identity/tokens.js';
+import { Authorizer, type Principal } from '../policy/authz/authorizer.js';
+import { BUILTIN_POLICIES } from '../policy/authz/builtin-policies.js';
 import type { BlobStore } from '../registry/blob-store.js';
 import type { RegistryService } from '../registry/registry-service.js';
 import type { RegistryStore } from '../registry/registry-store.js';
+import { authorizeRequest, type RouteAuthz } from './authorization.js';
 import { blobRoutes } from './routes/blobs.js';
 import { datasetRoutes } from './routes/datasets.js';
 import { evaluationRoutes } from './routes/evaluations.js';
 import { healthRoutes } from './routes/health.js';
 import { modelRoutes } from './routes/models.js';
 import { versionRoutes } from './routes/versions.js';
+import { errorResponses } from './schemas.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** The authenticated caller; set by the auth hook on every non-public route. */
     actor: Actor;
+    /** The caller as authorization sees it: kind, name, roles and teams. */
+    principal: Principal;
   }
   interface FastifyContextConfig {
     /** Routes that need no token: health, readiness and the API description. */
     public?: boolean;
+    /** What the route does, for authorization; required on every route that is not public. */
+    authz?: RouteAuthz;
   }
 }
 
@@ -43,6 +51,8 @@ export interface AppDeps {
   runner: EvaluationRunner;
   blobs: BlobStore;
   maxUploadBytes: number;
+  /** Decides every request; the built-in role policies when not given. */
+  authorizer?: Authorizer;
   logger?: FastifyServerOptions['logger'];
   version?: string;
 }
@@ -177,6 +187,8 @@ export async function buildApp(deps: AppDeps) {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.decorateRequest('actor', null as unknown as Actor);
+  app.decorateRequest('principal', null as unknown as Principal);
+  const authorizer = deps.authorizer ?? new Authorizer(BUILTIN_POLICIES);
   const tokens = new TokenCache((hash, ip) => deps.store.findToken(hash, ip));
 
   await app.register(swagger, {
@@ -202,6 +214,14 @@ export async function buildApp(deps: AppDeps) {
       // A route that takes no query parameters refuses them instead of ignoring them.
       route.schema.querystring = Type.Object({}, { additionalProperties: false });
     }
+    const config = route.config as { public?: boolean; authz?: RouteAuthz } | undefined;
+    if (route.url.startsWith('/api/v1/') && !config?.public) {
+      // Every route is authorized: one that forgets to say how cannot be registered.
+      if (!config?.authz)
+        throw new Error(`route ${String(route.method)} ${route.url} declares no authorization`);
+      if (route.schema?.response)
+        route.schema.response = { ...(route.schema.response as object), ...errorResponses(403) };
+    }
   });
 
   app.addHook('onRequest', async (request) => {
@@ -221,6 +241,14 @@ export async function buildApp(deps: AppDeps) {
         'token is not valid (unknown, revoked or mistyped)',
       );
     request.actor = { identity: rec.identity, credentialId: rec.tokenId };
+    request.principal = { kind: rec.kind, name: rec.identity, roles: rec.roles, teams: rec.teams };
+  });
+
+  // After validation, so the path parameters that name the resource are known to be well formed.
+  app.addHook('preHandler', async (request) => {
+    const route = request.routeOptions.config?.authz;
+    if (route && !request.routeOptions.config?.public)
+      await authorizeRequest(authorizer, deps.registry, request, request.principal, route);
   });
 
   // NUL cannot be stored in PostgreSQL text and has no business in names or descriptions:

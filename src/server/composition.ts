@@ -45,7 +45,8 @@ export async function compose(
     if ((await store.countTokens()) === 0) {
       const t = issueToken(config.bootstrapToken);
       await store.createToken(
-        { name: 'admin', kind: 'user' },
+        // The first identity may also move production aliases (only approvers may).
+        { name: 'admin', kind: 'user', roles: ['admin', 'approver'] },
         { id: t.id, hash: t.hash, name: 'initial admin token' },
       );
       let file: string | null = null;

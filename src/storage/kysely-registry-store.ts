@@ -16,6 +16,7 @@ import type {
   ModelFilter,
   ModelPatch,
   NewDataset,
+  NewIdentity,
   NewModel,
   NewVersion,
   PageRequest,
@@ -691,15 +692,27 @@ export class KyselyRegistryStore implements RegistryStore {
   }
 
   async findToken(hash: string, usedFrom: string | null): Promise<TokenRecord | undefined> {
+    const now = this.now();
     const row = await this.db
       .selectFrom('tokens')
       .innerJoin('identities', 'identities.id', 'tokens.identity_id')
-      .select(['tokens.id', 'tokens.last_used_at', 'identities.name', 'identities.kind'])
+      .select([
+        'tokens.id',
+        'tokens.last_used_at',
+        'identities.id as identityId',
+        'identities.name',
+        'identities.kind',
+      ])
       .where('tokens.token_hash', '=', hash)
       .where('tokens.revoked_at', 'is', null)
+      .where((eb) =>
+        eb.or([
+          eb('tokens.expires_at', 'is', null),
+          eb('tokens.expires_at', '>', now.toISOString()),
+        ]),
+      )
       .executeTakeFirst();
     if (!row) return undefined;
-    const now = this.now();
     if (!row.last_used_at || now.getTime() - Date.parse(row.last_used_at) > TOKEN_TOUCH_MS) {
       await this.db
         .updateTable('tokens')
@@ -707,12 +720,32 @@ export class KyselyRegistryStore implements RegistryStore {
         .where('id', '=', row.id)
         .execute();
     }
-    return { tokenId: row.id, identity: row.name, kind: row.kind };
+    const [roles, teams] = await Promise.all([
+      this.db
+        .selectFrom('identity_roles')
+        .select('role')
+        .where('identity_id', '=', row.identityId)
+        .orderBy('role')
+        .execute(),
+      this.db
+        .selectFrom('team_members')
+        .select('team')
+        .where('identity_id', '=', row.identityId)
+        .orderBy('team')
+        .execute(),
+    ]);
+    return {
+      tokenId: row.id,
+      identity: row.name,
+      kind: row.kind,
+      roles: roles.map((r) => r.role),
+      teams: teams.map((t) => t.team),
+    };
   }
 
   async createToken(
-    identity: { name: string; kind: 'user' | 'service-account' },
-    token: { id: string; hash: string; name: string },
+    identity: NewIdentity,
+    token: { id: string; hash: string; name: string; expiresAt?: string },
   ): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
       const at = this.ts();
@@ -726,6 +759,18 @@ export class KyselyRegistryStore implements RegistryStore {
         .select('id')
         .where('name', '=', identity.name)
         .executeTakeFirstOrThrow();
+      for (const role of identity.roles ?? [])
+        await trx
+          .insertInto('identity_roles')
+          .values({ identity_id: ident.id, role })
+          .onConflict((oc) => oc.columns(['identity_id', 'role']).doNothing())
+          .execute();
+      for (const team of identity.teams ?? [])
+        await trx
+          .insertInto('team_members')
+          .values({ identity_id: ident.id, team })
+          .onConflict((oc) => oc.columns(['identity_id', 'team']).doNothing())
+          .execute();
       await trx
         .insertInto('tokens')
         .values({
@@ -734,6 +779,7 @@ export class KyselyRegistryStore implements RegistryStore {
           token_hash: token.hash,
           name: token.name,
           created_at: at,
+          expires_at: token.expiresAt ?? null,
         })
         .execute();
     });

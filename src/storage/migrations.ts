@@ -248,10 +248,34 @@ const m0002: PortableMigration = {
   },
 };
 
+const m0003: PortableMigration = {
+  async up(db) {
+    for (const [table, column] of [
+      ['identity_roles', 'role'],
+      ['team_members', 'team'],
+    ] as const) {
+      await db.schema
+        .createTable(table)
+        .addColumn('identity_id', 'integer', (c) => c.notNull().references('identities.id'))
+        .addColumn(column, 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint(`${table}_pk`, ['identity_id', column])
+        .execute();
+    }
+    await db.schema.alterTable('tokens').addColumn('expires_at', 'text').execute();
+    // Before roles existed every identity could do everything, production aliases included:
+    // they keep that as admins and approvers.
+    for (const role of ['admin', 'approver'])
+      await sql`INSERT INTO identity_roles (identity_id, role) SELECT id, ${role} FROM identities`.execute(
+        db,
+      );
+  },
+};
+
 /** Every migration, in order. Append only: a released migration is never edited. */
 const MIGRATIONS: Record<string, PortableMigration> = {
   '0001_registry_core': m0001,
   '0002_evaluations': m0002,
+  '0003_identity_roles': m0003,
 };
 
 /** Brings the schema up to date. Safe to call from several processes at once (the migrator locks). */

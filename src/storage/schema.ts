@@ -17,6 +17,17 @@ export interface TokensTable {
   last_used_at: string | null;
   last_used_from: string | null;
   revoked_at: string | null;
+  expires_at: string | null;
+}
+
+export interface IdentityRolesTable {
+  identity_id: number;
+  role: string;
+}
+
+export interface TeamMembersTable {
+  identity_id: number;
+  team: string;
 }
 
 export interface ModelsTable {
@@ -141,6 +152,8 @@ export interface FindingsTable {
 export interface DB {
   identities: IdentitiesTable;
   tokens: TokensTable;
+  identity_roles: IdentityRolesTable;
+  team_members: TeamMembersTable;
   models: ModelsTable;
   versions: VersionsTable;
   version_files: VersionFilesTable;

@@ -1,5 +1,6 @@
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { issueToken } from '../../src/identity/tokens.js';
+import type { NewIdentity } from '../../src/registry/registry-store.js';
 import { type Composed, compose } from '../../src/server/composition.js';
 import { loadConfig } from '../../src/server/config.js';
 import type { TestDb } from './engines.js';
@@ -9,6 +10,22 @@ export interface TestApp {
   composed: Composed;
   token: string;
   call(opts: InjectOptions): Promise<LightMyRequestResponse>;
+}
+
+/** Creates an identity with `roles` and `teams` (if new) and returns a fresh token for it. */
+export async function tokenFor(
+  app: TestApp,
+  identity: NewIdentity,
+  opts: { expiresAt?: string } = {},
+): Promise<string> {
+  const t = issueToken();
+  await app.composed.deps.store.createToken(identity, {
+    id: t.id,
+    hash: t.hash,
+    name: 'test',
+    ...(opts.expiresAt && { expiresAt: opts.expiresAt }),
+  });
+  return t.secret;
 }
 
 /** Builds the app on `db` (no socket); requests go through `inject()`. */
@@ -30,7 +47,7 @@ export async function testApp(
   if (!composed.bootstrapToken) {
     const t = issueToken(token);
     await composed.deps.store.createToken(
-      { name: 'admin', kind: 'user' },
+      { name: 'admin', kind: 'user', roles: ['admin', 'approver'] },
       { id: t.id, hash: t.hash, name: 'test' },
     );
   }

@@ -10,8 +10,12 @@ permit (principal in Role::"viewer", action == Action::"read", resource);`,
   'contributor-read': `@reason("contributors may read the registry")
 permit (principal in Role::"contributor", action == Action::"read", resource);`,
 
-  'contributor-create-model': `@reason("contributors may create models")
-permit (principal in Role::"contributor", action == Action::"createModel", resource);`,
+  'contributor-create-model': `@reason("contributors may create models, register datasets and upload files")
+permit (
+  principal in Role::"contributor",
+  action in [Action::"createModel", Action::"registerDataset", Action::"uploadBlob"],
+  resource
+);`,
 
   'contributor-own-team-models': `@reason("contributors may change and push to models of their own team")
 permit (

@@ -18,7 +18,7 @@ action read appliesTo {
   principal: [User, ServiceAccount],
   resource: [Registry, Model, ModelVersion, Alias]
 };
-action createModel, publishPolicy, readAudit, manageIdentities appliesTo {
+action createModel, registerDataset, uploadBlob, publishPolicy, readAudit, manageIdentities appliesTo {
   principal: [User, ServiceAccount],
   resource: [Registry]
 };
@@ -45,6 +45,8 @@ action approvePromotion appliesTo {
 export const ACTIONS = [
   'read',
   'createModel',
+  'registerDataset',
+  'uploadBlob',
   'updateModel',
   'pushVersion',
   'runEvaluation',

@@ -15,6 +15,7 @@ export async function blobRoutes(app: Api, { deps }: RouteOpts) {
     raw.post(
       '/blobs',
       {
+        config: { authz: { action: 'uploadBlob', resource: 'registry' } },
         schema: {
           tags: ['blobs'],
           summary: 'Upload a blob (application/octet-stream), streamed and hashed',
@@ -62,6 +63,7 @@ export async function blobRoutes(app: Api, { deps }: RouteOpts) {
   app.get(
     '/blobs/:digest',
     {
+      config: { authz: { action: 'read', resource: 'registry' } },
       schema: {
         tags: ['blobs'],
         summary: 'Download a blob; the stream fails if the stored bytes no longer match the digest',

@@ -20,6 +20,7 @@ export async function datasetRoutes(app: Api, { deps }: RouteOpts) {
   app.post(
     '/datasets',
     {
+      config: { authz: { action: 'registerDataset', resource: 'registry' } },
       schema: {
         tags: ['datasets'],
         summary: 'Create a dataset record',
@@ -42,6 +43,7 @@ export async function datasetRoutes(app: Api, { deps }: RouteOpts) {
   app.get(
     '/datasets',
     {
+      config: { authz: { action: 'read', resource: 'registry' } },
       schema: {
         tags: ['datasets'],
         summary: 'List datasets',
@@ -62,6 +64,7 @@ export async function datasetRoutes(app: Api, { deps }: RouteOpts) {
   app.get(
     '/datasets/:dataset',
     {
+      config: { authz: { action: 'read', resource: 'registry' } },
       schema: {
         tags: ['datasets'],
         summary: 'Show a dataset',
@@ -75,6 +78,7 @@ export async function datasetRoutes(app: Api, { deps }: RouteOpts) {
   app.get(
     '/datasets/:dataset/lineage',
     {
+      config: { authz: { action: 'read', resource: 'registry' } },
       schema: {
         tags: ['lineage'],
         summary: 'Versions built from a dataset, and what was built from those (downstream)',

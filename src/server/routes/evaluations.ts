@@ -53,6 +53,7 @@ export async function evaluationRoutes(app: Api, { deps }: RouteOpts) {
   app.get(
     '/evaluators',
     {
+      config: { authz: { action: 'read', resource: 'registry' } },
       schema: {
         tags: ['evaluations'],
         summary: 'The evaluators this server can run',
@@ -81,6 +82,7 @@ export async function evaluationRoutes(app: Api, { deps }: RouteOpts) {
   app.post(
     '/models/:model/versions/:ref/evaluations',
     {
+      config: { authz: { action: 'runEvaluation', resource: 'version' } },
       schema: {
         tags: ['evaluations'],
         summary: 'Queue an evaluation of a version; a worker in the server runs it',
@@ -123,6 +125,7 @@ export async function evaluationRoutes(app: Api, { deps }: RouteOpts) {
   app.get(
     '/models/:model/versions/:ref/evaluations',
     {
+      config: { authz: { action: 'read', resource: 'version' } },
       schema: {
         tags: ['evaluations'],
         summary: 'Evaluations of a version, newest first',
@@ -142,6 +145,7 @@ export async function evaluationRoutes(app: Api, { deps }: RouteOpts) {
   app.get(
     '/models/:model/versions/:ref/findings',
     {
+      config: { authz: { action: 'read', resource: 'version' } },
       schema: {
         tags: ['evaluations'],
         summary: 'Findings on a version from every evaluation, with counts by severity',
@@ -165,6 +169,7 @@ export async function evaluationRoutes(app: Api, { deps }: RouteOpts) {
   app.get(
     '/evaluations/:evaluation',
     {
+      config: { authz: { action: 'read', resource: 'registry' } },
       schema: {
         tags: ['evaluations'],
         summary: 'One evaluation with its findings',

@@ -20,6 +20,7 @@ export async function modelRoutes(app: Api, { deps }: RouteOpts) {
   app.post(
     '/models',
     {
+      config: { authz: { action: 'createModel', resource: 'registry' } },
       schema: {
         tags: ['models'],
         summary: 'Create a model',
@@ -46,6 +47,7 @@ export async function modelRoutes(app: Api, { deps }: RouteOpts) {
   app.get(
     '/models',
     {
+      config: { authz: { action: 'read', resource: 'registry' } },
       schema: {
         tags: ['models'],
         summary: 'List models',
@@ -79,6 +81,7 @@ export async function modelRoutes(app: Api, { deps }: RouteOpts) {
   app.get(
     '/models/:model',
     {
+      config: { authz: { action: 'read', resource: 'model' } },
       schema: {
         tags: ['models'],
         summary: 'Show a model',
@@ -92,6 +95,7 @@ export async function modelRoutes(app: Api, { deps }: RouteOpts) {
   app.patch(
     '/models/:model',
     {
+      config: { authz: { action: 'updateModel', resource: 'model' } },
       schema: {
         tags: ['models'],
         summary: 'Edit a model (owner team, risk tier, description, intended use, tags)',

@@ -67,6 +67,7 @@ export async function versionRoutes(app: Api, { deps }: RouteOpts) {
   app.post(
     '/models/:model/versions',
     {
+      config: { authz: { action: 'pushVersion', resource: 'model' } },
       bodyLimit: 8 * 1024 * 1024,
       schema: {
         tags: ['versions'],
@@ -135,6 +136,7 @@ export async function versionRoutes(app: Api, { deps }: RouteOpts) {
   app.get(
     '/models/:model/versions',
     {
+      config: { authz: { action: 'read', resource: 'model' } },
       schema: {
         tags: ['versions'],
         summary: 'List versions, newest first',
@@ -168,6 +170,7 @@ export async function versionRoutes(app: Api, { deps }: RouteOpts) {
   app.get(
     '/models/:model/versions/:ref',
     {
+      config: { authz: { action: 'read', resource: 'version' } },
       schema: {
         tags: ['versions'],
         summary: 'Show a version (by number or alias) with its files',
@@ -181,6 +184,7 @@ export async function versionRoutes(app: Api, { deps }: RouteOpts) {
   app.get(
     '/models/:model/versions/:ref/manifest',
     {
+      config: { authz: { action: 'read', resource: 'version' } },
       schema: {
         tags: ['versions'],
         summary: 'The OpenSSF model-signing manifest (in-toto statement body) of a version',
@@ -200,6 +204,7 @@ export async function versionRoutes(app: Api, { deps }: RouteOpts) {
   app.patch(
     '/models/:model/versions/:ref',
     {
+      config: { authz: { action: 'updateModel', resource: 'model' } },
       schema: {
         tags: ['versions'],
         summary: 'Edit the tags or description of a version',
@@ -243,6 +248,7 @@ export async function versionRoutes(app: Api, { deps }: RouteOpts) {
   app.delete(
     '/models/:model/versions/:ref',
     {
+      config: { authz: { action: 'updateModel', resource: 'model' } },
       schema: {
         tags: ['versions'],
         summary: 'Versions cannot be deleted',
@@ -265,6 +271,7 @@ export async function versionRoutes(app: Api, { deps }: RouteOpts) {
   app.get(
     '/models/:model/versions/:ref/lineage',
     {
+      config: { authz: { action: 'read', resource: 'version' } },
       schema: {
         tags: ['lineage'],
         summary:
@@ -287,6 +294,7 @@ export async function versionRoutes(app: Api, { deps }: RouteOpts) {
   app.get(
     '/models/:model/aliases',
     {
+      config: { authz: { action: 'read', resource: 'model' } },
       schema: {
         tags: ['aliases'],
         summary: 'List aliases; with ?at=TIME, the aliases as they were at that time',
@@ -332,6 +340,7 @@ export async function versionRoutes(app: Api, { deps }: RouteOpts) {
   app.get(
     '/models/:model/aliases/:alias',
     {
+      config: { authz: { action: 'read', resource: 'model' } },
       schema: {
         tags: ['aliases'],
         summary: 'Show an alias',
@@ -345,6 +354,7 @@ export async function versionRoutes(app: Api, { deps }: RouteOpts) {
   app.put(
     '/models/:model/aliases/:alias',
     {
+      config: { authz: { action: 'setAlias', resource: 'alias' } },
       schema: {
         tags: ['aliases'],
         summary: 'Set or move an alias to a version',
@@ -363,6 +373,7 @@ export async function versionRoutes(app: Api, { deps }: RouteOpts) {
   app.delete(
     '/models/:model/aliases/:alias',
     {
+      config: { authz: { action: 'setAlias', resource: 'alias' } },
       schema: {
         tags: ['aliases'],
         summary: 'Delete an alias (kept in the history)',
@@ -379,6 +390,7 @@ export async function versionRoutes(app: Api, { deps }: RouteOpts) {
   app.get(
     '/models/:model/alias-history',
     {
+      config: { authz: { action: 'read', resource: 'model' } },
       schema: {
         tags: ['aliases'],
         summary: 'Every change of the aliases of a model, newest first',

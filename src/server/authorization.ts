@@ -1,0 +1,61 @@
+import type { FastifyRequest } from 'fastify';
+import { ModelgateError } from '../core/errors.js';
+import type { Model } from '../core/types.js';
+import type { Authorizer, AuthzRequest, Principal, Resource } from '../policy/authz/authorizer.js';
+import type { Action } from '../policy/authz/schema.js';
+import type { RegistryService } from '../registry/registry-service.js';
+
+/** Aliases that only a promotion may move (issue 6 makes this configurable). */
+export const PROTECTED_ALIASES: ReadonlySet<string> = new Set(['production', 'staging']);
+
+/**
+ * What a route does, for authorization: the action, and which resource it acts on, loaded
+ * from the route's path parameters before the check. Every authenticated route declares one
+ * (the server refuses to start otherwise).
+ */
+export interface RouteAuthz {
+  action: Action;
+  resource: 'registry' | 'model' | 'version' | 'alias';
+}
+
+const modelOf = (m: Model) => ({ name: m.name, team: m.ownerTeam, tier: m.riskTier });
+
+/** Loads the resource a request acts on from its path parameters. */
+async function loadResource(
+  registry: RegistryService,
+  kind: RouteAuthz['resource'],
+  params: Record<string, string>,
+): Promise<Resource> {
+  if (kind === 'registry') return { kind: 'registry' };
+  const model = modelOf(await registry.getModel(params.model ?? ''));
+  if (kind === 'model') return { kind: 'model', ...model };
+  if (kind === 'alias') {
+    const name = params.alias ?? '';
+    return { kind: 'alias', model, name, protected: PROTECTED_ALIASES.has(name) };
+  }
+  const v = await registry.getVersion(model.name, params.ref ?? '');
+  return { kind: 'version', model, number: v.number, author: v.author };
+}
+
+/** Authorizes a request as its route declares; throws FORBIDDEN with the deciding rules. */
+export async function authorizeRequest(
+  authorizer: Authorizer,
+  registry: RegistryService,
+  request: FastifyRequest,
+  principal: Principal,
+  route: RouteAuthz,
+): Promise<void> {
+  const resource = await loadResource(
+    registry,
+    route.resource,
+    request.params as Record<string, string>,
+  );
+  const req: AuthzRequest = { principal, action: route.action, resource };
+  const d = authorizer.decide(req);
+  if (!d.allowed)
+    throw new ModelgateError('FORBIDDEN', d.explanation, {
+      action: route.action,
+      policies: d.policies.map((p) => p.id),
+      ...(d.errors.length > 0 && { errors: d.errors }),
+    });
+}

@@ -1,0 +1,207 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { sql } from 'kysely';
+import { expect, it } from 'vitest';
+import { type TestApp, testApp, tokenFor } from './helpers/app.js';
+import { describeEachEngine } from './helpers/engines.js';
+
+// The expected outcome of every route for every kind of caller, kept in the repo and reviewed
+// by hand. UPDATE_AUTHZ_MATRIX=1 rewrites it from a run (then read the diff before committing).
+const TABLE = join(import.meta.dirname, 'fixtures', 'authz-matrix.json');
+type Outcome = 'allow' | 'deny' | 'unauthenticated';
+
+const CALLERS = [
+  'no token',
+  'expired token',
+  'revoked token',
+  'no role',
+  'viewer',
+  'contributor of the team',
+  'contributor of another team',
+  'evaluator',
+  'approver',
+  'admin',
+] as const;
+
+// A body for every route that takes one; the test fails if a route with a body is missing.
+const BODIES: Record<string, (blobDigest: string) => unknown> = {
+  'POST /api/v1/models': () => ({ name: `m-${Math.random().toString(36).slice(2, 10)}` }),
+  'PATCH /api/v1/models/{model}': () => ({ description: 'changed' }),
+  'POST /api/v1/models/{model}/versions': (digest) => ({
+    files: [{ path: 'w.bin', size: 4, digest }],
+  }),
+  'PATCH /api/v1/models/{model}/versions/{ref}': () => ({ description: 'changed' }),
+  'PUT /api/v1/models/{model}/aliases/{alias}': () => ({ version: 1 }),
+  'POST /api/v1/datasets': () => ({
+    name: `d-${Math.random().toString(36).slice(2, 10)}`,
+    uri: 's3://x/y',
+  }),
+  'POST /api/v1/models/{model}/versions/{ref}/evaluations': () => ({ evaluator: 'artifact-scan' }),
+};
+
+async function tokens(t: TestApp): Promise<Record<(typeof CALLERS)[number], string | undefined>> {
+  const as = (name: string, roles: string[], teams: string[] = []) =>
+    tokenFor(t, { name, kind: 'user', roles, teams });
+  const revoked = await as('revoked-user', ['admin']);
+  await sql`UPDATE tokens SET revoked_at = '2026-01-01T00:00:00.000Z' WHERE identity_id = (SELECT id FROM identities WHERE name = 'revoked-user')`.execute(
+    t.composed.database.db,
+  );
+  return {
+    'no token': undefined,
+    'expired token': await tokenFor(
+      t,
+      { name: 'expired-user', kind: 'user', roles: ['admin'] },
+      { expiresAt: '2020-01-01T00:00:00.000Z' },
+    ),
+    'revoked token': revoked,
+    'no role': await as('nobody', []),
+    viewer: await as('vic', ['viewer']),
+    'contributor of the team': await as('ann', ['contributor'], ['payments']),
+    'contributor of another team': await as('bob', ['contributor'], ['search']),
+    evaluator: await tokenFor(t, {
+      name: 'ci-eval',
+      kind: 'service-account',
+      roles: ['evaluator'],
+    }),
+    approver: await as('ada', ['approver'], ['payments']),
+    admin: t.token,
+  };
+}
+
+describeEachEngine('authorization on every route', (db) => {
+  it('matches the reviewed table for every route and kind of caller', async () => {
+    const t = await testApp(db());
+    const { app } = t.composed;
+    const post = (url: string, payload: object) => t.call({ method: 'POST', url, payload });
+    await post('/api/v1/models', { name: 'churn', ownerTeam: 'payments', riskTier: 'limited' });
+    await post('/api/v1/datasets', { name: 'tx', uri: 's3://tx' });
+    const blob = (
+      await t.call({
+        method: 'POST',
+        url: '/api/v1/blobs',
+        headers: { 'content-type': 'application/octet-stream' },
+        payload: Buffer.from('seed'),
+      })
+    ).json() as { digest: string };
+    await post('/api/v1/models/churn/versions', {
+      files: [{ path: 'w.bin', size: 4, digest: blob.digest }],
+    });
+    const ev = (
+      await post('/api/v1/models/churn/versions/1/evaluations', { evaluator: 'artifact-scan' })
+    ).json() as { id: string };
+    const params: Record<string, string> = {
+      model: 'churn',
+      ref: '1',
+      alias: 'candidate',
+      dataset: 'tx',
+      digest: blob.digest,
+      evaluation: ev.id,
+    };
+    const callers = await tokens(t);
+    const spec = (await app.inject({ method: 'GET', url: '/api/v1/openapi.json' })).json() as {
+      paths: Record<string, Record<string, { requestBody?: unknown }>>;
+    };
+    const seen: Record<string, Record<string, Outcome>> = {};
+    for (const [path, methods] of Object.entries(spec.paths)) {
+      if (path === '/healthz' || path === '/readyz') continue;
+      for (const [m, op] of Object.entries(methods)) {
+        const key = `${m.toUpperCase()} ${path}`;
+        const body = BODIES[key];
+        const upload = key === 'POST /api/v1/blobs';
+        if (op.requestBody && !upload) expect(body, `BODIES lacks ${key}`).toBeDefined();
+        const row: Record<string, Outcome> = {};
+        for (const caller of CALLERS) {
+          const token = callers[caller];
+          const r = await app.inject({
+            method: m.toUpperCase() as 'GET',
+            url: path.replace(/\{(\w+)\}/g, (_, p: string) => params[p] ?? 'x'),
+            headers: {
+              ...(token && { authorization: `Bearer ${token}` }),
+              ...(upload && { 'content-type': 'application/octet-stream' }),
+            },
+            ...(upload
+              ? { payload: Buffer.from('data') }
+              : body
+                ? { payload: body(blob.digest) as object }
+                : {}),
+          });
+          expect(r.statusCode, `${key} as ${caller}: ${r.body.slice(0, 200)}`).toBeLessThan(500);
+          row[caller] =
+            r.statusCode === 401 ? 'unauthenticated' : r.statusCode === 403 ? 'deny' : 'allow';
+          if (r.statusCode === 403)
+            expect((r.json() as { message: string }).message, key).toMatch(/^deny: /);
+        }
+        seen[key] = row;
+      }
+    }
+    if (process.env.UPDATE_AUTHZ_MATRIX) writeFileSync(TABLE, `${JSON.stringify(seen, null, 2)}\n`);
+    const expected = JSON.parse(readFileSync(TABLE, 'utf8')) as typeof seen;
+    const unexpected: string[] = [];
+    for (const key of new Set([...Object.keys(expected), ...Object.keys(seen)]))
+      for (const caller of CALLERS) {
+        const want = expected[key]?.[caller];
+        const got = seen[key]?.[caller];
+        if (want !== got) unexpected.push(`${key} as ${caller}: expected ${want}, got ${got}`);
+      }
+    expect(unexpected).toEqual([]);
+  });
+
+  it('keeps production to approvers, and high-tier production to the risk team', async () => {
+    const t = await testApp(db());
+    const post = (url: string, payload: object) => t.call({ method: 'POST', url, payload });
+    const blob = (
+      await t.call({
+        method: 'POST',
+        url: '/api/v1/blobs',
+        headers: { 'content-type': 'application/octet-stream' },
+        payload: Buffer.from('seed'),
+      })
+    ).json() as { digest: string };
+    for (const [name, riskTier] of [
+      ['fraud', 'high'],
+      ['churn', 'limited'],
+    ]) {
+      await post('/api/v1/models', { name, ownerTeam: 'payments', riskTier });
+      await post(`/api/v1/models/${name}/versions`, {
+        files: [{ path: 'w.bin', size: 4, digest: blob.digest }],
+      });
+    }
+    const ann = await tokenFor(t, {
+      name: 'ann',
+      kind: 'user',
+      roles: ['contributor'],
+      teams: ['payments'],
+    });
+    const ada = await tokenFor(t, {
+      name: 'ada',
+      kind: 'user',
+      roles: ['approver'],
+      teams: ['payments'],
+    });
+    const rik = await tokenFor(t, {
+      name: 'rik',
+      kind: 'user',
+      roles: ['approver'],
+      teams: ['risk'],
+    });
+    const setAlias = (token: string, model: string, alias: string) =>
+      t.composed.app.inject({
+        method: 'PUT',
+        url: `/api/v1/models/${model}/aliases/${alias}`,
+        headers: { authorization: `Bearer ${token}` },
+        payload: { version: 1 },
+      });
+    expect((await setAlias(ann, 'churn', 'staging')).statusCode).toBe(200);
+    const denied = await setAlias(ann, 'churn', 'production');
+    expect(denied.statusCode).toBe(403);
+    expect(denied.json()).toMatchObject({
+      code: 'FORBIDDEN',
+      details: { policies: ['production-only-approvers'] },
+    });
+    expect((await setAlias(ada, 'churn', 'production')).statusCode).toBe(200);
+    const high = await setAlias(ada, 'fraud', 'production');
+    expect(high.statusCode).toBe(403);
+    expect(high.json().message).toMatch(/needs an approver from the risk team/);
+    expect((await setAlias(rik, 'fraud', 'production')).statusCode).toBe(200);
+  });
+});
