@@ -37,6 +37,13 @@ const BODIES: Record<string, (blobDigest: string) => unknown> = {
     uri: 's3://x/y',
   }),
   'POST /api/v1/models/{model}/versions/{ref}/evaluations': () => ({ evaluator: 'artifact-scan' }),
+  'POST /api/v1/identities': () => ({
+    name: `u-${Math.random().toString(36).slice(2, 10)}`,
+    kind: 'user',
+  }),
+  'PATCH /api/v1/identities/{identity}': () => ({ teams: ['payments'] }),
+  'POST /api/v1/identities/{identity}/tokens': () => ({ name: 'matrix' }),
+  'POST /api/v1/tokens/{token}/rotate': () => ({ overlapSeconds: 60 }),
 };
 
 async function tokens(t: TestApp): Promise<Record<(typeof CALLERS)[number], string | undefined>> {
@@ -86,6 +93,7 @@ describeEachEngine('authorization on every route', (db) => {
     await post('/api/v1/models/churn/versions', {
       files: [{ path: 'w.bin', size: 4, digest: blob.digest }],
     });
+    await post('/api/v1/identities', { name: 'target', kind: 'user' });
     const ev = (
       await post('/api/v1/models/churn/versions/1/evaluations', { evaluator: 'artifact-scan' })
     ).json() as { id: string };
@@ -96,6 +104,13 @@ describeEachEngine('authorization on every route', (db) => {
       dataset: 'tx',
       digest: blob.digest,
       evaluation: ev.id,
+      identity: 'target',
+      // A token of another identity: only identity managers may see, revoke or rotate it.
+      token: (
+        (await post('/api/v1/identities/target/tokens', { name: 'target' })).json() as {
+          token: { id: string };
+        }
+      ).token.id,
     };
     const callers = await tokens(t);
     const spec = (await app.inject({ method: 'GET', url: '/api/v1/openapi.json' })).json() as {
@@ -126,8 +141,15 @@ describeEachEngine('authorization on every route', (db) => {
                 : {}),
           });
           expect(r.statusCode, `${key} as ${caller}: ${r.body.slice(0, 200)}`).toBeLessThan(500);
+          // Someone else's token is answered as absent (404) to a caller who may not manage
+          // identities: for the matrix that is a denial.
+          const hidden = r.statusCode === 404 && r.json().code === 'TOKEN_NOT_FOUND';
           row[caller] =
-            r.statusCode === 401 ? 'unauthenticated' : r.statusCode === 403 ? 'deny' : 'allow';
+            r.statusCode === 401
+              ? 'unauthenticated'
+              : r.statusCode === 403 || hidden
+                ? 'deny'
+                : 'allow';
           if (r.statusCode === 403)
             expect((r.json() as { message: string }).message, key).toMatch(/^deny: /);
         }

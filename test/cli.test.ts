@@ -154,6 +154,58 @@ describeEachEngine('modelgate CLI against a running server', (db) => {
     expect(fromData.stdout).toContain('fraud-detector@1  trainedOn  dataset:transactions');
   });
 
+  it('manages users, service accounts and tokens; a revoked token stops working', async () => {
+    const mg = (...args: string[]) => run(args, env);
+    const user = await mg(
+      'user',
+      'create',
+      'cli-ann',
+      '--role',
+      'contributor',
+      '--team',
+      'payments',
+    );
+    expect(user.code, user.stderr).toBe(0);
+    expect(user.stdout).toMatch(/roles:\s+contributor/);
+    const sa = await mg('service-account', 'create', 'cli-ci', '--owner', 'cli-ann');
+    expect(sa.code).toBe(2); // --purpose is required
+    expect(
+      (
+        await mg(
+          'service-account',
+          'create',
+          'cli-ci',
+          '--owner',
+          'cli-ann',
+          '--purpose',
+          'CI scans',
+        )
+      ).code,
+    ).toBe(0);
+    const issued = await mg('token', 'create', 'cli-ann', '--name', 'laptop', '--json');
+    expect(issued.code, issued.stderr).toBe(0);
+    const { secret, token: tok } = JSON.parse(issued.stdout) as {
+      secret: string;
+      token: { id: string };
+    };
+    const asAnn = { ...env, MODELGATE_SERVER: server.url, MODELGATE_TOKEN: secret };
+    const who = await run(['whoami'], asAnn);
+    expect(who.stdout).toMatch(/name:\s+cli-ann/);
+    // A contributor may not manage identities: refused, with the reason.
+    const denied = await run(['identity', 'list'], asAnn);
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toMatch(/FORBIDDEN/);
+    expect((await mg('identity', 'set', 'cli-ann', '--role', 'viewer')).stdout).toMatch(
+      /roles:\s+viewer/,
+    );
+    expect((await run(['token', 'revoke', tok.id], asAnn)).code).toBe(0);
+    const after = await run(['whoami'], asAnn);
+    expect(after.code).toBe(1);
+    expect(after.stderr).toMatch(/UNAUTHENTICATED/);
+    // The server's log never holds a secret.
+    expect(server.output()).not.toContain(secret);
+  });
+
   it('exits 1 when the server refuses, 2 on usage and connection errors', async () => {
     const mg = (...args: string[]) => run(args, env);
     const missing = await mg('version', 'show', 'no-such-model@1');

@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { registerAlias } from './commands/alias.js';
 import { registerDataset } from './commands/dataset.js';
 import { registerEval } from './commands/eval.js';
+import { registerIdentity } from './commands/identity.js';
 import { registerLineage } from './commands/lineage.js';
 import { registerLogin } from './commands/login.js';
 import { registerModel } from './commands/model.js';
@@ -47,6 +48,7 @@ Quick start:
   registerVersion(program, context);
   registerAlias(program, context);
   registerLineage(program, context);
+  registerIdentity(program, context);
   registerDataset(program, context);
   registerScan(program);
   registerEval(program, context);

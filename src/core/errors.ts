@@ -48,6 +48,11 @@ export const ERROR_CATALOG = {
     status: 401,
     description: 'No bearer token, or a token that is unknown, malformed, expired or revoked.',
   },
+  RATE_LIMITED: {
+    status: 429,
+    description:
+      'Too many failed authentication attempts from this address; wait the seconds given in Retry-After.',
+  },
   // Authorization
   FORBIDDEN: {
     status: 403,
@@ -65,6 +70,11 @@ export const ERROR_CATALOG = {
     description: 'This server has no evaluator with that id (GET /api/v1/evaluators).',
   },
   EVALUATION_NOT_FOUND: { status: 404, description: 'No evaluation has this id.' },
+  IDENTITY_NOT_FOUND: { status: 404, description: 'No user or service account has this name.' },
+  TOKEN_NOT_FOUND: {
+    status: 404,
+    description: 'No token has this id (or it belongs to another identity).',
+  },
   BLOB_NOT_FOUND: {
     status: 404,
     description: 'No blob with this digest has been uploaded to the blob store.',
@@ -72,6 +82,10 @@ export const ERROR_CATALOG = {
   // Conflicts
   MODEL_EXISTS: { status: 409, description: 'A model with this name already exists.' },
   DATASET_EXISTS: { status: 409, description: 'A dataset with this name already exists.' },
+  IDENTITY_EXISTS: {
+    status: 409,
+    description: 'A user or service account with this name already exists.',
+  },
   VERSION_IMMUTABLE: {
     status: 409,
     description:
@@ -81,6 +95,10 @@ export const ERROR_CATALOG = {
     status: 409,
     description:
       'A blob does not match what was declared: the uploaded bytes hash to another digest, or a file size differs from the stored blob.',
+  },
+  TOKEN_REVOKED: {
+    status: 409,
+    description: 'The token is revoked: it cannot be rotated; issue a new one instead.',
   },
   DUPLICATE_PATH: { status: 409, description: 'Two files of one version have the same path.' },
   // Server side

@@ -34,7 +34,18 @@ export class TokenCache {
     return rec;
   }
 
+  /** True when a lookup of this hash is cached and still fresh. */
+  has(hash: string): boolean {
+    const hit = this.entries.get(hash);
+    return hit !== undefined && hit.until > this.now();
+  }
+
   forget(hash: string): void {
     this.entries.delete(hash);
+  }
+
+  /** Drops the entry of a token by its id (after its identity's grants changed). */
+  forgetId(tokenId: string): void {
+    for (const [hash, e] of this.entries) if (e.rec.tokenId === tokenId) this.entries.delete(hash);
   }
 }

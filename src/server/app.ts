@@ -12,6 +12,8 @@ import { ERROR_CATALOG, type ErrorCode, ModelgateError } from '../core/errors.js
 import type { Actor } from '../core/types.js';
 import type { EvaluationRunner } from '../evaluators/evaluation-runner.js';
 import type { EvaluationStore } from '../evaluators/evaluation-store.js';
+import { AuthThrottle } from '../identity/auth-throttle.js';
+import type { IdentityStore } from '../identity/identity-store.js';
 import { TokenCache } from '../identity/token-cache.js';
 import { hashToken } from '../identity/tokens.js';
 import { Authorizer, type Principal } from '../policy/authz/authorizer.js';
@@ -24,6 +26,7 @@ import { blobRoutes } from './routes/blobs.js';
 import { datasetRoutes } from './routes/datasets.js';
 import { evaluationRoutes } from './routes/evaluations.js';
 import { healthRoutes } from './routes/health.js';
+import { identityRoutes } from './routes/identities.js';
 import { modelRoutes } from './routes/models.js';
 import { versionRoutes } from './routes/versions.js';
 import { errorResponses } from './schemas.js';
@@ -40,6 +43,11 @@ declare module 'fastify' {
     public?: boolean;
     /** What the route does, for authorization; required on every route that is not public. */
     authz?: RouteAuthz;
+    /**
+     * The route acts on the caller's own identity or tokens (whoami, own tokens): any
+     * authenticated caller may use it, and the handler checks ownership.
+     */
+    self?: boolean;
   }
 }
 
@@ -51,6 +59,9 @@ export interface AppDeps {
   runner: EvaluationRunner;
   blobs: BlobStore;
   maxUploadBytes: number;
+  identities: IdentityStore;
+  /** Failed authentications per address per minute before answers become 429 (default 20). */
+  authFailureLimit?: number;
   /** Decides every request; the built-in role policies when not given. */
   authorizer?: Authorizer;
   logger?: FastifyServerOptions['logger'];
@@ -214,32 +225,52 @@ export async function buildApp(deps: AppDeps) {
       // A route that takes no query parameters refuses them instead of ignoring them.
       route.schema.querystring = Type.Object({}, { additionalProperties: false });
     }
-    const config = route.config as { public?: boolean; authz?: RouteAuthz } | undefined;
+    const config = route.config as
+      | { public?: boolean; authz?: RouteAuthz; self?: boolean }
+      | undefined;
     if (route.url.startsWith('/api/v1/') && !config?.public) {
       // Every route is authorized: one that forgets to say how cannot be registered.
-      if (!config?.authz)
+      if (!config?.authz && !config?.self)
         throw new Error(`route ${String(route.method)} ${route.url} declares no authorization`);
       if (route.schema?.response)
         route.schema.response = { ...(route.schema.response as object), ...errorResponses(403) };
     }
   });
 
+  const throttle = new AuthThrottle(deps.authFailureLimit ?? 20);
+  // An address over the limit is answered 429 without a token lookup, unless its token is one
+  // this process already knows to be valid: one client's typos do not lock out its neighbours.
+  const refuseIfThrottled = (ip: string, hash: string | undefined) => {
+    const wait = throttle.blockedFor(ip);
+    if (wait > 0 && !(hash && tokens.has(hash)))
+      throw new ModelgateError(
+        'RATE_LIMITED',
+        `too many failed authentication attempts from this address: try again in ${wait} s`,
+        { retryAfter: wait },
+      );
+  };
   app.addHook('onRequest', async (request) => {
     if (request.routeOptions.config?.public) return;
     const header = request.headers.authorization;
     const m = typeof header === 'string' ? /^Bearer ([^\s]{1,200})$/i.exec(header) : null;
     if (!m?.[1]) {
+      refuseIfThrottled(request.ip, undefined);
+      throttle.failed(request.ip);
       throw new ModelgateError(
         'UNAUTHENTICATED',
         'missing bearer token: send Authorization: Bearer <token> (modelgate login stores one)',
       );
     }
-    const rec = await tokens.find(hashToken(m[1]), request.ip);
-    if (!rec)
+    const hash = hashToken(m[1]);
+    refuseIfThrottled(request.ip, hash);
+    const rec = await tokens.find(hash, request.ip);
+    if (!rec) {
+      throttle.failed(request.ip);
       throw new ModelgateError(
         'UNAUTHENTICATED',
-        'token is not valid (unknown, revoked or mistyped)',
+        'token is not valid (unknown, expired, revoked or mistyped)',
       );
+    }
     request.actor = { identity: rec.identity, credentialId: rec.tokenId };
     request.principal = { kind: rec.kind, name: rec.identity, roles: rec.roles, teams: rec.teams };
   });
@@ -265,6 +296,9 @@ export async function buildApp(deps: AppDeps) {
     const { status, body, internal } = toHttpError(err);
     if (internal) request.log.error({ err }, 'request failed');
     if (status === 401) void reply.header('www-authenticate', 'Bearer realm="modelgate"');
+    const retryAfter = err instanceof ModelgateError ? err.details?.retryAfter : undefined;
+    if (status === 429 && typeof retryAfter === 'number')
+      void reply.header('retry-after', String(retryAfter));
     return reply.status(status).send(body);
   });
 
@@ -285,6 +319,12 @@ export async function buildApp(deps: AppDeps) {
       await api.register(datasetRoutes, { deps });
       await api.register(blobRoutes, { deps });
       await api.register(evaluationRoutes, { deps });
+      await api.register(identityRoutes, {
+        deps,
+        identities: deps.identities,
+        authorizer,
+        tokenCache: tokens,
+      });
     },
     { prefix: '/api/v1' },
   );

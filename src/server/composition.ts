@@ -7,6 +7,7 @@ import { FsBlobStore } from '../registry/fs-blob-store.js';
 import { RegistryService } from '../registry/registry-service.js';
 import { type Database, openDatabase } from '../storage/database.js';
 import { KyselyEvaluationStore } from '../storage/kysely-evaluation-store.js';
+import { KyselyIdentityStore } from '../storage/kysely-identity-store.js';
 import { KyselyRegistryStore } from '../storage/kysely-registry-store.js';
 import { migrate } from '../storage/migrations.js';
 import { type AppDeps, buildApp } from './app.js';
@@ -28,7 +29,12 @@ export interface Composed {
  */
 export async function compose(
   config: ServerConfig,
-  opts: { logger?: AppDeps['logger']; database?: Database; startWorker?: boolean } = {},
+  opts: {
+    logger?: AppDeps['logger'];
+    database?: Database;
+    startWorker?: boolean;
+    authFailureLimit?: number;
+  } = {},
 ): Promise<Composed> {
   const database =
     opts.database ??
@@ -83,6 +89,8 @@ export async function compose(
       evaluations,
       runner,
       maxUploadBytes: config.maxUploadBytes,
+      identities: new KyselyIdentityStore(database),
+      ...(opts.authFailureLimit !== undefined && { authFailureLimit: opts.authFailureLimit }),
       ...(opts.logger !== undefined && { logger: opts.logger }),
     };
     const app = await buildApp(deps);

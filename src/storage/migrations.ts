@@ -262,6 +262,10 @@ const m0003: PortableMigration = {
         .execute();
     }
     await db.schema.alterTable('tokens').addColumn('expires_at', 'text').execute();
+    await db.schema.alterTable('tokens').addColumn('rotated_from', 'text').execute();
+    // Service accounts: the person answerable for one, and what it is for.
+    await db.schema.alterTable('identities').addColumn('owner', 'text').execute();
+    await db.schema.alterTable('identities').addColumn('purpose', 'text').execute();
     // Before roles existed every identity could do everything, production aliases included:
     // they keep that as admins and approvers.
     for (const role of ['admin', 'approver'])

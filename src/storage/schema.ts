@@ -6,6 +6,8 @@ export interface IdentitiesTable {
   kind: 'user' | 'service-account';
   name: string;
   created_at: string;
+  owner: string | null;
+  purpose: string | null;
 }
 
 export interface TokensTable {
@@ -18,6 +20,7 @@ export interface TokensTable {
   last_used_from: string | null;
   revoked_at: string | null;
   expires_at: string | null;
+  rotated_from: string | null;
 }
 
 export interface IdentityRolesTable {

@@ -31,7 +31,7 @@ export async function tokenFor(
 /** Builds the app on `db` (no socket); requests go through `inject()`. */
 export async function testApp(
   db: TestDb,
-  opts: { maxUploadBytes?: number; worker?: boolean } = {},
+  opts: { maxUploadBytes?: number; worker?: boolean; authFailureLimit?: number } = {},
 ): Promise<TestApp> {
   const token = issueToken().secret;
   const config = {
@@ -41,7 +41,12 @@ export async function testApp(
   };
   const composed = await compose(
     { ...config, jobPollMs: 50, jobLeaseMs: 2000 },
-    { database: db.database, startWorker: opts.worker ?? false },
+    {
+      database: db.database,
+      startWorker: opts.worker ?? false,
+      // Tests that walk routes with bad tokens would trip the throttle; its own test sets it.
+      authFailureLimit: opts.authFailureLimit ?? 1_000_000,
+    },
   );
   // A database shared between test apps keeps its first token; add this one for this app.
   if (!composed.bootstrapToken) {

@@ -1,0 +1,291 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyRequest } from 'fastify';
+import { ModelgateError } from '../../core/errors.js';
+import type { IdentityStore, TokenInfo } from '../../identity/identity-store.js';
+import type { TokenCache } from '../../identity/token-cache.js';
+import { issueToken } from '../../identity/tokens.js';
+import type { Authorizer } from '../../policy/authz/authorizer.js';
+import { errorResponses, Name } from '../schemas.js';
+import type { Api, RouteOpts } from './common.js';
+
+const Role = Type.String({ pattern: '^[a-z][a-z0-9-]{0,62}$' });
+const Roles = Type.Array(Role, { maxItems: 32, uniqueItems: true });
+const Teams = Type.Array(Name, { maxItems: 64, uniqueItems: true });
+const IdentitySchema = Type.Object({
+  name: Type.String(),
+  kind: Type.Union([Type.Literal('user'), Type.Literal('service-account')]),
+  roles: Type.Array(Type.String()),
+  teams: Type.Array(Type.String()),
+  owner: Type.Union([Type.String(), Type.Null()]),
+  purpose: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String(),
+});
+const Nullable = Type.Union([Type.String(), Type.Null()]);
+const TokenSchema = Type.Object({
+  id: Type.String(),
+  identity: Type.String(),
+  name: Type.String(),
+  createdAt: Type.String(),
+  lastUsedAt: Nullable,
+  lastUsedFrom: Nullable,
+  expiresAt: Nullable,
+  revokedAt: Nullable,
+  rotatedFrom: Nullable,
+});
+const IssuedSchema = Type.Object({
+  token: TokenSchema,
+  secret: Type.String({ description: 'shown once; store it now' }),
+});
+const IdentityParams = Type.Object({ identity: Name });
+const TokenParams = Type.Object({ token: Type.String({ pattern: '^tok_[0-9a-f]{16}$' }) });
+const DAY_MS = 86_400_000;
+/** Longest a rotated token keeps working beside its successor. */
+const MAX_OVERLAP_S = 7 * 86_400;
+
+export interface IdentityRouteOpts extends RouteOpts {
+  identities: IdentityStore;
+  authorizer: Authorizer;
+  tokenCache: TokenCache;
+}
+
+/** Users, service accounts, their roles and teams, and their tokens. */
+export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
+  const { identities, authorizer, tokenCache } = opts;
+  const manage = { authz: { action: 'manageIdentities', resource: 'registry' } } as const;
+
+  /** A caller may act on their own tokens; on anyone else's only with manageIdentities. */
+  const ownOrManager = (req: FastifyRequest, t: TokenInfo) => {
+    if (t.identity === req.actor.identity) return;
+    const d = authorizer.decide({
+      principal: req.principal,
+      action: 'manageIdentities',
+      resource: { kind: 'registry' },
+    });
+    // Someone else's token is as good as absent to a caller who may not manage identities.
+    if (!d.allowed) throw new ModelgateError('TOKEN_NOT_FOUND', `no token with id ${t.id}`);
+  };
+
+  const issue = async (identity: string, name: string, expiresAt?: string, from?: string) => {
+    const t = issueToken();
+    const token = await identities.addToken(identity, {
+      id: t.id,
+      hash: t.hash,
+      name,
+      ...(expiresAt && { expiresAt }),
+      ...(from && { rotatedFrom: from }),
+    });
+    return { token, secret: t.secret };
+  };
+
+  app.get(
+    '/whoami',
+    {
+      config: { self: true },
+      schema: {
+        tags: ['identities'],
+        summary: 'The calling identity, its roles and teams, and the token in use',
+        response: {
+          200: Type.Object({ identity: IdentitySchema, tokenId: Type.String() }),
+          ...errorResponses(401),
+        },
+      },
+    },
+    async (req) => ({
+      identity: await identities.getIdentity(req.actor.identity),
+      tokenId: req.actor.credentialId,
+    }),
+  );
+
+  app.get(
+    '/identities',
+    {
+      config: manage,
+      schema: {
+        tags: ['identities'],
+        summary: 'List users and service accounts',
+        response: {
+          200: Type.Object({ items: Type.Array(IdentitySchema) }),
+          ...errorResponses(401),
+        },
+      },
+    },
+    async () => ({ items: await identities.listIdentities() }),
+  );
+
+  app.post(
+    '/identities',
+    {
+      config: manage,
+      schema: {
+        tags: ['identities'],
+        summary: 'Create a user or a service account (a non-human identity)',
+        body: Type.Object(
+          {
+            name: Name,
+            kind: Type.Union([Type.Literal('user'), Type.Literal('service-account')]),
+            roles: Type.Optional(Roles),
+            teams: Type.Optional(Teams),
+            owner: Type.Optional(Name),
+            purpose: Type.Optional(Type.String({ maxLength: 1000 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: IdentitySchema, ...errorResponses(400, 401, 409) },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body;
+      if (b.kind === 'service-account' && (!b.owner || !b.purpose))
+        throw new ModelgateError(
+          'VALIDATION_FAILED',
+          'a service account needs an owner (the person answerable for it) and a purpose',
+        );
+      if (b.owner) await identities.getIdentity(b.owner);
+      return reply.status(201).send(await identities.createIdentity(b));
+    },
+  );
+
+  app.get(
+    '/identities/:identity',
+    {
+      config: manage,
+      schema: {
+        tags: ['identities'],
+        summary: 'Show one identity',
+        params: IdentityParams,
+        response: { 200: IdentitySchema, ...errorResponses(401, 404) },
+      },
+    },
+    async (req) => identities.getIdentity(req.params.identity),
+  );
+
+  app.patch(
+    '/identities/:identity',
+    {
+      config: manage,
+      schema: {
+        tags: ['identities'],
+        summary: "Replace an identity's roles and/or teams",
+        params: IdentityParams,
+        body: Type.Object(
+          { roles: Type.Optional(Roles), teams: Type.Optional(Teams) },
+          { additionalProperties: false, minProperties: 1 },
+        ),
+        response: { 200: IdentitySchema, ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (req) => {
+      const updated = await identities.setGrants(req.params.identity, req.body);
+      // Cached lookups carry the old grants: drop every token of this identity.
+      for (const t of await identities.listTokens(req.params.identity)) tokenCache.forgetId(t.id);
+      return updated;
+    },
+  );
+
+  app.post(
+    '/identities/:identity/tokens',
+    {
+      config: manage,
+      schema: {
+        tags: ['identities'],
+        summary: 'Issue a token for an identity (the secret is in this answer only)',
+        params: IdentityParams,
+        body: Type.Object(
+          {
+            name: Type.String({ minLength: 1, maxLength: 200 }),
+            expiresInDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: IssuedSchema, ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (req, reply) => {
+      const days = req.body.expiresInDays;
+      const expiresAt =
+        days === undefined ? undefined : new Date(Date.now() + days * DAY_MS).toISOString();
+      return reply.status(201).send(await issue(req.params.identity, req.body.name, expiresAt));
+    },
+  );
+
+  app.get(
+    '/identities/:identity/tokens',
+    {
+      config: manage,
+      schema: {
+        tags: ['identities'],
+        summary: "An identity's tokens (never their secrets)",
+        params: IdentityParams,
+        response: {
+          200: Type.Object({ items: Type.Array(TokenSchema) }),
+          ...errorResponses(401, 404),
+        },
+      },
+    },
+    async (req) => ({ items: await identities.listTokens(req.params.identity) }),
+  );
+
+  app.get(
+    '/tokens',
+    {
+      config: { self: true },
+      schema: {
+        tags: ['identities'],
+        summary: "The caller's own tokens",
+        response: { 200: Type.Object({ items: Type.Array(TokenSchema) }), ...errorResponses(401) },
+      },
+    },
+    async (req) => ({ items: await identities.listTokens(req.actor.identity) }),
+  );
+
+  app.delete(
+    '/tokens/:token',
+    {
+      config: { self: true },
+      schema: {
+        tags: ['identities'],
+        summary: 'Revoke a token: it is refused from its next use on',
+        params: TokenParams,
+        response: { 200: TokenSchema, ...errorResponses(401, 404) },
+      },
+    },
+    async (req) => {
+      ownOrManager(req, await identities.getToken(req.params.token));
+      tokenCache.forget(await identities.revokeToken(req.params.token));
+      return identities.getToken(req.params.token);
+    },
+  );
+
+  app.post(
+    '/tokens/:token/rotate',
+    {
+      config: { self: true },
+      schema: {
+        tags: ['identities'],
+        summary:
+          'Rotate a token: a new one with the same identity; the old one keeps working for the overlap, then stops',
+        params: TokenParams,
+        body: Type.Object(
+          { overlapSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_OVERLAP_S })) },
+          { additionalProperties: false },
+        ),
+        response: { 201: IssuedSchema, ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (req, reply) => {
+      const old = await identities.getToken(req.params.token);
+      ownOrManager(req, old);
+      if (old.revokedAt)
+        throw new ModelgateError(
+          'TOKEN_REVOKED',
+          `token ${old.id} is revoked and cannot be rotated: issue a new one instead`,
+        );
+      const overlap = (req.body.overlapSeconds ?? 3600) * 1000;
+      const issued = await issue(old.identity, old.name, old.expiresAt ?? undefined, old.id);
+      tokenCache.forget(
+        await identities.expireTokenBy(old.id, new Date(Date.now() + overlap).toISOString()),
+      );
+      return reply.status(201).send(issued);
+    },
+  );
+}
