@@ -4,7 +4,7 @@
 // Environment:
 //   MODELGATE_BENCH_SIZE_MIB     size of the pushed file (default 1024)
 //   MODELGATE_BENCH_RUNS         runs per push measurement (default 3)
-//   MODELGATE_BENCH_ONLY         comma-separated subset of push,get,register,scan (default all)
+//   MODELGATE_BENCH_ONLY         comma-separated subset of push,get,register,scan,authz (default all)
 //   MODELGATE_BENCH_SCAN_PICKLE_MIB, MODELGATE_BENCH_SCAN_ZIP_MIB
 //                                sizes of the scanned pickle (1024) and PyTorch zip (2048)
 //   MODELGATE_BENCH_DATABASE_URL PostgreSQL server for the PostgreSQL figures (else
@@ -28,6 +28,8 @@ import Fastify from 'fastify';
 import { FileReader } from '../src/evaluators/artifact-scan/byte-reader.js';
 import { walkPickle } from '../src/evaluators/artifact-scan/pickle-walker.js';
 import { issueToken } from '../src/identity/tokens.js';
+import { Authorizer, type AuthzDecision } from '../src/policy/authz/authorizer.js';
+import { BUILTIN_POLICIES } from '../src/policy/authz/builtin-policies.js';
 import { compose } from '../src/server/composition.js';
 import { loadConfig } from '../src/server/config.js';
 import { openDatabase } from '../src/storage/database.js';
@@ -47,7 +49,9 @@ const ROOT = join(import.meta.dirname, '..');
 const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 const SIZE_MIB = Number(process.env.MODELGATE_BENCH_SIZE_MIB ?? 1024);
 const RUNS = Number(process.env.MODELGATE_BENCH_RUNS ?? 3);
-const ONLY = new Set((process.env.MODELGATE_BENCH_ONLY ?? 'push,get,register,scan').split(','));
+const ONLY = new Set(
+  (process.env.MODELGATE_BENCH_ONLY ?? 'push,get,register,scan,authz').split(','),
+);
 const SCAN_PICKLE_MIB = Number(process.env.MODELGATE_BENCH_SCAN_PICKLE_MIB ?? 1024);
 const SCAN_ZIP_MIB = Number(process.env.MODELGATE_BENCH_SCAN_ZIP_MIB ?? 2048);
 const PG_URL = process.env.MODELGATE_BENCH_DATABASE_URL || process.env.MODELGATE_TEST_DATABASE_URL;
@@ -244,6 +248,88 @@ async function benchGet(results: Result[]): Promise<void> {
   } finally {
     await bare.close();
     await composed.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** Allows everything without asking Cedar: the bench's "without authorization" side. */
+class AllowAll extends Authorizer {
+  override decide(): AuthzDecision {
+    return { allowed: true, policies: [], errors: [], explanation: 'allow' };
+  }
+}
+
+/**
+ * What authorization costs: one Cedar decision (median and p99, in process) and the throughput
+ * of GET a model with the built-in policies vs the same server allowing everything.
+ */
+async function benchAuthz(results: Result[]): Promise<void> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'modelgate-bench-authz-'));
+  const token = issueToken().secret;
+  const config = { ...loadConfig({ dataDir }, {}), bootstrapToken: token };
+  const real = await compose(config);
+  const open = await compose(config, { authorizer: new AllowAll(BUILTIN_POLICIES) });
+  try {
+    await real.app.inject({
+      method: 'POST',
+      url: '/api/v1/models',
+      headers: { authorization: `Bearer ${token}` },
+      payload: { name: 'bench-authz', ownerTeam: 'payments' },
+    });
+    const authorizer = new Authorizer(BUILTIN_POLICIES);
+    const req = {
+      principal: {
+        kind: 'user' as const,
+        name: 'ann',
+        roles: ['contributor'],
+        teams: ['payments'],
+      },
+      action: 'read' as const,
+      resource: { kind: 'model' as const, name: 'bench-authz', team: 'payments', tier: 'minimal' },
+    };
+    // A new principal name each time: every decision goes to Cedar (none is remembered).
+    const fresh = (i: number) => ({ ...req, principal: { ...req.principal, name: `u${i}` } });
+    for (let i = 0; i < 2000; i++) authorizer.decide(fresh(-i - 1));
+    const us: number[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      const r = fresh(i);
+      const t = process.hrtime.bigint();
+      authorizer.decide(r);
+      us.push(Number(process.hrtime.bigint() - t) / 1000);
+    }
+    us.sort((a, b) => a - b);
+    const p50 = us[us.length >> 1] ?? 0;
+    const p99 = us[Math.floor(us.length * 0.99)] ?? 0;
+    const realUrl = await real.app.listen({ port: 0, host: '127.0.0.1' });
+    const openUrl = await open.app.listen({ port: 0, host: '127.0.0.1' });
+    const withAuthz: number[] = [];
+    const without: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      without.push(await load(`${openUrl}/api/v1/models/bench-authz`, token));
+      withAuthz.push(await load(`${realUrl}/api/v1/models/bench-authz`, token));
+      log(
+        `  round ${i + 1}/3: without ${without.at(-1)?.toFixed(0)} req/s, with ${withAuthz.at(-1)?.toFixed(0)} req/s`,
+      );
+    }
+    results.push({
+      name: 'one authorization decision evaluated by Cedar (prepared policies), median',
+      value: p50,
+      unit: 'µs',
+      baseline: p99,
+      ratio: p50 / p99,
+      note: 'baseline column: the p99 of the same 20,000 decisions; in process',
+    });
+    results.push({
+      name: 'GET a model with authorization',
+      value: median(withAuthz),
+      unit: 'req/s',
+      baseline: median(without),
+      ratio: median(withAuthz) / median(without),
+      note: 'baseline: the same server and route with a policy that allows everything without Cedar; 32 connections, 3 s, median of 3',
+    });
+  } finally {
+    await real.close();
+    await open.close();
     rmSync(dataDir, { recursive: true, force: true });
   }
 }
@@ -511,6 +597,10 @@ if (ONLY.has('get')) {
 if (ONLY.has('scan')) {
   log('scan model files:');
   await benchScan(results);
+}
+if (ONLY.has('authz')) {
+  log('authorization:');
+  await benchAuthz(results);
 }
 if (ONLY.has('register')) {
   log('register versions:');

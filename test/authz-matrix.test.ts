@@ -44,6 +44,7 @@ const BODIES: Record<string, (blobDigest: string) => unknown> = {
   'PATCH /api/v1/identities/{identity}': () => ({ teams: ['payments'] }),
   'POST /api/v1/identities/{identity}/tokens': () => ({ name: 'matrix' }),
   'POST /api/v1/tokens/{token}/rotate': () => ({ overlapSeconds: 60 }),
+  'POST /api/v1/authz/explain': () => ({ action: 'setAlias', resource: 'alias:churn:production' }),
 };
 
 async function tokens(t: TestApp): Promise<Record<(typeof CALLERS)[number], string | undefined>> {

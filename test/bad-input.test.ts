@@ -23,6 +23,7 @@ const VALID_BODIES: Record<string, unknown> = {
   'PATCH /api/v1/identities/{identity}': { roles: ['viewer'] },
   'POST /api/v1/identities/{identity}/tokens': { name: 'walk' },
   'POST /api/v1/tokens/{token}/rotate': { overlapSeconds: 60 },
+  'POST /api/v1/authz/explain': { action: 'read', resource: 'model:seed-model' },
 };
 
 const BAD_PARAMS: Record<string, string[]> = {

@@ -198,6 +198,24 @@ describeEachEngine('modelgate CLI against a running server', (db) => {
     expect((await mg('identity', 'set', 'cli-ann', '--role', 'viewer')).stdout).toMatch(
       /roles:\s+viewer/,
     );
+    // authz explain names the deciding rule; exit 1 on a denial.
+    await mg('model', 'create', 'cli-fraud', '--owner', 'payments', '--risk-tier', 'high');
+    const explained = await mg(
+      'authz',
+      'explain',
+      '--as',
+      'cli-ann',
+      'setAlias',
+      'alias:cli-fraud:production',
+    );
+    expect(explained.code).toBe(1);
+    expect(explained.stdout).toMatch(/production-only-approvers/);
+    const own = await run(['authz', 'explain', 'read', 'model:cli-fraud'], asAnn);
+    expect(own.code, own.stderr).toBe(0);
+    expect(own.stdout).toMatch(/^allow: user cli-ann may read on model cli-fraud \(viewer-read\)/);
+    expect((await run(['authz', 'explain', '--as', 'admin', 'read', 'registry'], asAnn)).code).toBe(
+      1,
+    );
     expect((await run(['token', 'revoke', tok.id], asAnn)).code).toBe(0);
     const after = await run(['whoami'], asAnn);
     expect(after.code).toBe(1);

@@ -26,7 +26,7 @@ import { blobRoutes } from './routes/blobs.js';
 import { datasetRoutes } from './routes/datasets.js';
 import { evaluationRoutes } from './routes/evaluations.js';
 import { healthRoutes } from './routes/health.js';
-import { identityRoutes } from './routes/identities.js';
+import { explainRoute, identityRoutes } from './routes/identities.js';
 import { modelRoutes } from './routes/models.js';
 import { versionRoutes } from './routes/versions.js';
 import { errorResponses } from './schemas.js';
@@ -319,12 +319,9 @@ export async function buildApp(deps: AppDeps) {
       await api.register(datasetRoutes, { deps });
       await api.register(blobRoutes, { deps });
       await api.register(evaluationRoutes, { deps });
-      await api.register(identityRoutes, {
-        deps,
-        identities: deps.identities,
-        authorizer,
-        tokenCache: tokens,
-      });
+      const identityOpts = { deps, identities: deps.identities, authorizer, tokenCache: tokens };
+      await api.register(identityRoutes, identityOpts);
+      await api.register(explainRoute, identityOpts);
     },
     { prefix: '/api/v1' },
   );

@@ -21,7 +21,7 @@ export interface RouteAuthz {
 const modelOf = (m: Model) => ({ name: m.name, team: m.ownerTeam, tier: m.riskTier });
 
 /** Loads the resource a request acts on from its path parameters. */
-async function loadResource(
+export async function loadResource(
   registry: RegistryService,
   kind: RouteAuthz['resource'],
   params: Record<string, string>,

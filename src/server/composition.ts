@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { ArtifactScanEvaluator } from '../evaluators/artifact-scan/artifact-scan-evaluator.js';
 import { EvaluationRunner } from '../evaluators/evaluation-runner.js';
 import { issueToken } from '../identity/tokens.js';
+import type { Authorizer } from '../policy/authz/authorizer.js';
 import { FsBlobStore } from '../registry/fs-blob-store.js';
 import { RegistryService } from '../registry/registry-service.js';
 import { type Database, openDatabase } from '../storage/database.js';
@@ -34,6 +35,8 @@ export async function compose(
     database?: Database;
     startWorker?: boolean;
     authFailureLimit?: number;
+    /** Replaces the built-in role policies (operators' policy sets; the bench's comparison). */
+    authorizer?: Authorizer;
   } = {},
 ): Promise<Composed> {
   const database =
@@ -91,6 +94,7 @@ export async function compose(
       maxUploadBytes: config.maxUploadBytes,
       identities: new KyselyIdentityStore(database),
       ...(opts.authFailureLimit !== undefined && { authFailureLimit: opts.authFailureLimit }),
+      ...(opts.authorizer && { authorizer: opts.authorizer }),
       ...(opts.logger !== undefined && { logger: opts.logger }),
     };
     const app = await buildApp(deps);

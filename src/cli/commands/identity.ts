@@ -127,6 +127,35 @@ export function registerIdentity(program: Command, ctx: CliContext): void {
       ctx.print(cmd, i, () => identityFields(i));
     });
 
+  program
+    .command('authz')
+    .description('authorization questions')
+    .command('explain <action> <resource>')
+    .description(
+      'whether an identity may do ACTION on RESOURCE, and which policy decides; RESOURCE is registry, model:NAME, version:NAME@N or alias:NAME:ALIAS (exit 0 allowed, 1 denied)',
+    )
+    .option('--as <identity>', 'ask for another identity (needs the admin role); default: you')
+    .option('--version-author <name>', 'for approvePromotion: who registered the version')
+    .action(
+      async (
+        action: string,
+        resource: string,
+        o: { as?: string; versionAuthor?: string },
+        cmd: Command,
+      ) => {
+        const d = await ctx
+          .client()
+          .request<{ allowed: boolean; explanation: string }>('POST', '/api/v1/authz/explain', {
+            action,
+            resource,
+            ...(o.as && { as: o.as }),
+            ...(o.versionAuthor && { versionAuthor: o.versionAuthor }),
+          });
+        ctx.print(cmd, d, () => d.explanation);
+        if (!d.allowed) process.exitCode = 1;
+      },
+    );
+
   const token = program
     .command('token')
     .description('API tokens: issue, list, revoke, rotate (secrets are shown once)');

@@ -122,9 +122,13 @@ const describe = (r: Resource): string =>
 
 const messages = (errors: { message: string }[]) => errors.map((e) => e.message);
 
+/** Decisions remembered per Authorizer: a decision depends only on its policies and request. */
+const MAX_REMEMBERED = 10_000;
+
 export class Authorizer {
   private readonly setId = `modelgate-policies-${nextSetId++}`;
   private readonly reasons = new Map<string, string>();
+  private readonly remembered = new Map<string, AuthzDecision>();
 
   /** Validates `policies` (id → Cedar text) against the schema; throws PolicyValidationError. */
   constructor(readonly policies: Readonly<Record<string, string>>) {
@@ -155,7 +159,25 @@ export class Authorizer {
     return v.validationErrors.map((e) => `${e.policyId}: ${e.error.message}`);
   }
 
+  /**
+   * Decides a request. Cedar evaluation is pure (no clock, no I/O) and an Authorizer's policies
+   * never change, so equal requests (same principal, grants, action, resource attributes and
+   * context) get the remembered decision instead of another round trip into wasm.
+   */
   decide(req: AuthzRequest): AuthzDecision {
+    const key = JSON.stringify([req.principal, req.action, req.resource, req.context ?? null]);
+    const known = this.remembered.get(key);
+    if (known) return known;
+    const d = this.evaluate(req);
+    if (this.remembered.size >= MAX_REMEMBERED) {
+      const oldest = this.remembered.keys().next().value;
+      if (oldest !== undefined) this.remembered.delete(oldest);
+    }
+    this.remembered.set(key, d);
+    return d;
+  }
+
+  private evaluate(req: AuthzRequest): AuthzDecision {
     const p = principalEntity(req.principal);
     const r = resourceEntity(req.resource);
     const answer = cedar.statefulIsAuthorized({

@@ -5,6 +5,8 @@ import type { IdentityStore, TokenInfo } from '../../identity/identity-store.js'
 import type { TokenCache } from '../../identity/token-cache.js';
 import { issueToken } from '../../identity/tokens.js';
 import type { Authorizer } from '../../policy/authz/authorizer.js';
+import { ACTIONS } from '../../policy/authz/schema.js';
+import { loadResource } from '../authorization.js';
 import { errorResponses, Name } from '../schemas.js';
 import type { Api, RouteOpts } from './common.js';
 
@@ -286,6 +288,79 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
         await identities.expireTokenBy(old.id, new Date(Date.now() + overlap).toISOString()),
       );
       return reply.status(201).send(issued);
+    },
+  );
+}
+
+const RESOURCE_RE = /^(registry|model:([^:@]+)|version:([^:@]+)@([^:@]+)|alias:([^:@]+):([^:@]+))$/;
+
+/** `POST /authz/explain`: what the policies decide for an identity, an action and a resource. */
+export async function explainRoute(app: Api, opts: IdentityRouteOpts) {
+  const { identities, authorizer } = opts;
+  app.post(
+    '/authz/explain',
+    {
+      config: { self: true },
+      schema: {
+        tags: ['identities'],
+        summary:
+          'Explain an authorization decision: allowed or not, and which policy decided (explaining for another identity needs manageIdentities)',
+        body: Type.Object(
+          {
+            as: Type.Optional(Name),
+            action: Type.Union(ACTIONS.map((a) => Type.Literal(a))),
+            resource: Type.String({
+              maxLength: 300,
+              description: 'registry | model:NAME | version:NAME@N | alias:NAME:ALIAS',
+            }),
+            versionAuthor: Type.Optional(Type.String({ maxLength: 63 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            allowed: Type.Boolean(),
+            policies: Type.Array(Type.Object({ id: Type.String(), reason: Type.String() })),
+            errors: Type.Array(Type.String()),
+            explanation: Type.String(),
+          }),
+          ...errorResponses(400, 401, 404),
+        },
+      },
+    },
+    async (req) => {
+      const b = req.body;
+      const m = RESOURCE_RE.exec(b.resource);
+      if (!m)
+        throw new ModelgateError(
+          'VALIDATION_FAILED',
+          `resource must be registry, model:NAME, version:NAME@N or alias:NAME:ALIAS, got ${JSON.stringify(b.resource)}`,
+        );
+      const who = b.as ?? req.actor.identity;
+      if (who !== req.actor.identity) {
+        const may = authorizer.decide({
+          principal: req.principal,
+          action: 'manageIdentities',
+          resource: { kind: 'registry' },
+        });
+        if (!may.allowed) throw new ModelgateError('FORBIDDEN', may.explanation);
+      }
+      const i = await identities.getIdentity(who);
+      const kind = m[1] === 'registry' ? 'registry' : m[2] ? 'model' : m[3] ? 'version' : 'alias';
+      const params = {
+        model: m[2] ?? m[3] ?? m[5] ?? '',
+        ref: m[4] ?? '',
+        alias: m[6] ?? '',
+      };
+      const resource = await loadResource(opts.deps.registry, kind, params);
+      return authorizer.decide({
+        principal: { kind: i.kind, name: i.name, roles: i.roles, teams: i.teams },
+        action: b.action,
+        resource,
+        ...(b.action === 'approvePromotion' && {
+          context: { versionAuthor: b.versionAuthor ?? '' },
+        }),
+      });
     },
   );
 }
