@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { expect, it } from 'vitest';
-import { type TestApp, testApp, tokenFor } from './helpers/app.js';
+import { type TestApp, testApp, tokenFor, uploadBlob } from './helpers/app.js';
 import { describeEachEngine } from './helpers/engines.js';
 
 // The expected outcome of every route for every kind of caller, kept in the repo and reviewed
@@ -83,14 +83,7 @@ describeEachEngine('authorization on every route', (db) => {
     const post = (url: string, payload: object) => t.call({ method: 'POST', url, payload });
     await post('/api/v1/models', { name: 'churn', ownerTeam: 'payments', riskTier: 'limited' });
     await post('/api/v1/datasets', { name: 'tx', uri: 's3://tx' });
-    const blob = (
-      await t.call({
-        method: 'POST',
-        url: '/api/v1/blobs',
-        headers: { 'content-type': 'application/octet-stream' },
-        payload: Buffer.from('seed'),
-      })
-    ).json() as { digest: string };
+    const blob = { digest: await uploadBlob(t, Buffer.from('seed')) };
     await post('/api/v1/models/churn/versions', {
       files: [{ path: 'w.bin', size: 4, digest: blob.digest }],
     });
@@ -172,14 +165,7 @@ describeEachEngine('authorization on every route', (db) => {
   it('keeps production to approvers, and high-tier production to the risk team', async () => {
     const t = await testApp(db());
     const post = (url: string, payload: object) => t.call({ method: 'POST', url, payload });
-    const blob = (
-      await t.call({
-        method: 'POST',
-        url: '/api/v1/blobs',
-        headers: { 'content-type': 'application/octet-stream' },
-        payload: Buffer.from('seed'),
-      })
-    ).json() as { digest: string };
+    const blob = { digest: await uploadBlob(t, Buffer.from('seed')) };
     for (const [name, riskTier] of [
       ['fraud', 'high'],
       ['churn', 'limited'],

@@ -6,7 +6,7 @@ import { type Kysely, sql } from 'kysely';
 import { expect, it } from 'vitest';
 import { ERROR_CATALOG } from '../src/core/errors.js';
 import type { DB } from '../src/storage/schema.js';
-import { testApp } from './helpers/app.js';
+import { testApp, uploadBlob } from './helpers/app.js';
 import { describeEachEngine } from './helpers/engines.js';
 
 // A valid body for every route that takes one. The test fails if a route with a body is
@@ -88,14 +88,7 @@ describeEachEngine('every route refuses bad input cleanly', (db) => {
       url: '/api/v1/datasets',
       payload: { name: 'seed-data', uri: 's3://seed' },
     });
-    const blob = (
-      await t.call({
-        method: 'POST',
-        url: '/api/v1/blobs',
-        headers: { 'content-type': 'application/octet-stream' },
-        payload: Buffer.from('seed'),
-      })
-    ).json();
+    const blob = { digest: await uploadBlob(t, Buffer.from('seed')) };
     const files = [{ path: 'seed.bin', size: 4, digest: blob.digest }];
     VALID_BODIES['POST /api/v1/models/{model}/versions'] = { files };
     await t.call({ method: 'POST', url: '/api/v1/models/seed-model/versions', payload: { files } });

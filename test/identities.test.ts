@@ -1,19 +1,24 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import { expect, it } from 'vitest';
-import { testApp } from './helpers/app.js';
+import { type TestApp, testApp } from './helpers/app.js';
 import { describeEachEngine } from './helpers/engines.js';
+
+/** Calls the API as the admin, or with another token. */
+const apiOf =
+  (t: TestApp) =>
+  (method: string, url: string, payload?: object, token = t.token) =>
+    t.composed.app.inject({
+      method: method as 'GET',
+      url: `/api/v1${url}`,
+      headers: { authorization: `Bearer ${token}` },
+      ...(payload && { payload }),
+    });
 
 describeEachEngine('identities, roles and tokens', (db) => {
   it('creates people and service accounts, issues tokens shown once and stored as hashes', async () => {
     const t = await testApp(db());
-    const api = (method: string, url: string, payload?: object, token = t.token) =>
-      t.composed.app.inject({
-        method: method as 'GET',
-        url: `/api/v1${url}`,
-        headers: { authorization: `Bearer ${token}` },
-        ...(payload && { payload }),
-      });
+    const api = apiOf(t);
     const ann = await api('POST', '/identities', {
       name: 'ann',
       kind: 'user',
@@ -65,13 +70,7 @@ describeEachEngine('identities, roles and tokens', (db) => {
 
   it('revokes, rotates with an overlap, and applies changed roles at once', async () => {
     const t = await testApp(db());
-    const api = (method: string, url: string, payload?: object, token = t.token) =>
-      t.composed.app.inject({
-        method: method as 'GET',
-        url: `/api/v1${url}`,
-        headers: { authorization: `Bearer ${token}` },
-        ...(payload && { payload }),
-      });
+    const api = apiOf(t);
     await api('POST', '/identities', { name: 'bob', kind: 'user', roles: ['contributor'] });
     const issue = async () =>
       (await api('POST', '/identities/bob/tokens', { name: 'cli' })).json() as {

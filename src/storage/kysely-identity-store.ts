@@ -5,6 +5,28 @@ import type { NewIdentity } from '../registry/registry-store.js';
 import type { Database } from './database.js';
 import type { DB, IdentitiesTable, TokensTable } from './schema.js';
 
+/** An identity's roles and teams, each sorted. */
+export async function grantsOf(
+  db: Kysely<DB>,
+  identityId: number,
+): Promise<{ roles: string[]; teams: string[] }> {
+  const [roles, teams] = await Promise.all([
+    db
+      .selectFrom('identity_roles')
+      .select('role')
+      .where('identity_id', '=', identityId)
+      .orderBy('role')
+      .execute(),
+    db
+      .selectFrom('team_members')
+      .select('team')
+      .where('identity_id', '=', identityId)
+      .orderBy('team')
+      .execute(),
+  ]);
+  return { roles: roles.map((r) => r.role), teams: teams.map((t) => t.team) };
+}
+
 /** IdentityStore on SQLite or PostgreSQL through Kysely. */
 export class KyselyIdentityStore implements IdentityStore {
   private readonly db: Kysely<DB>;
@@ -17,25 +39,12 @@ export class KyselyIdentityStore implements IdentityStore {
   }
 
   private async info(row: Selectable<IdentitiesTable>): Promise<IdentityInfo> {
-    const [roles, teams] = await Promise.all([
-      this.db
-        .selectFrom('identity_roles')
-        .select('role')
-        .where('identity_id', '=', row.id)
-        .orderBy('role')
-        .execute(),
-      this.db
-        .selectFrom('team_members')
-        .select('team')
-        .where('identity_id', '=', row.id)
-        .orderBy('team')
-        .execute(),
-    ]);
+    const { roles, teams } = await grantsOf(this.db, row.id);
     return {
       name: row.name,
       kind: row.kind,
-      roles: roles.map((r) => r.role),
-      teams: teams.map((t) => t.team),
+      roles,
+      teams,
       owner: row.owner,
       purpose: row.purpose,
       createdAt: row.created_at,

@@ -28,6 +28,7 @@ import type {
 } from '../registry/registry-store.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import type { Database, EngineCaps } from './database.js';
+import { grantsOf } from './kysely-identity-store.js';
 import type { DatasetsTable, DB, ModelsTable, VersionsTable } from './schema.js';
 
 type Db = Kysely<DB> | Transaction<DB>;
@@ -720,26 +721,11 @@ export class KyselyRegistryStore implements RegistryStore {
         .where('id', '=', row.id)
         .execute();
     }
-    const [roles, teams] = await Promise.all([
-      this.db
-        .selectFrom('identity_roles')
-        .select('role')
-        .where('identity_id', '=', row.identityId)
-        .orderBy('role')
-        .execute(),
-      this.db
-        .selectFrom('team_members')
-        .select('team')
-        .where('identity_id', '=', row.identityId)
-        .orderBy('team')
-        .execute(),
-    ]);
     return {
       tokenId: row.id,
       identity: row.name,
       kind: row.kind,
-      roles: roles.map((r) => r.role),
-      teams: teams.map((t) => t.team),
+      ...(await grantsOf(this.db, row.identityId)),
     };
   }
 

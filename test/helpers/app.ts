@@ -12,6 +12,17 @@ export interface TestApp {
   call(opts: InjectOptions): Promise<LightMyRequestResponse>;
 }
 
+/** Uploads bytes as a blob with the app's admin token; returns its digest. */
+export async function uploadBlob(app: TestApp, bytes: Buffer): Promise<string> {
+  const r = await app.call({
+    method: 'POST',
+    url: '/api/v1/blobs',
+    headers: { 'content-type': 'application/octet-stream' },
+    payload: bytes,
+  });
+  return (r.json() as { digest: string }).digest;
+}
+
 /** Creates an identity with `roles` and `teams` (if new) and returns a fresh token for it. */
 export async function tokenFor(
   app: TestApp,
