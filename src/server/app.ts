@@ -14,6 +14,7 @@ import type { EvaluationRunner } from '../evaluators/evaluation-runner.js';
 import type { EvaluationStore } from '../evaluators/evaluation-store.js';
 import { AuthThrottle } from '../identity/auth-throttle.js';
 import type { IdentityStore } from '../identity/identity-store.js';
+import type { WorkloadFederation } from '../identity/oidc.js';
 import { TokenCache } from '../identity/token-cache.js';
 import { hashToken } from '../identity/tokens.js';
 import { Authorizer, type Principal } from '../policy/authz/authorizer.js';
@@ -28,6 +29,7 @@ import { evaluationRoutes } from './routes/evaluations.js';
 import { healthRoutes } from './routes/health.js';
 import { explainRoute, identityRoutes } from './routes/identities.js';
 import { modelRoutes } from './routes/models.js';
+import { oidcRoutes } from './routes/oidc.js';
 import { versionRoutes } from './routes/versions.js';
 import { errorResponses } from './schemas.js';
 
@@ -60,6 +62,8 @@ export interface AppDeps {
   blobs: BlobStore;
   maxUploadBytes: number;
   identities: IdentityStore;
+  /** Workload identity federation, when trust rules are configured (MODELGATE_OIDC_CONFIG). */
+  federation?: WorkloadFederation;
   /** Failed authentications per address per minute before answers become 429 (default 20). */
   authFailureLimit?: number;
   /** Decides every request; the built-in role policies when not given. */
@@ -322,6 +326,12 @@ export async function buildApp(deps: AppDeps) {
       const identityOpts = { deps, identities: deps.identities, authorizer, tokenCache: tokens };
       await api.register(identityRoutes, identityOpts);
       await api.register(explainRoute, identityOpts);
+      if (deps.federation)
+        await api.register(oidcRoutes, {
+          federation: deps.federation,
+          identities: deps.identities,
+          throttle,
+        });
     },
     { prefix: '/api/v1' },
   );

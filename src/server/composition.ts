@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ArtifactScanEvaluator } from '../evaluators/artifact-scan/artifact-scan-evaluator.js';
 import { EvaluationRunner } from '../evaluators/evaluation-runner.js';
+import { loadOidcConfig, WorkloadFederation } from '../identity/oidc.js';
 import { issueToken } from '../identity/tokens.js';
 import type { Authorizer } from '../policy/authz/authorizer.js';
 import { FsBlobStore } from '../registry/fs-blob-store.js';
@@ -93,6 +94,9 @@ export async function compose(
       runner,
       maxUploadBytes: config.maxUploadBytes,
       identities: new KyselyIdentityStore(database),
+      ...(config.oidcConfig && {
+        federation: new WorkloadFederation(loadOidcConfig(config.oidcConfig)),
+      }),
       ...(opts.authFailureLimit !== undefined && { authFailureLimit: opts.authFailureLimit }),
       ...(opts.authorizer && { authorizer: opts.authorizer }),
       ...(opts.logger !== undefined && { logger: opts.logger }),

@@ -13,6 +13,8 @@ export interface ServerConfig {
   autoScan: boolean;
   jobLeaseMs: number;
   jobPollMs: number;
+  /** A file of workload trust rules (JSON or YAML); unset: no OIDC token exchange. */
+  oidcConfig: string | undefined;
 }
 
 export const DEFAULT_MAX_UPLOAD_BYTES = 64 * 1024 ** 3;
@@ -53,5 +55,6 @@ export function loadConfig(
     autoScan: boolFrom('MODELGATE_AUTO_SCAN', env.MODELGATE_AUTO_SCAN, true),
     jobLeaseMs: intFrom('MODELGATE_JOB_LEASE_MS', env.MODELGATE_JOB_LEASE_MS, 30_000),
     jobPollMs: intFrom('MODELGATE_JOB_POLL_MS', env.MODELGATE_JOB_POLL_MS, 1000),
+    oidcConfig: env.MODELGATE_OIDC_CONFIG ? resolve(env.MODELGATE_OIDC_CONFIG) : undefined,
   };
 }

@@ -42,13 +42,20 @@ export async function tokenFor(
 /** Builds the app on `db` (no socket); requests go through `inject()`. */
 export async function testApp(
   db: TestDb,
-  opts: { maxUploadBytes?: number; worker?: boolean; authFailureLimit?: number } = {},
+  opts: {
+    maxUploadBytes?: number;
+    worker?: boolean;
+    authFailureLimit?: number;
+    /** A workload trust-rule file (MODELGATE_OIDC_CONFIG). */
+    oidcConfig?: string;
+  } = {},
 ): Promise<TestApp> {
   const token = issueToken().secret;
   const config = {
     ...loadConfig({ dataDir: db.dataDir }, {}),
     bootstrapToken: token,
     ...(opts.maxUploadBytes !== undefined && { maxUploadBytes: opts.maxUploadBytes }),
+    ...(opts.oidcConfig && { oidcConfig: opts.oidcConfig }),
   };
   const composed = await compose(
     { ...config, jobPollMs: 50, jobLeaseMs: 2000 },

@@ -1,0 +1,143 @@
+import { execFile } from 'node:child_process';
+import type { webcrypto } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { testApp } from './helpers/app.js';
+import { describeEachEngine } from './helpers/engines.js';
+import { CLI } from './helpers/server-process.js';
+
+// A local OIDC issuer: its own key pair, its JWKS served on loopback, tokens signed here.
+let issuerServer: Server;
+let issuer: string;
+let signingKey: webcrypto.CryptoKey;
+let otherKey: webcrypto.CryptoKey;
+
+beforeAll(async () => {
+  const pair = await generateKeyPair('RS256');
+  signingKey = pair.privateKey;
+  otherKey = (await generateKeyPair('RS256')).privateKey;
+  const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
+  issuerServer = createServer((req, res) => {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify(req.url === '/jwks' ? { keys: [jwk] } : {}));
+  });
+  await new Promise<void>((r) => issuerServer.listen(0, '127.0.0.1', r));
+  const addr = issuerServer.address();
+  issuer = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+});
+afterAll(() => new Promise<void>((r) => issuerServer.close(() => r())));
+
+const claims = {
+  repository: 'acme/fraud',
+  ref: 'refs/heads/main',
+  sub: 'repo:acme/fraud:ref:refs/heads/main',
+};
+function sign(
+  over: Record<string, unknown> = {},
+  opts: { audience?: string; expires?: string; key?: webcrypto.CryptoKey; kid?: string } = {},
+) {
+  return new SignJWT({ ...claims, ...over })
+    .setProtectedHeader({ alg: 'RS256', kid: opts.kid ?? 'k1' })
+    .setIssuer(issuer)
+    .setAudience(opts.audience ?? 'modelgate')
+    .setIssuedAt()
+    .setExpirationTime(opts.expires ?? '5m')
+    .sign(opts.key ?? signingKey);
+}
+
+describeEachEngine('OIDC workload federation', (db) => {
+  it('exchanges a trusted CI token for a short-lived service-account token, and refuses the rest', async () => {
+    const file = join(db().dataDir, 'oidc.yaml');
+    writeFileSync(
+      file,
+      `workloads:\n  - issuer: ${issuer}\n    jwksUrl: ${issuer}/jwks\n    audience: modelgate\n    claims: {repository: acme/fraud, ref: refs/heads/main}\n    serviceAccount: fraud-ci\n    tokenMinutes: 10\n`,
+    );
+    const t = await testApp(db(), { oidcConfig: file });
+    await t.call({
+      method: 'POST',
+      url: '/api/v1/identities',
+      payload: {
+        name: 'fraud-ci',
+        kind: 'service-account',
+        roles: ['contributor'],
+        owner: 'admin',
+        purpose: 'CI of acme/fraud',
+      },
+    });
+    const exchange = (token: string) =>
+      t.composed.app.inject({ method: 'POST', url: '/api/v1/oidc/token', payload: { token } });
+
+    const ok = await exchange(await sign());
+    expect(ok.statusCode, ok.body).toBe(201);
+    const issued = ok.json() as { secret: string; serviceAccount: string; expiresAt: string };
+    expect(issued.serviceAccount).toBe('fraud-ci');
+    const minutes = (Date.parse(issued.expiresAt) - Date.now()) / 60_000;
+    expect(minutes).toBeGreaterThan(9);
+    expect(minutes).toBeLessThanOrEqual(10);
+    const me = await t.composed.app.inject({
+      method: 'GET',
+      url: '/api/v1/whoami',
+      headers: { authorization: `Bearer ${issued.secret}` },
+    });
+    expect(me.json()).toMatchObject({ identity: { name: 'fraud-ci', kind: 'service-account' } });
+
+    const refused = async (token: string, status: number, message: RegExp) => {
+      const r = await exchange(token);
+      expect(r.statusCode, r.body).toBe(status);
+      expect(r.json().message).toMatch(message);
+    };
+    await refused(await sign({}, { audience: 'someone-else' }), 401, /aud/);
+    await refused(await sign({ repository: 'acme/other' }), 403, /no trust rule matches/);
+    await refused(await sign({ ref: 'refs/heads/feature' }), 403, /no trust rule matches/);
+    await refused(await sign({}, { expires: '-10m' }), 401, /exp/);
+    await refused(await sign({}, { key: otherKey }), 401, /signature/);
+    await refused(await sign({}, { key: otherKey, kid: 'unknown' }), 401, /key/i);
+    const unsigned = new UnsecuredJWT({ ...claims })
+      .setIssuer(issuer)
+      .setAudience('modelgate')
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .encode();
+    await refused(unsigned, 401, /OIDC token refused/);
+    await refused('not-a-jwt', 401, /not a JWT/);
+    const foreign = await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+      .setIssuer('https://evil.example')
+      .setAudience('modelgate')
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(signingKey);
+    await refused(foreign, 401, /not trusted/);
+
+    // The CLI does the same from a CI job: the OIDC token from an environment variable.
+    const url = await t.composed.app.listen({ port: 0, host: '127.0.0.1' });
+    const work = mkdtempSync(join(tmpdir(), 'mg-oidc-cli-'));
+    const env = {
+      ...process.env,
+      MODELGATE_CONFIG: join(work, 'config.json'),
+      MODELGATE_SERVER: '',
+      MODELGATE_TOKEN: '',
+      CI_OIDC_TOKEN: await sign(),
+    };
+    const cli = (...args: string[]) =>
+      new Promise<{ code: number; out: string }>((resolve) =>
+        execFile(process.execPath, [CLI, ...args], { env }, (err, stdout, stderr) =>
+          resolve({
+            code: err ? Number((err as { code?: number }).code) : 0,
+            out: stdout + stderr,
+          }),
+        ),
+      );
+    const login = await cli('login', '--server', url, '--oidc-token-env', 'CI_OIDC_TOKEN');
+    expect(login.code, login.out).toBe(0);
+    expect(login.out).toMatch(/logged in to .* as fraud-ci until /);
+    expect((await cli('whoami')).out).toMatch(/name:\s+fraud-ci/);
+    const both = await cli('login', '--server', url, '--token', 'x', '--oidc-token-env', 'Y');
+    expect(both.code).toBe(2);
+    await t.composed.app.close();
+  });
+});
