@@ -24,6 +24,8 @@ export interface TokenInfo {
   revokedAt: string | null;
   /** The token this one replaced by rotation. */
   rotatedFrom: string | null;
+  /** Actions the token may be used for; null: whatever its identity may do. */
+  scopes: string[] | null;
 }
 
 /** Persistence of identities, their roles and teams, and their tokens. */
@@ -39,7 +41,14 @@ export interface IdentityStore {
   setGrants(name: string, grants: { roles?: string[]; teams?: string[] }): Promise<IdentityInfo>;
   addToken(
     identity: string,
-    token: { id: string; hash: string; name: string; expiresAt?: string; rotatedFrom?: string },
+    token: {
+      id: string;
+      hash: string;
+      name: string;
+      expiresAt?: string;
+      rotatedFrom?: string;
+      scopes?: string[];
+    },
   ): Promise<TokenInfo>;
   listTokens(identity: string): Promise<TokenInfo[]>;
   /** Throws TOKEN_NOT_FOUND. */

@@ -89,6 +89,8 @@ export interface TokenRecord {
   /** Roles held (built-in: viewer, contributor, evaluator, approver, admin). */
   roles: string[];
   teams: string[];
+  /** Actions this token may be used for; absent: whatever its identity may do. */
+  scopes?: string[];
 }
 
 /** An identity as it is created with its first token. */
@@ -149,7 +151,7 @@ export interface RegistryStore {
   /** Creates an identity (if missing, with its roles and teams) and a token for it. */
   createToken(
     identity: NewIdentity,
-    token: { id: string; hash: string; name: string; expiresAt?: string },
+    token: { id: string; hash: string; name: string; expiresAt?: string; scopes?: string[] },
   ): Promise<void>;
   countTokens(): Promise<number>;
 

@@ -39,6 +39,8 @@ declare module 'fastify' {
     actor: Actor;
     /** The caller as authorization sees it: kind, name, roles and teams. */
     principal: Principal;
+    /** Actions the presented token is limited to; undefined: no limit beyond the identity's. */
+    tokenScopes: string[] | undefined;
   }
   interface FastifyContextConfig {
     /** Routes that need no token: health, readiness and the API description. */
@@ -203,6 +205,7 @@ export async function buildApp(deps: AppDeps) {
 
   app.decorateRequest('actor', null as unknown as Actor);
   app.decorateRequest('principal', null as unknown as Principal);
+  app.decorateRequest('tokenScopes', undefined);
   const authorizer = deps.authorizer ?? new Authorizer(BUILTIN_POLICIES);
   const tokens = new TokenCache((hash, ip) => deps.store.findToken(hash, ip));
 
@@ -277,11 +280,19 @@ export async function buildApp(deps: AppDeps) {
     }
     request.actor = { identity: rec.identity, credentialId: rec.tokenId };
     request.principal = { kind: rec.kind, name: rec.identity, roles: rec.roles, teams: rec.teams };
+    request.tokenScopes = rec.scopes;
   });
 
   // After validation, so the path parameters that name the resource are known to be well formed.
   app.addHook('preHandler', async (request) => {
     const route = request.routeOptions.config?.authz;
+    const scopes = request.tokenScopes;
+    if (route && scopes && !scopes.includes(route.action))
+      throw new ModelgateError(
+        'FORBIDDEN',
+        `deny: token ${request.actor.credentialId} is limited to ${scopes.join(', ') || 'no actions'}; this route needs ${route.action}`,
+        { action: route.action, scopes },
+      );
     if (route && !request.routeOptions.config?.public)
       await authorizeRequest(authorizer, deps.registry, request, request.principal, route);
   });

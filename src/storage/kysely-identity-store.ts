@@ -121,7 +121,14 @@ export class KyselyIdentityStore implements IdentityStore {
 
   async addToken(
     identity: string,
-    t: { id: string; hash: string; name: string; expiresAt?: string; rotatedFrom?: string },
+    t: {
+      id: string;
+      hash: string;
+      name: string;
+      expiresAt?: string;
+      rotatedFrom?: string;
+      scopes?: string[];
+    },
   ): Promise<TokenInfo> {
     const { id } = await this.row(identity);
     await this.db
@@ -134,6 +141,7 @@ export class KyselyIdentityStore implements IdentityStore {
         created_at: this.now().toISOString(),
         expires_at: t.expiresAt ?? null,
         rotated_from: t.rotatedFrom ?? null,
+        scopes: t.scopes ? JSON.stringify(t.scopes) : null,
       })
       .execute();
     return this.getToken(t.id);
@@ -152,6 +160,7 @@ export class KyselyIdentityStore implements IdentityStore {
         'tokens.expires_at',
         'tokens.revoked_at',
         'tokens.rotated_from',
+        'tokens.scopes',
         'tokens.token_hash',
         'identities.name as identity',
       ]);
@@ -170,6 +179,7 @@ export class KyselyIdentityStore implements IdentityStore {
       expiresAt: r.expires_at,
       revokedAt: r.revoked_at,
       rotatedFrom: r.rotated_from,
+      scopes: r.scopes === null ? null : (JSON.parse(r.scopes) as string[]),
     };
   }
 

@@ -701,6 +701,7 @@ export class KyselyRegistryStore implements RegistryStore {
         'tokens.id',
         'tokens.last_used_at',
         'identities.id as identityId',
+        'tokens.scopes',
         'identities.name',
         'identities.kind',
       ])
@@ -726,12 +727,13 @@ export class KyselyRegistryStore implements RegistryStore {
       identity: row.name,
       kind: row.kind,
       ...(await grantsOf(this.db, row.identityId)),
+      ...(row.scopes !== null && { scopes: JSON.parse(row.scopes) as string[] }),
     };
   }
 
   async createToken(
     identity: NewIdentity,
-    token: { id: string; hash: string; name: string; expiresAt?: string },
+    token: { id: string; hash: string; name: string; expiresAt?: string; scopes?: string[] },
   ): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
       const at = this.ts();
@@ -766,6 +768,7 @@ export class KyselyRegistryStore implements RegistryStore {
           name: token.name,
           created_at: at,
           expires_at: token.expiresAt ?? null,
+          scopes: token.scopes ? JSON.stringify(token.scopes) : null,
         })
         .execute();
     });

@@ -263,6 +263,8 @@ const m0003: PortableMigration = {
     }
     await db.schema.alterTable('tokens').addColumn('expires_at', 'text').execute();
     await db.schema.alterTable('tokens').addColumn('rotated_from', 'text').execute();
+    // A JSON list of the actions the token may be used for; null: whatever its identity may do.
+    await db.schema.alterTable('tokens').addColumn('scopes', 'text').execute();
     // Service accounts: the person answerable for one, and what it is for.
     await db.schema.alterTable('identities').addColumn('owner', 'text').execute();
     await db.schema.alterTable('identities').addColumn('purpose', 'text').execute();

@@ -21,6 +21,7 @@ export interface TokensTable {
   revoked_at: string | null;
   expires_at: string | null;
   rotated_from: string | null;
+  scopes: string | null;
 }
 
 export interface IdentityRolesTable {

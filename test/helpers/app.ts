@@ -27,7 +27,7 @@ export async function uploadBlob(app: TestApp, bytes: Buffer): Promise<string> {
 export async function tokenFor(
   app: TestApp,
   identity: NewIdentity,
-  opts: { expiresAt?: string } = {},
+  opts: { expiresAt?: string; scopes?: string[] } = {},
 ): Promise<string> {
   const t = issueToken();
   await app.composed.deps.store.createToken(identity, {
@@ -35,6 +35,7 @@ export async function tokenFor(
     hash: t.hash,
     name: 'test',
     ...(opts.expiresAt && { expiresAt: opts.expiresAt }),
+    ...(opts.scopes && { scopes: opts.scopes }),
   });
   return t.secret;
 }

@@ -164,24 +164,36 @@ export function registerIdentity(program: Command, ctx: CliContext): void {
     .description('issue a token for an identity (needs the admin role)')
     .option('--name <name>', 'what the token is for', 'cli')
     .option('--expires-in-days <n>', 'lifetime in days (default: no expiry)')
-    .action(async (who: string, o: { name: string; expiresInDays?: string }, cmd: Command) => {
-      const r = await ctx
-        .client()
-        .request<{ token: TokenInfo; secret: string }>(
-          'POST',
-          `/api/v1/identities/${seg(who)}/tokens`,
-          {
-            name: o.name,
-            ...(o.expiresInDays && { expiresInDays: Number(o.expiresInDays) }),
-          },
+    .option(
+      '--scope <action>',
+      'limit the token to an action, e.g. read or pushVersion (repeatable; default: all its identity may do)',
+      collect,
+    )
+    .action(
+      async (
+        who: string,
+        o: { name: string; expiresInDays?: string; scope?: string[] },
+        cmd: Command,
+      ) => {
+        const r = await ctx
+          .client()
+          .request<{ token: TokenInfo; secret: string }>(
+            'POST',
+            `/api/v1/identities/${seg(who)}/tokens`,
+            {
+              name: o.name,
+              ...(o.expiresInDays && { expiresInDays: Number(o.expiresInDays) }),
+              ...(o.scope && { scopes: o.scope }),
+            },
+          );
+        ctx.print(
+          cmd,
+          r,
+          () =>
+            `token ${r.token.id} for ${r.token.identity}${r.token.expiresAt ? `, expires ${r.token.expiresAt}` : ''}\n${r.secret}\n(shown once: store it now)`,
         );
-      ctx.print(
-        cmd,
-        r,
-        () =>
-          `token ${r.token.id} for ${r.token.identity}${r.token.expiresAt ? `, expires ${r.token.expiresAt}` : ''}\n${r.secret}\n(shown once: store it now)`,
-      );
-    });
+      },
+    );
   token
     .command('list [identity]')
     .description("your own tokens, or an identity's (needs the admin role)")

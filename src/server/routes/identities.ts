@@ -4,7 +4,7 @@ import { ModelgateError } from '../../core/errors.js';
 import type { IdentityStore, TokenInfo } from '../../identity/identity-store.js';
 import type { TokenCache } from '../../identity/token-cache.js';
 import { issueToken } from '../../identity/tokens.js';
-import type { Authorizer } from '../../policy/authz/authorizer.js';
+import type { Authorizer, AuthzDecision } from '../../policy/authz/authorizer.js';
 import { ACTIONS } from '../../policy/authz/schema.js';
 import { loadResource } from '../authorization.js';
 import { errorResponses, Name } from '../schemas.js';
@@ -33,6 +33,7 @@ const TokenSchema = Type.Object({
   expiresAt: Nullable,
   revokedAt: Nullable,
   rotatedFrom: Nullable,
+  scopes: Type.Union([Type.Array(Type.String()), Type.Null()]),
 });
 const IssuedSchema = Type.Object({
   token: TokenSchema,
@@ -58,16 +59,18 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
   /** A caller may act on their own tokens; on anyone else's only with manageIdentities. */
   const ownOrManager = (req: FastifyRequest, t: TokenInfo) => {
     if (t.identity === req.actor.identity) return;
-    const d = authorizer.decide({
-      principal: req.principal,
-      action: 'manageIdentities',
-      resource: { kind: 'registry' },
-    });
     // Someone else's token is as good as absent to a caller who may not manage identities.
-    if (!d.allowed) throw new ModelgateError('TOKEN_NOT_FOUND', `no token with id ${t.id}`);
+    if (!mayManage(authorizer, req).allowed)
+      throw new ModelgateError('TOKEN_NOT_FOUND', `no token with id ${t.id}`);
   };
 
-  const issue = async (identity: string, name: string, expiresAt?: string, from?: string) => {
+  const issue = async (
+    identity: string,
+    name: string,
+    expiresAt?: string,
+    from?: string,
+    scopes?: string[],
+  ) => {
     const t = issueToken();
     const token = await identities.addToken(identity, {
       id: t.id,
@@ -75,6 +78,7 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
       name,
       ...(expiresAt && { expiresAt }),
       ...(from && { rotatedFrom: from }),
+      ...(scopes && { scopes }),
     });
     return { token, secret: t.secret };
   };
@@ -196,6 +200,14 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
           {
             name: Type.String({ minLength: 1, maxLength: 200 }),
             expiresInDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
+            scopes: Type.Optional(
+              Type.Array(Type.Union(ACTIONS.map((a) => Type.Literal(a))), {
+                uniqueItems: true,
+                maxItems: ACTIONS.length,
+                description:
+                  'the actions the token may be used for; default: all its identity may do',
+              }),
+            ),
           },
           { additionalProperties: false },
         ),
@@ -206,7 +218,11 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
       const days = req.body.expiresInDays;
       const expiresAt =
         days === undefined ? undefined : new Date(Date.now() + days * DAY_MS).toISOString();
-      return reply.status(201).send(await issue(req.params.identity, req.body.name, expiresAt));
+      return reply
+        .status(201)
+        .send(
+          await issue(req.params.identity, req.body.name, expiresAt, undefined, req.body.scopes),
+        );
     },
   );
 
@@ -283,13 +299,39 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
           `token ${old.id} is revoked and cannot be rotated: issue a new one instead`,
         );
       const overlap = (req.body.overlapSeconds ?? 3600) * 1000;
-      const issued = await issue(old.identity, old.name, old.expiresAt ?? undefined, old.id);
+      const issued = await issue(
+        old.identity,
+        old.name,
+        old.expiresAt ?? undefined,
+        old.id,
+        old.scopes ?? undefined,
+      );
       tokenCache.forget(
         await identities.expireTokenBy(old.id, new Date(Date.now() + overlap).toISOString()),
       );
       return reply.status(201).send(issued);
     },
   );
+}
+
+/**
+ * Whether the caller may manage identities: its identity must be allowed, and its token's
+ * scopes (when it has any) must include the action; a read-only admin token is read-only here too.
+ */
+function mayManage(authorizer: Authorizer, req: FastifyRequest): AuthzDecision {
+  const scopes = req.tokenScopes;
+  if (scopes && !scopes.includes('manageIdentities'))
+    return {
+      allowed: false,
+      policies: [],
+      errors: [],
+      explanation: `deny: token ${req.actor.credentialId} is limited to ${scopes.join(', ')}`,
+    };
+  return authorizer.decide({
+    principal: req.principal,
+    action: 'manageIdentities',
+    resource: { kind: 'registry' },
+  });
 }
 
 const RESOURCE_RE = /^(registry|model:([^:@]+)|version:([^:@]+)@([^:@]+)|alias:([^:@]+):([^:@]+))$/;
@@ -338,11 +380,7 @@ export async function explainRoute(app: Api, opts: IdentityRouteOpts) {
         );
       const who = b.as ?? req.actor.identity;
       if (who !== req.actor.identity) {
-        const may = authorizer.decide({
-          principal: req.principal,
-          action: 'manageIdentities',
-          resource: { kind: 'registry' },
-        });
+        const may = mayManage(authorizer, req);
         if (!may.allowed) throw new ModelgateError('FORBIDDEN', may.explanation);
       }
       const i = await identities.getIdentity(who);
