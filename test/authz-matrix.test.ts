@@ -1,4 +1,5 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { expect, it } from 'vitest';
@@ -218,5 +219,36 @@ describeEachEngine('authorization on every route', (db) => {
     expect(high.statusCode).toBe(403);
     expect(high.json().message).toMatch(/needs an approver from the risk team/);
     expect((await setAlias(rik, 'fraud', 'production')).statusCode).toBe(200);
+  });
+
+  it('adds operator policies from a folder, and refuses to start with one that does not validate', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mg-policies-'));
+    writeFileSync(
+      join(dir, 'freeze.cedar'),
+      `@id("freeze-high-tier") @reason("high-tier models are frozen this quarter")
+forbid (principal, action == Action::"pushVersion", resource is Model)
+when { resource.tier == "high" };`,
+    );
+    const t = await testApp(db(), { authzPolicies: dir });
+    await t.call({
+      method: 'POST',
+      url: '/api/v1/models',
+      payload: { name: 'frozen', riskTier: 'high' },
+    });
+    const digest = await uploadBlob(t, Buffer.from('seed'));
+    const push = await t.call({
+      method: 'POST',
+      url: '/api/v1/models/frozen/versions',
+      payload: { files: [{ path: 'w.bin', size: 4, digest }] },
+    });
+    expect(push.statusCode).toBe(403);
+    expect(push.json()).toMatchObject({ details: { policies: ['freeze-high-tier'] } });
+    expect(push.json().message).toMatch(/frozen this quarter/);
+
+    writeFileSync(
+      join(dir, 'typo.cedar'),
+      'permit (principal, action == Action::"pushVersion", resource is Model) when { resource.teir == "x" };',
+    );
+    await expect(testApp(db(), { authzPolicies: dir })).rejects.toThrow(/typo.*teir/s);
   });
 });

@@ -4,7 +4,9 @@ import { ArtifactScanEvaluator } from '../evaluators/artifact-scan/artifact-scan
 import { EvaluationRunner } from '../evaluators/evaluation-runner.js';
 import { loadOidcConfig, WorkloadFederation } from '../identity/oidc.js';
 import { issueToken } from '../identity/tokens.js';
-import type { Authorizer } from '../policy/authz/authorizer.js';
+import { Authorizer } from '../policy/authz/authorizer.js';
+import { BUILTIN_POLICIES } from '../policy/authz/builtin-policies.js';
+import { readPolicyFolder } from '../policy/authz/policy-files.js';
 import { FsBlobStore } from '../registry/fs-blob-store.js';
 import { RegistryService } from '../registry/registry-service.js';
 import { type Database, openDatabase } from '../storage/database.js';
@@ -98,7 +100,14 @@ export async function compose(
         federation: new WorkloadFederation(loadOidcConfig(config.oidcConfig)),
       }),
       ...(opts.authFailureLimit !== undefined && { authFailureLimit: opts.authFailureLimit }),
-      ...(opts.authorizer && { authorizer: opts.authorizer }),
+      ...(opts.authorizer
+        ? { authorizer: opts.authorizer }
+        : config.authzPolicies && {
+            authorizer: new Authorizer({
+              ...BUILTIN_POLICIES,
+              ...readPolicyFolder(config.authzPolicies),
+            }),
+          }),
       ...(opts.logger !== undefined && { logger: opts.logger }),
     };
     const app = await buildApp(deps);

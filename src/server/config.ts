@@ -15,6 +15,8 @@ export interface ServerConfig {
   jobPollMs: number;
   /** A file of workload trust rules (JSON or YAML); unset: no OIDC token exchange. */
   oidcConfig: string | undefined;
+  /** A folder of operators' Cedar policies (`*.cedar`), added to the built-in roles. */
+  authzPolicies: string | undefined;
 }
 
 export const DEFAULT_MAX_UPLOAD_BYTES = 64 * 1024 ** 3;
@@ -56,5 +58,6 @@ export function loadConfig(
     jobLeaseMs: intFrom('MODELGATE_JOB_LEASE_MS', env.MODELGATE_JOB_LEASE_MS, 30_000),
     jobPollMs: intFrom('MODELGATE_JOB_POLL_MS', env.MODELGATE_JOB_POLL_MS, 1000),
     oidcConfig: env.MODELGATE_OIDC_CONFIG ? resolve(env.MODELGATE_OIDC_CONFIG) : undefined,
+    authzPolicies: env.MODELGATE_AUTHZ_POLICIES ? resolve(env.MODELGATE_AUTHZ_POLICIES) : undefined,
   };
 }

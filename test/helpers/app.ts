@@ -49,6 +49,8 @@ export async function testApp(
     authFailureLimit?: number;
     /** A workload trust-rule file (MODELGATE_OIDC_CONFIG). */
     oidcConfig?: string;
+    /** A folder of operator Cedar policies (MODELGATE_AUTHZ_POLICIES). */
+    authzPolicies?: string;
   } = {},
 ): Promise<TestApp> {
   const token = issueToken().secret;
@@ -57,6 +59,7 @@ export async function testApp(
     bootstrapToken: token,
     ...(opts.maxUploadBytes !== undefined && { maxUploadBytes: opts.maxUploadBytes }),
     ...(opts.oidcConfig && { oidcConfig: opts.oidcConfig }),
+    ...(opts.authzPolicies && { authzPolicies: opts.authzPolicies }),
   };
   const composed = await compose(
     { ...config, jobPollMs: 50, jobLeaseMs: 2000 },
