@@ -28,6 +28,17 @@ export interface TokenInfo {
   scopes: string[] | null;
 }
 
+/** A token as it is stored: its id, the hash of its secret, and its limits. */
+export interface NewToken {
+  id: string;
+  hash: string;
+  name: string;
+  expiresAt?: string;
+  rotatedFrom?: string;
+  /** Actions the token may be used for; absent: whatever its identity may do. */
+  scopes?: string[];
+}
+
 /** Persistence of identities, their roles and teams, and their tokens. */
 export interface IdentityStore {
   /** Throws IDENTITY_EXISTS. */
@@ -39,17 +50,7 @@ export interface IdentityStore {
   listIdentities(): Promise<IdentityInfo[]>;
   /** Replaces the identity's roles and teams (either may be omitted). */
   setGrants(name: string, grants: { roles?: string[]; teams?: string[] }): Promise<IdentityInfo>;
-  addToken(
-    identity: string,
-    token: {
-      id: string;
-      hash: string;
-      name: string;
-      expiresAt?: string;
-      rotatedFrom?: string;
-      scopes?: string[];
-    },
-  ): Promise<TokenInfo>;
+  addToken(identity: string, token: NewToken): Promise<TokenInfo>;
   listTokens(identity: string): Promise<TokenInfo[]>;
   /** Throws TOKEN_NOT_FOUND. */
   getToken(id: string): Promise<TokenInfo>;

@@ -12,6 +12,7 @@ import type {
   Version,
   VersionFile,
 } from '../core/types.js';
+import type { NewToken } from '../identity/identity-store.js';
 
 /** Fields of a new model. */
 export interface NewModel {
@@ -149,10 +150,7 @@ export interface RegistryStore {
   /** Token lookup by SHA-256 hash of the secret; records last use. */
   findToken(hash: string, usedFrom: string | null): Promise<TokenRecord | undefined>;
   /** Creates an identity (if missing, with its roles and teams) and a token for it. */
-  createToken(
-    identity: NewIdentity,
-    token: { id: string; hash: string; name: string; expiresAt?: string; scopes?: string[] },
-  ): Promise<void>;
+  createToken(identity: NewIdentity, token: Omit<NewToken, 'rotatedFrom'>): Promise<void>;
   countTokens(): Promise<number>;
 
   /** Cheap round trip used by readiness checks. */

@@ -1,6 +1,11 @@
 import type { Kysely, Selectable } from 'kysely';
 import { ModelgateError } from '../core/errors.js';
-import type { IdentityInfo, IdentityStore, TokenInfo } from '../identity/identity-store.js';
+import type {
+  IdentityInfo,
+  IdentityStore,
+  NewToken,
+  TokenInfo,
+} from '../identity/identity-store.js';
 import type { NewIdentity } from '../registry/registry-store.js';
 import type { Database } from './database.js';
 import type { DB, IdentitiesTable, TokensTable } from './schema.js';
@@ -119,17 +124,7 @@ export class KyselyIdentityStore implements IdentityStore {
     return this.getIdentity(name);
   }
 
-  async addToken(
-    identity: string,
-    t: {
-      id: string;
-      hash: string;
-      name: string;
-      expiresAt?: string;
-      rotatedFrom?: string;
-      scopes?: string[];
-    },
-  ): Promise<TokenInfo> {
+  async addToken(identity: string, t: NewToken): Promise<TokenInfo> {
     const { id } = await this.row(identity);
     await this.db
       .insertInto('tokens')

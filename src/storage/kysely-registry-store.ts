@@ -12,6 +12,7 @@ import type {
   Version,
   VersionFile,
 } from '../core/types.js';
+import type { NewToken } from '../identity/identity-store.js';
 import type {
   ModelFilter,
   ModelPatch,
@@ -731,10 +732,7 @@ export class KyselyRegistryStore implements RegistryStore {
     };
   }
 
-  async createToken(
-    identity: NewIdentity,
-    token: { id: string; hash: string; name: string; expiresAt?: string; scopes?: string[] },
-  ): Promise<void> {
+  async createToken(identity: NewIdentity, token: Omit<NewToken, 'rotatedFrom'>): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
       const at = this.ts();
       await trx
