@@ -47,6 +47,13 @@ const BODIES: Record<string, (blobDigest: string) => unknown> = {
   'POST /api/v1/identities/{identity}/tokens': () => ({ name: 'matrix' }),
   'POST /api/v1/tokens/{token}/rotate': () => ({ overlapSeconds: 60 }),
   'POST /api/v1/authz/explain': () => ({ action: 'setAlias', resource: 'alias:churn:production' }),
+  'PUT /api/v1/identities/{identity}/password': () => ({ password: 'correct horse battery' }),
+  'POST /api/v1/password': () => ({ current: 'not the password', password: 'a new long password' }),
+  'PUT /api/v1/authz/policies/{policy}': () => ({
+    text: 'permit (principal in Role::"auditor", action == Action::"read", resource);',
+  }),
+  'POST /api/v1/login': () => ({ name: 'target', password: 'wrong password here' }),
+  'POST /api/v1/oidc/token': () => ({ token: 'not-a-jwt' }),
 };
 
 async function tokens(t: TestApp): Promise<Record<(typeof CALLERS)[number], string | undefined>> {
@@ -106,6 +113,9 @@ describeEachEngine('authorization on every route', (db) => {
       digest: blob.digest,
       evaluation: ev.id,
       identity: 'target',
+      role: 'viewer',
+      team: 'payments',
+      policy: 'matrix-policy',
       // A token of another identity: only identity managers may see, revoke or rotate it.
       token: (
         (await post('/api/v1/identities/target/tokens', { name: 'target' })).json() as {

@@ -23,6 +23,14 @@ const VALID_BODIES: Record<string, unknown> = {
   'PATCH /api/v1/identities/{identity}': { roles: ['viewer'] },
   'POST /api/v1/identities/{identity}/tokens': { name: 'walk' },
   'POST /api/v1/tokens/{token}/rotate': { overlapSeconds: 60 },
+  'PUT /api/v1/identities/{identity}/password': { password: 'a long enough password' },
+  'POST /api/v1/password': { current: 'not the password', password: 'a long enough password' },
+  // Valid in shape; refused by the validator (no such action), so nothing is stored.
+  'PUT /api/v1/authz/policies/{policy}': {
+    text: 'permit (principal, action == Action::"nope", resource);',
+  },
+  'POST /api/v1/login': { name: 'seed-user', password: 'wrong password' },
+  'POST /api/v1/oidc/token': { token: 'not-a-jwt' },
   'POST /api/v1/authz/explain': { action: 'read', resource: 'model:seed-model' },
 };
 
@@ -37,6 +45,9 @@ const BAD_PARAMS: Record<string, string[]> = {
   // route of its own.
   identity: ['Bad%20Name', 'no-such-user', 'x'.repeat(300), '%00'],
   token: ['tok_0000000000000000', 'tok_x', '..', 'x'.repeat(300)],
+  role: ['Admin', 'no-such-role', '..', 'x'.repeat(300), '%00'],
+  team: ['Bad%20Name', '..', 'x'.repeat(300), '%00'],
+  policy: ['Bad%20Name', 'admin-all', '..', 'x'.repeat(300), 'no-such-policy'],
 };
 
 /** Everything a request could have changed: every table (but token bookkeeping) and the blob folder. */
@@ -55,6 +66,7 @@ async function snapshot(db: Kysely<DB>, dataDir: string): Promise<string> {
     'identities',
     'identity_roles',
     'team_members',
+    'authz_policies',
   ]) {
     const rows = await sql.raw(`SELECT * FROM ${table} ORDER BY 1, 2`).execute(db);
     h.update(table).update(JSON.stringify(rows.rows));
@@ -110,6 +122,9 @@ describeEachEngine('every route refuses bad input cleanly', (db) => {
       })
     ).json() as { token: { id: string } };
     const valid: Record<string, string> = {
+      role: 'viewer',
+      team: 'seed-team',
+      policy: 'seed-policy',
       model: 'seed-model',
       ref: '1',
       alias: 'staging',

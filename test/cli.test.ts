@@ -216,6 +216,41 @@ describeEachEngine('modelgate CLI against a running server', (db) => {
     expect((await run(['authz', 'explain', '--as', 'admin', 'read', 'registry'], asAnn)).code).toBe(
       1,
     );
+    // Teams, roles and operator policies from the command line.
+    expect((await mg('team', 'add', 'risk', 'cli-ann')).stdout).toMatch(/teams:\s+payments, risk/);
+    expect((await mg('team', 'list')).stdout).toMatch(/risk\s+cli-ann/);
+    expect((await mg('team', 'remove', 'risk', 'cli-ann')).code).toBe(0);
+    expect((await mg('role', 'grant', 'evaluator', 'cli-ann')).stdout).toMatch(
+      /roles:\s+evaluator, viewer/,
+    );
+    const typo = await mg('role', 'grant', 'evalutor', 'cli-ann');
+    expect(typo.code).toBe(1);
+    expect(typo.stderr).toMatch(/no policy mentions the role evalutor/);
+    expect((await mg('role', 'revoke', 'evaluator', 'cli-ann')).code).toBe(0);
+    const lastAdmin = await mg('role', 'revoke', 'admin', 'admin');
+    expect(lastAdmin.code).toBe(1);
+    expect(lastAdmin.stderr).toMatch(/LAST_ADMIN/);
+    expect((await mg('role', 'list')).stdout).toMatch(/contributor\s+yes\s+create models/);
+    const policyFile = join(work, 'auditors.cedar');
+    writeFileSync(
+      policyFile,
+      'permit (principal in Role::"auditor", action == Action::"read", resource);\n',
+    );
+    const added = await mg('authz', 'policy', 'add', 'auditors-read', policyFile);
+    expect(added.code, added.stderr).toBe(0);
+    expect(added.stdout).toMatch(/policy auditors-read in force \(sha256:[0-9a-f]{64}\)/);
+    expect((await mg('role', 'list')).stdout).toMatch(
+      /auditor\s+no\s+named by an operator policy\s+auditors-read/,
+    );
+    writeFileSync(
+      policyFile,
+      'permit (principal in Role::"auditor", action == Action::"reed", resource);\n',
+    );
+    const bad = await mg('authz', 'policy', 'add', 'auditors-read', policyFile);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/POLICY_INVALID/);
+    expect((await mg('authz', 'policy', 'list')).stdout).toMatch(/auditors-read\s+api\s+admin/);
+    expect((await mg('authz', 'policy', 'remove', 'auditors-read')).code).toBe(0);
     expect((await run(['token', 'revoke', tok.id], asAnn)).code).toBe(0);
     const after = await run(['whoami'], asAnn);
     expect(after.code).toBe(1);

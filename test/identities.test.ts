@@ -1,19 +1,8 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import { expect, it } from 'vitest';
-import { type TestApp, testApp } from './helpers/app.js';
+import { apiOf, testApp } from './helpers/app.js';
 import { describeEachEngine } from './helpers/engines.js';
-
-/** Calls the API as the admin, or with another token. */
-const apiOf =
-  (t: TestApp) =>
-  (method: string, url: string, payload?: object, token = t.token) =>
-    t.composed.app.inject({
-      method: method as 'GET',
-      url: `/api/v1${url}`,
-      headers: { authorization: `Bearer ${token}` },
-      ...(payload && { payload }),
-    });
 
 describeEachEngine('identities, roles and tokens', (db) => {
   it('creates people and service accounts, issues tokens shown once and stored as hashes', async () => {

@@ -23,7 +23,15 @@ beforeAll(async () => {
   const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
   issuerServer = createServer((req, res) => {
     res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify(req.url === '/jwks' ? { keys: [jwk] } : {}));
+    if (req.url === '/jwks') return res.end(JSON.stringify({ keys: [jwk] }));
+    // GitHub Actions' token endpoint: a bearer-protected GET naming the audience.
+    const u = new URL(req.url ?? '/', 'http://x');
+    if (u.pathname === '/gha' && req.headers.authorization === 'Bearer gha-request-token')
+      return void sign({}, { audience: u.searchParams.get('audience') ?? '' }).then((value) =>
+        res.end(JSON.stringify({ value })),
+      );
+    res.statusCode = 404;
+    res.end('{}');
   });
   await new Promise<void>((r) => issuerServer.listen(0, '127.0.0.1', r));
   const addr = issuerServer.address();
@@ -73,8 +81,8 @@ describeEachEngine('OIDC workload federation', (db) => {
 
     const ok = await exchange(await sign());
     expect(ok.statusCode, ok.body).toBe(201);
-    const issued = ok.json() as { secret: string; serviceAccount: string; expiresAt: string };
-    expect(issued.serviceAccount).toBe('fraud-ci');
+    const issued = ok.json() as { secret: string; identity: string; expiresAt: string };
+    expect(issued).toMatchObject({ identity: 'fraud-ci', kind: 'service-account' });
     const minutes = (Date.parse(issued.expiresAt) - Date.now()) / 60_000;
     expect(minutes).toBeGreaterThan(9);
     expect(minutes).toBeLessThanOrEqual(10);
@@ -123,13 +131,17 @@ describeEachEngine('OIDC workload federation', (db) => {
       MODELGATE_TOKEN: '',
       CI_OIDC_TOKEN: await sign(),
     };
-    const cli = (...args: string[]) =>
+    const cli = (...args: (string | Record<string, string>)[]) =>
       new Promise<{ code: number; out: string }>((resolve) =>
-        execFile(process.execPath, [CLI, ...args], { env }, (err, stdout, stderr) =>
-          resolve({
-            code: err ? Number((err as { code?: number }).code) : 0,
-            out: stdout + stderr,
-          }),
+        execFile(
+          process.execPath,
+          [CLI, ...args.filter((a): a is string => typeof a === 'string')],
+          { env: { ...env, ...args.find((a) => typeof a !== 'string') } },
+          (err, stdout, stderr) =>
+            resolve({
+              code: err ? Number((err as { code?: number }).code) : 0,
+              out: stdout + stderr,
+            }),
         ),
       );
     const login = await cli('login', '--server', url, '--oidc-token-env', 'CI_OIDC_TOKEN');
@@ -138,6 +150,148 @@ describeEachEngine('OIDC workload federation', (db) => {
     expect((await cli('whoami')).out).toMatch(/name:\s+fraud-ci/);
     const both = await cli('login', '--server', url, '--token', 'x', '--oidc-token-env', 'Y');
     expect(both.code).toBe(2);
+    // `login --oidc` in GitHub Actions: the job's token is requested for the audience.
+    const gha = await cli('login', '--server', url, '--oidc', {
+      ACTIONS_ID_TOKEN_REQUEST_URL: `${issuer}/gha?api-version=2.0`,
+      ACTIONS_ID_TOKEN_REQUEST_TOKEN: 'gha-request-token',
+    });
+    expect(gha.code, gha.out).toBe(0);
+    expect(gha.out).toMatch(/as fraud-ci until/);
+    const wrongAud = await cli('login', '--server', url, '--oidc', '--audience', 'other', {
+      ACTIONS_ID_TOKEN_REQUEST_URL: `${issuer}/gha?api-version=2.0`,
+      ACTIONS_ID_TOKEN_REQUEST_TOKEN: 'gha-request-token',
+    });
+    expect(wrongAud.code).toBe(1);
+    expect(wrongAud.out).toMatch(/OIDC token refused/);
+    const nowhere = await cli('login', '--server', url, '--oidc');
+    expect(nowhere.code).toBe(2);
+    expect(nowhere.out).toMatch(/MODELGATE_OIDC_TOKEN/);
+    await t.composed.app.close();
+  });
+
+  it('logs people in with SSO: claims name the user, groups name the teams', async () => {
+    const file = join(db().dataDir, 'oidc-people.yaml');
+    writeFileSync(
+      file,
+      [
+        'people:',
+        `  - issuer: ${issuer}`,
+        `    jwksUrl: ${issuer}/jwks`,
+        '    audience: modelgate-sso',
+        '    usernameClaim: email',
+        '    emailDomain: acme.example',
+        '    teamsClaim: groups',
+        '    teamMap: {"grp-payments": payments, "grp-risk": risk}',
+        '    provision: true',
+        '    defaultRoles: [viewer]',
+        '    tokenHours: 2',
+        '',
+      ].join('\n'),
+    );
+    const t = await testApp(db(), { oidcConfig: file });
+    const exchange = (token: string) =>
+      t.composed.app.inject({ method: 'POST', url: '/api/v1/oidc/token', payload: { token } });
+    const person = (over: Record<string, unknown>) =>
+      sign(
+        { sub: 'u-123', email: 'Alice@acme.example', email_verified: true, ...over },
+        { audience: 'modelgate-sso' },
+      );
+
+    // First login creates the user with the default roles and the mapped teams.
+    const first = await exchange(await person({ groups: ['grp-payments', 'unmapped'] }));
+    expect(first.statusCode, first.body).toBe(201);
+    const issued = first.json() as {
+      identity: string;
+      kind: string;
+      secret: string;
+      expiresAt: string;
+    };
+    expect(issued).toMatchObject({ identity: 'alice', kind: 'user' });
+    expect((Date.parse(issued.expiresAt) - Date.now()) / 3_600_000).toBeCloseTo(2, 0);
+    const me = await t.composed.app.inject({
+      method: 'GET',
+      url: '/api/v1/whoami',
+      headers: { authorization: `Bearer ${issued.secret}` },
+    });
+    expect(me.json().identity).toMatchObject({
+      name: 'alice',
+      roles: ['viewer'],
+      teams: ['payments'],
+    });
+    // Later logins follow the identity provider's groups; roles stay Modelgate's.
+    await t.call({ method: 'PUT', url: '/api/v1/identities/alice/roles/approver' });
+    const again = await exchange(await person({ groups: ['grp-risk'] }));
+    expect(again.statusCode).toBe(201);
+    const alice = (await t.call({ method: 'GET', url: '/api/v1/identities/alice' })).json();
+    expect(alice).toMatchObject({ roles: ['approver', 'viewer'], teams: ['risk'] });
+
+    const refused = async (token: string, status: number, message: RegExp) => {
+      const r = await exchange(token);
+      expect(r.statusCode, r.body).toBe(status);
+      expect(r.json().message).toMatch(message);
+    };
+    await refused(await person({ email_verified: false }), 403, /not verified/);
+    await refused(await person({ email: 'mallory@evil.example' }), 403, /not an address in acme/);
+    await refused(await person({ email: undefined }), 403, /no email claim/);
+    await refused(
+      await sign({ email: 'alice@acme.example', email_verified: true }, { audience: 'modelgate' }),
+      401,
+      /aud/,
+    );
+    // A person cannot log in as a service account of the same name.
+    await t.call({
+      method: 'POST',
+      url: '/api/v1/identities',
+      payload: { name: 'build', kind: 'service-account', owner: 'admin', purpose: 'ci' },
+    });
+    await refused(await person({ email: 'build@acme.example' }), 403, /service account/);
+    await t.composed.app.close();
+  });
+
+  it('logs people in with a password from the CLI', async () => {
+    const t = await testApp(db());
+    await t.call({
+      method: 'POST',
+      url: '/api/v1/identities',
+      payload: { name: 'bea', kind: 'user', roles: ['viewer'], password: 'a long pass phrase' },
+    });
+    const url = await t.composed.app.listen({ port: 0, host: '127.0.0.1' });
+    const work = mkdtempSync(join(tmpdir(), 'mg-pw-cli-'));
+    const env = {
+      ...process.env,
+      MODELGATE_CONFIG: join(work, 'config.json'),
+      MODELGATE_SERVER: '',
+      MODELGATE_TOKEN: '',
+    };
+    const run = (input: string, ...args: string[]) =>
+      new Promise<{ code: number; out: string }>((resolve) => {
+        const child = execFile(process.execPath, [CLI, ...args], { env }, (err, stdout, stderr) =>
+          resolve({
+            code: err ? Number((err as { code?: number }).code) : 0,
+            out: stdout + stderr,
+          }),
+        );
+        child.stdin?.end(input);
+      });
+    const ok = await run(
+      'a long pass phrase\n',
+      'login',
+      '--server',
+      url,
+      '--user',
+      'bea',
+      '--hours',
+      '1',
+    );
+    expect(ok.code, ok.out).toBe(0);
+    expect(ok.out).toMatch(/logged in to .* as bea until/);
+    expect((await run('', 'whoami')).out).toMatch(/name:\s+bea/);
+    const wrong = await run('not the phrase\n', 'login', '--server', url, '--user', 'bea');
+    expect(wrong.code).toBe(1);
+    expect(wrong.out).toMatch(/wrong user name or password/);
+    const empty = await run('', 'login', '--server', url, '--user', 'bea');
+    expect(empty.code).toBe(2);
+    expect(empty.out).toMatch(/line 1 \(password for bea\) is missing/);
     await t.composed.app.close();
   });
 });

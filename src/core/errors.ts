@@ -71,6 +71,11 @@ export const ERROR_CATALOG = {
   },
   EVALUATION_NOT_FOUND: { status: 404, description: 'No evaluation has this id.' },
   IDENTITY_NOT_FOUND: { status: 404, description: 'No user or service account has this name.' },
+  GRANT_NOT_FOUND: {
+    status: 404,
+    description: 'The identity does not have the role or team membership being removed.',
+  },
+  TEAM_NOT_FOUND: { status: 404, description: 'No identity is a member of a team of this name.' },
   TOKEN_NOT_FOUND: {
     status: 404,
     description: 'No token has this id (or it belongs to another identity).',
@@ -86,6 +91,17 @@ export const ERROR_CATALOG = {
     status: 409,
     description: 'A user or service account with this name already exists.',
   },
+  LAST_ADMIN: {
+    status: 409,
+    description:
+      'The change would leave no identity with the admin role; grant admin to another identity first.',
+  },
+  POLICY_INVALID: {
+    status: 400,
+    description:
+      'The Cedar policy does not parse or does not validate against the authorization schema; nothing was stored.',
+  },
+  POLICY_NOT_FOUND: { status: 404, description: 'No operator policy has this id.' },
   VERSION_IMMUTABLE: {
     status: 409,
     description:

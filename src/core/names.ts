@@ -19,9 +19,14 @@ const TAG_RE = new RegExp(TAG_PATTERN);
 /** Team names follow the model-name rules. */
 export const TEAM_PATTERN = NAME_PATTERN;
 
+/** Whether `name` is a valid model, dataset, team or identity name. */
+export function isValidName(name: string): boolean {
+  return NAME_RE.test(name) && !name.includes('..');
+}
+
 /** Throws INVALID_NAME unless `name` is a valid model or dataset name. */
 export function assertName(kind: 'model' | 'dataset' | 'team', name: string): void {
-  if (!NAME_RE.test(name) || name.includes('..')) {
+  if (!isValidName(name)) {
     throw new ModelgateError(
       'INVALID_NAME',
       `invalid ${kind} name ${JSON.stringify(name)}: use 1-63 lowercase letters, digits, '-' or '.', starting and ending with a letter or digit`,

@@ -1,3 +1,4 @@
+import type { Actor } from '../core/types.js';
 import type { NewIdentity } from '../registry/registry-store.js';
 
 /** A user or service account with its grants. */
@@ -9,7 +10,19 @@ export interface IdentityInfo {
   /** Service accounts: the person answerable for it, and what it is for. */
   owner: string | null;
   purpose: string | null;
+  /** Service accounts may end: no token of theirs works after this. */
+  expiresAt: string | null;
+  /** Whether a local password is set (the hash never leaves the store). */
+  hasPassword: boolean;
   createdAt: string;
+  /** Who created it; null for the first admin and identities from before this was recorded. */
+  createdBy: string | null;
+}
+
+/** A team and its members (a team exists while it has members). */
+export interface TeamInfo {
+  name: string;
+  members: string[];
 }
 
 /** A token's record; never its secret, and its hash stays inside the store. */
@@ -26,6 +39,9 @@ export interface TokenInfo {
   rotatedFrom: string | null;
   /** Actions the token may be used for; null: whatever its identity may do. */
   scopes: string[] | null;
+  /** Who issued it and who revoked it (null: the server itself, or not recorded). */
+  createdBy: string | null;
+  revokedBy: string | null;
 }
 
 /** A token as it is stored: its id, the hash of its secret, and its limits. */
@@ -39,23 +55,48 @@ export interface NewToken {
   scopes?: string[];
 }
 
-/** Persistence of identities, their roles and teams, and their tokens. */
+/** A new identity as the API creates it. */
+export interface IdentityInput extends NewIdentity {
+  owner?: string;
+  purpose?: string;
+  expiresAt?: string;
+  passwordHash?: string;
+}
+
+/** Changes to an identity's roles and teams: whole lists replaced, or single grants added or removed. */
+export interface GrantChange {
+  roles?: string[];
+  teams?: string[];
+  addRoles?: string[];
+  removeRoles?: string[];
+  addTeams?: string[];
+  removeTeams?: string[];
+}
+
+/**
+ * Persistence of identities, their roles and teams, and their tokens. Every write names the
+ * actor (identity and credential) that made it. A change that would leave no identity with the
+ * `admin` role is refused with LAST_ADMIN, so the registry cannot lock itself out.
+ */
 export interface IdentityStore {
   /** Throws IDENTITY_EXISTS. */
-  createIdentity(
-    identity: NewIdentity & { owner?: string; purpose?: string },
-  ): Promise<IdentityInfo>;
+  createIdentity(identity: IdentityInput, by: Actor): Promise<IdentityInfo>;
   /** Throws IDENTITY_NOT_FOUND. */
   getIdentity(name: string): Promise<IdentityInfo>;
   listIdentities(): Promise<IdentityInfo[]>;
-  /** Replaces the identity's roles and teams (either may be omitted). */
-  setGrants(name: string, grants: { roles?: string[]; teams?: string[] }): Promise<IdentityInfo>;
-  addToken(identity: string, token: NewToken): Promise<TokenInfo>;
+  /** Applies a grant change in one transaction; throws LAST_ADMIN. */
+  changeGrants(name: string, change: GrantChange, by: Actor): Promise<IdentityInfo>;
+  /** Sets (or, with null, removes) a user's password hash. */
+  setPasswordHash(name: string, hash: string | null): Promise<void>;
+  /** The stored password hash, or null (also for an unknown name). */
+  passwordHashOf(name: string): Promise<string | null>;
+  listTeams(): Promise<TeamInfo[]>;
+  addToken(identity: string, token: NewToken, by: Actor): Promise<TokenInfo>;
   listTokens(identity: string): Promise<TokenInfo[]>;
   /** Throws TOKEN_NOT_FOUND. */
   getToken(id: string): Promise<TokenInfo>;
   /** Marks the token revoked (once) and returns its hash, so caches can drop it. */
-  revokeToken(id: string): Promise<string>;
+  revokeToken(id: string, by: Actor): Promise<string>;
   /** Ends the token's life at `at` unless it ends sooner; returns its hash. */
   expireTokenBy(id: string, at: string): Promise<string>;
 }

@@ -2,30 +2,74 @@ import { readFileSync } from 'node:fs';
 import { createRemoteJWKSet, decodeJwt, type JWTPayload, jwtVerify } from 'jose';
 import { parse as parseYaml } from 'yaml';
 import { ModelgateError } from '../core/errors.js';
+import { isValidName } from '../core/names.js';
 
 /**
- * Workload identity federation: a CI job presents the OIDC token its platform issued (GitHub
- * Actions, GitLab, a cloud), and a trust rule that matches its issuer, audience and claims
- * (repository, branch, ...) maps it to a service account, which gets a short-lived Modelgate
- * token. No static secret lives in CI. Keys are fetched only from the JWKS URLs configured here.
+ * Trust in external OIDC issuers, for two kinds of callers:
+ * - workloads (identity federation): a CI job presents the OIDC token its platform issued
+ *   (GitHub Actions, GitLab, a cloud), and a rule that matches its issuer, audience and claims
+ *   (repository, branch, ...) maps it to a service account. No static secret lives in CI.
+ * - people (SSO): an ID token from the company's identity provider maps, by one claim, to a
+ *   user, and by another (groups) to the user's teams.
+ * Either way the caller gets a short-lived Modelgate token. Keys are fetched only from the JWKS
+ * URLs configured here.
  */
 
-/** One trust rule. */
-export interface WorkloadTrust {
+/** What every rule has: whom it trusts, where the keys are, and claims that must match exactly. */
+interface TrustBase {
   issuer: string;
   /** Where the issuer publishes its keys; only URLs named here are ever fetched. */
   jwksUrl: string;
   audience: string;
   /** Claims that must equal these values exactly, e.g. {repository: "acme/fraud", ref: "refs/heads/main"}. */
   claims: Record<string, string>;
+}
+
+/** A rule mapping a workload's OIDC token to a service account. */
+export interface WorkloadTrust extends TrustBase {
   serviceAccount: string;
   /** Lifetime of the Modelgate token issued, in minutes (1-60, default 15). */
   tokenMinutes: number;
 }
 
+/** A rule mapping a person's ID token to a user and teams. */
+export interface PersonTrust extends TrustBase {
+  /** The claim holding the user name (default `preferred_username`). */
+  usernameClaim: string;
+  /**
+   * When set, a user name of the form `someone@<emailDomain>` maps to `someone`; an address in
+   * any other domain is refused. With the `email` claim, `email_verified` must be true.
+   */
+  emailDomain: string | null;
+  /** The claim listing the person's groups; absent: teams are managed in Modelgate. */
+  teamsClaim: string | null;
+  /** Group → team; absent: a group whose name is a valid team name is that team. */
+  teamMap: Record<string, string> | null;
+  /** Whether a first login creates the user (with `defaultRoles`); else the user must exist. */
+  provision: boolean;
+  defaultRoles: string[];
+  /** Lifetime of the Modelgate token issued, in hours (1-24, default 8). */
+  tokenHours: number;
+}
+
 export interface OidcConfig {
   workloads: WorkloadTrust[];
+  people: PersonTrust[];
 }
+
+/** The outcome of an exchange: who the token is for, and for how long. */
+export type OidcMatch =
+  | { kind: 'service-account'; name: string; issuer: string; subject: string; minutes: number }
+  | {
+      kind: 'user';
+      name: string;
+      issuer: string;
+      subject: string;
+      minutes: number;
+      /** The teams the token's groups map to; null when the rule does not manage teams. */
+      teams: string[] | null;
+      rule: PersonTrust;
+    };
 
 const ALGORITHMS = [
   'RS256',
@@ -51,10 +95,17 @@ export function parseOidcConfig(text: string, source: string): OidcConfig {
   } catch (e) {
     return fail(`not valid YAML or JSON: ${(e as Error).message}`);
   }
-  const list = (doc as { workloads?: unknown })?.workloads;
-  if (!Array.isArray(list)) return fail('expected a list under "workloads"');
-  const workloads = list.map((w: Record<string, unknown>, i): WorkloadTrust => {
-    const at = `workloads[${i}]`;
+  const d = (doc ?? {}) as { workloads?: unknown; people?: unknown };
+  if (d.workloads === undefined && d.people === undefined)
+    return fail('expected a list under "workloads" or "people"');
+  const listOf = (key: 'workloads' | 'people') => {
+    const v = d[key] ?? [];
+    return Array.isArray(v)
+      ? (v as Record<string, unknown>[])
+      : fail(`expected a list under "${key}"`);
+  };
+
+  const base = (w: Record<string, unknown>, at: string, needClaims: boolean) => {
     const str = (k: string) =>
       typeof w?.[k] === 'string' && w[k] !== '' ? (w[k] as string) : fail(`${at}.${k} is required`);
     const jwksUrl = str('jwksUrl');
@@ -73,23 +124,69 @@ export function parseOidcConfig(text: string, source: string): OidcConfig {
       Object.values(claims).some((v) => typeof v !== 'string')
     )
       fail(`${at}.claims must map claim names to strings`);
-    if (Object.keys(claims as object).length === 0)
+    if (needClaims && Object.keys(claims as object).length === 0)
       fail(
         `${at}.claims must name at least one claim (say, repository): a rule matching every token of an issuer trusts too much`,
       );
-    const minutes = w.tokenMinutes ?? 15;
-    if (typeof minutes !== 'number' || !Number.isInteger(minutes) || minutes < 1 || minutes > 60)
-      fail(`${at}.tokenMinutes must be a whole number from 1 to 60`);
     return {
-      issuer: str('issuer'),
-      jwksUrl,
-      audience: str('audience'),
-      claims: claims as Record<string, string>,
+      str,
+      rule: {
+        issuer: str('issuer'),
+        jwksUrl,
+        audience: str('audience'),
+        claims: claims as Record<string, string>,
+      },
+    };
+  };
+  const whole = (w: Record<string, unknown>, at: string, k: string, dflt: number, max: number) => {
+    const v = w[k] ?? dflt;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max)
+      fail(`${at}.${k} must be a whole number from 1 to ${max}`);
+    return v as number;
+  };
+  const optString = (w: Record<string, unknown>, at: string, k: string) => {
+    const v = w[k];
+    if (v === undefined || v === null) return null;
+    return typeof v === 'string' && v !== '' ? v : fail(`${at}.${k} must be a string`);
+  };
+
+  const workloads = listOf('workloads').map((w, i): WorkloadTrust => {
+    const at = `workloads[${i}]`;
+    const { str, rule } = base(w, at, true);
+    return {
+      ...rule,
       serviceAccount: str('serviceAccount'),
-      tokenMinutes: minutes as number,
+      tokenMinutes: whole(w, at, 'tokenMinutes', 15, 60),
     };
   });
-  return { workloads };
+  const people = listOf('people').map((w, i): PersonTrust => {
+    const at = `people[${i}]`;
+    const { rule } = base(w, at, false);
+    const teamMap = w.teamMap ?? null;
+    if (
+      teamMap !== null &&
+      (typeof teamMap !== 'object' ||
+        Array.isArray(teamMap) ||
+        Object.values(teamMap).some((v) => typeof v !== 'string' || !isValidName(v)))
+    )
+      fail(`${at}.teamMap must map group names to team names`);
+    const roles = w.defaultRoles ?? [];
+    if (!Array.isArray(roles) || roles.some((r) => typeof r !== 'string'))
+      fail(`${at}.defaultRoles must be a list of role names`);
+    if (w.provision !== undefined && typeof w.provision !== 'boolean')
+      fail(`${at}.provision must be true or false`);
+    return {
+      ...rule,
+      usernameClaim: optString(w, at, 'usernameClaim') ?? 'preferred_username',
+      emailDomain: optString(w, at, 'emailDomain')?.toLowerCase() ?? null,
+      teamsClaim: optString(w, at, 'teamsClaim'),
+      teamMap: teamMap as Record<string, string> | null,
+      provision: (w.provision as boolean | undefined) ?? false,
+      defaultRoles: roles as string[],
+      tokenHours: whole(w, at, 'tokenHours', 8, 24),
+    };
+  });
+  return { workloads, people };
 }
 
 export function loadOidcConfig(path: string): OidcConfig {
@@ -97,36 +194,81 @@ export function loadOidcConfig(path: string): OidcConfig {
 }
 
 const refuse = (why: string) => new ModelgateError('UNAUTHENTICATED', `OIDC token refused: ${why}`);
+const forbid = (why: string) => new ModelgateError('FORBIDDEN', `OIDC token not accepted: ${why}`);
 
-export class WorkloadFederation {
+/** The Modelgate user name an ID token names under a rule; throws FORBIDDEN when it names none. */
+function userName(rule: PersonTrust, c: JWTPayload): string {
+  const raw = c[rule.usernameClaim];
+  if (typeof raw !== 'string' || raw === '')
+    throw forbid(`the token has no ${rule.usernameClaim} claim to name a user`);
+  if (rule.usernameClaim === 'email' && c.email_verified !== true)
+    throw forbid('the email address in the token is not verified (email_verified)');
+  let name = raw.toLowerCase();
+  if (rule.emailDomain) {
+    const at = name.lastIndexOf('@');
+    if (at < 0 || name.slice(at + 1) !== rule.emailDomain)
+      throw forbid(`${raw} is not an address in ${rule.emailDomain}`);
+    name = name.slice(0, at);
+  }
+  if (!isValidName(name))
+    throw forbid(
+      `${JSON.stringify(raw)} is not a valid Modelgate user name (lowercase letters, digits, dots and dashes); map another claim with usernameClaim or set emailDomain`,
+    );
+  return name;
+}
+
+/** The teams an ID token's groups map to under a rule. */
+function teamsOf(rule: PersonTrust, c: JWTPayload): string[] | null {
+  if (!rule.teamsClaim) return null;
+  const groups = c[rule.teamsClaim];
+  const list = Array.isArray(groups) ? groups : typeof groups === 'string' ? [groups] : [];
+  const teams = new Set<string>();
+  for (const g of list) {
+    if (typeof g !== 'string') continue;
+    const team = rule.teamMap ? rule.teamMap[g] : g;
+    if (team !== undefined && isValidName(team)) teams.add(team);
+  }
+  return [...teams].sort();
+}
+
+export class OidcFederation {
   private readonly keySets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
+  private readonly rules: (
+    | { kind: 'workload'; rule: WorkloadTrust }
+    | { kind: 'person'; rule: PersonTrust }
+  )[];
 
   constructor(readonly config: OidcConfig) {
-    for (const w of config.workloads)
-      if (!this.keySets.has(w.jwksUrl))
+    this.rules = [
+      ...config.workloads.map((rule) => ({ kind: 'workload' as const, rule })),
+      ...config.people.map((rule) => ({ kind: 'person' as const, rule })),
+    ];
+    for (const { rule } of this.rules)
+      if (!this.keySets.has(rule.jwksUrl))
         this.keySets.set(
-          w.jwksUrl,
-          createRemoteJWKSet(new URL(w.jwksUrl), { timeoutDuration: 5000 }),
+          rule.jwksUrl,
+          createRemoteJWKSet(new URL(rule.jwksUrl), { timeoutDuration: 5000 }),
         );
   }
 
   /**
-   * Verifies a workload's OIDC token and finds the trust rule it satisfies. Throws
-   * UNAUTHENTICATED for a token that does not verify (unknown issuer or key, wrong audience,
-   * expired, unsigned) and FORBIDDEN for a valid token that no rule trusts.
+   * Verifies an OIDC token and finds the rule it satisfies. Throws UNAUTHENTICATED for a token
+   * that does not verify (unknown issuer or key, wrong audience, expired, unsigned) and
+   * FORBIDDEN for a valid token that no rule accepts.
    */
-  async exchange(jwt: string): Promise<{ rule: WorkloadTrust; claims: JWTPayload }> {
+  async exchange(jwt: string): Promise<OidcMatch> {
     let unverified: JWTPayload;
     try {
       unverified = decodeJwt(jwt);
     } catch {
       throw refuse('not a JWT');
     }
-    const rules = this.config.workloads.filter((w) => w.issuer === unverified.iss);
+    const rules = this.rules.filter((r) => r.rule.issuer === unverified.iss);
     if (rules.length === 0) throw refuse(`issuer ${JSON.stringify(unverified.iss)} is not trusted`);
     let lastError = 'no rule';
+    let refusal: ModelgateError | undefined;
     const verified = new Map<string, JWTPayload>();
-    for (const rule of rules) {
+    for (const { kind, rule } of rules) {
       const key = `${rule.jwksUrl}|${rule.audience}`;
       let claims = verified.get(key);
       if (!claims) {
@@ -147,13 +289,36 @@ export class WorkloadFederation {
         }
       }
       const c = claims;
-      if (Object.entries(rule.claims).every(([k, v]) => c[k] === v)) return { rule, claims: c };
+      if (!Object.entries(rule.claims).every(([k, v]) => c[k] === v)) continue;
+      const subject = String(c.sub ?? '');
+      if (kind === 'workload')
+        return {
+          kind: 'service-account',
+          name: rule.serviceAccount,
+          issuer: rule.issuer,
+          subject,
+          minutes: rule.tokenMinutes,
+        };
+      try {
+        return {
+          kind: 'user',
+          name: userName(rule, c),
+          issuer: rule.issuer,
+          subject,
+          minutes: rule.tokenHours * 60,
+          teams: teamsOf(rule, c),
+          rule,
+        };
+      } catch (e) {
+        refusal ??= e as ModelgateError;
+      }
     }
     if (verified.size === 0) throw refuse(lastError);
+    if (refusal) throw refusal;
     const seen = [...verified.values()][0] ?? {};
     throw new ModelgateError(
       'FORBIDDEN',
-      `no trust rule matches this workload (issuer ${unverified.iss}, subject ${String(seen.sub)})`,
+      `no trust rule matches this token (issuer ${unverified.iss}, subject ${String(seen.sub)})`,
       { issuer: unverified.iss, subject: seen.sub },
     );
   }

@@ -14,22 +14,24 @@ import type { EvaluationRunner } from '../evaluators/evaluation-runner.js';
 import type { EvaluationStore } from '../evaluators/evaluation-store.js';
 import { AuthThrottle } from '../identity/auth-throttle.js';
 import type { IdentityStore } from '../identity/identity-store.js';
-import type { WorkloadFederation } from '../identity/oidc.js';
+import type { OidcFederation } from '../identity/oidc.js';
 import { TokenCache } from '../identity/token-cache.js';
 import { hashToken } from '../identity/tokens.js';
 import { Authorizer, type Principal } from '../policy/authz/authorizer.js';
 import { BUILTIN_POLICIES } from '../policy/authz/builtin-policies.js';
+import { PolicySet } from '../policy/authz/policy-set.js';
 import type { BlobStore } from '../registry/blob-store.js';
 import type { RegistryService } from '../registry/registry-service.js';
 import type { RegistryStore } from '../registry/registry-store.js';
 import { authorizeRequest, type RouteAuthz } from './authorization.js';
+import { accessRoutes } from './routes/access.js';
 import { blobRoutes } from './routes/blobs.js';
 import { datasetRoutes } from './routes/datasets.js';
 import { evaluationRoutes } from './routes/evaluations.js';
 import { healthRoutes } from './routes/health.js';
 import { explainRoute, identityRoutes } from './routes/identities.js';
+import { loginRoutes } from './routes/login.js';
 import { modelRoutes } from './routes/models.js';
-import { oidcRoutes } from './routes/oidc.js';
 import { versionRoutes } from './routes/versions.js';
 import { errorResponses } from './schemas.js';
 
@@ -64,12 +66,14 @@ export interface AppDeps {
   blobs: BlobStore;
   maxUploadBytes: number;
   identities: IdentityStore;
-  /** Workload identity federation, when trust rules are configured (MODELGATE_OIDC_CONFIG). */
-  federation?: WorkloadFederation;
+  /** OIDC trust (workloads and SSO), when trust rules are configured (MODELGATE_OIDC_CONFIG). */
+  federation?: OidcFederation;
   /** Failed authentications per address per minute before answers become 429 (default 20). */
   authFailureLimit?: number;
-  /** Decides every request; the built-in role policies when not given. */
-  authorizer?: Authorizer;
+  /** How long a token lookup is cached (default 5 s): grants changed by another process apply within it. */
+  tokenCacheMs?: number;
+  /** The policies that decide every request; the built-in role policies when not given. */
+  policies?: PolicySet;
   logger?: FastifyServerOptions['logger'];
   version?: string;
 }
@@ -206,8 +210,8 @@ export async function buildApp(deps: AppDeps) {
   app.decorateRequest('actor', null as unknown as Actor);
   app.decorateRequest('principal', null as unknown as Principal);
   app.decorateRequest('tokenScopes', undefined);
-  const authorizer = deps.authorizer ?? new Authorizer(BUILTIN_POLICIES);
-  const tokens = new TokenCache((hash, ip) => deps.store.findToken(hash, ip));
+  const policies = deps.policies ?? PolicySet.fixed(new Authorizer(BUILTIN_POLICIES));
+  const tokens = new TokenCache((hash, ip) => deps.store.findToken(hash, ip), deps.tokenCacheMs);
 
   await app.register(swagger, {
     openapi: {
@@ -293,8 +297,10 @@ export async function buildApp(deps: AppDeps) {
         `deny: token ${request.actor.credentialId} is limited to ${scopes.join(', ') || 'no actions'}; this route needs ${route.action}`,
         { action: route.action, scopes },
       );
-    if (route && !request.routeOptions.config?.public)
-      await authorizeRequest(authorizer, deps.registry, request, request.principal, route);
+    if (route && !request.routeOptions.config?.public) {
+      await policies.refreshIfStale();
+      await authorizeRequest(policies.current(), deps.registry, request, request.principal, route);
+    }
   });
 
   // NUL cannot be stored in PostgreSQL text and has no business in names or descriptions:
@@ -334,15 +340,15 @@ export async function buildApp(deps: AppDeps) {
       await api.register(datasetRoutes, { deps });
       await api.register(blobRoutes, { deps });
       await api.register(evaluationRoutes, { deps });
-      const identityOpts = { deps, identities: deps.identities, authorizer, tokenCache: tokens };
+      const identityOpts = { deps, identities: deps.identities, policies, tokenCache: tokens };
       await api.register(identityRoutes, identityOpts);
+      await api.register(accessRoutes, identityOpts);
       await api.register(explainRoute, identityOpts);
-      if (deps.federation)
-        await api.register(oidcRoutes, {
-          federation: deps.federation,
-          identities: deps.identities,
-          throttle,
-        });
+      await api.register(loginRoutes, {
+        federation: deps.federation,
+        identities: deps.identities,
+        throttle,
+      });
     },
     { prefix: '/api/v1' },
   );

@@ -2,14 +2,16 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ArtifactScanEvaluator } from '../evaluators/artifact-scan/artifact-scan-evaluator.js';
 import { EvaluationRunner } from '../evaluators/evaluation-runner.js';
-import { loadOidcConfig, WorkloadFederation } from '../identity/oidc.js';
+import { loadOidcConfig, OidcFederation } from '../identity/oidc.js';
 import { issueToken } from '../identity/tokens.js';
-import { Authorizer } from '../policy/authz/authorizer.js';
+import type { Authorizer } from '../policy/authz/authorizer.js';
 import { BUILTIN_POLICIES } from '../policy/authz/builtin-policies.js';
 import { readPolicyFolder } from '../policy/authz/policy-files.js';
+import { PolicySet } from '../policy/authz/policy-set.js';
 import { FsBlobStore } from '../registry/fs-blob-store.js';
 import { RegistryService } from '../registry/registry-service.js';
 import { type Database, openDatabase } from '../storage/database.js';
+import { KyselyAuthzPolicyStore } from '../storage/kysely-authz-policy-store.js';
 import { KyselyEvaluationStore } from '../storage/kysely-evaluation-store.js';
 import { KyselyIdentityStore } from '../storage/kysely-identity-store.js';
 import { KyselyRegistryStore } from '../storage/kysely-registry-store.js';
@@ -40,6 +42,11 @@ export async function compose(
     authFailureLimit?: number;
     /** Replaces the built-in role policies (operators' policy sets; the bench's comparison). */
     authorizer?: Authorizer;
+    /**
+     * How soon changes made by another server process (grants, revocations, API policies) apply
+     * here; default 5 s for token lookups and 2 s for policies. Tests shorten it.
+     */
+    refreshMs?: number;
   } = {},
 ): Promise<Composed> {
   const database =
@@ -97,17 +104,20 @@ export async function compose(
       maxUploadBytes: config.maxUploadBytes,
       identities: new KyselyIdentityStore(database),
       ...(config.oidcConfig && {
-        federation: new WorkloadFederation(loadOidcConfig(config.oidcConfig)),
+        federation: new OidcFederation(loadOidcConfig(config.oidcConfig)),
       }),
       ...(opts.authFailureLimit !== undefined && { authFailureLimit: opts.authFailureLimit }),
-      ...(opts.authorizer
-        ? { authorizer: opts.authorizer }
-        : config.authzPolicies && {
-            authorizer: new Authorizer({
+      policies: opts.authorizer
+        ? PolicySet.fixed(opts.authorizer)
+        : await PolicySet.open(
+            {
               ...BUILTIN_POLICIES,
-              ...readPolicyFolder(config.authzPolicies),
-            }),
-          }),
+              ...(config.authzPolicies && readPolicyFolder(config.authzPolicies)),
+            },
+            new KyselyAuthzPolicyStore(database),
+            opts.refreshMs,
+          ),
+      ...(opts.refreshMs !== undefined && { tokenCacheMs: opts.refreshMs }),
       ...(opts.logger !== undefined && { logger: opts.logger }),
     };
     const app = await buildApp(deps);

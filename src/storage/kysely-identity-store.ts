@@ -1,12 +1,15 @@
 import type { Kysely, Selectable } from 'kysely';
 import { ModelgateError } from '../core/errors.js';
+import type { Actor } from '../core/types.js';
 import type {
+  GrantChange,
   IdentityInfo,
+  IdentityInput,
   IdentityStore,
   NewToken,
+  TeamInfo,
   TokenInfo,
 } from '../identity/identity-store.js';
-import type { NewIdentity } from '../registry/registry-store.js';
 import type { Database } from './database.js';
 import type { DB, IdentitiesTable, TokensTable } from './schema.js';
 
@@ -52,12 +55,15 @@ export class KyselyIdentityStore implements IdentityStore {
       teams,
       owner: row.owner,
       purpose: row.purpose,
+      expiresAt: row.expires_at,
+      hasPassword: row.password_hash !== null,
       createdAt: row.created_at,
+      createdBy: row.created_by,
     };
   }
 
-  private async row(name: string): Promise<Selectable<IdentitiesTable>> {
-    const row = await this.db
+  private async row(name: string, db: Kysely<DB> = this.db): Promise<Selectable<IdentitiesTable>> {
+    const row = await db
       .selectFrom('identities')
       .selectAll()
       .where('name', '=', name)
@@ -66,9 +72,15 @@ export class KyselyIdentityStore implements IdentityStore {
     return row;
   }
 
-  async createIdentity(
-    i: NewIdentity & { owner?: string; purpose?: string },
-  ): Promise<IdentityInfo> {
+  private grant(by: Actor) {
+    return {
+      granted_by: by.identity,
+      granted_credential: by.credentialId,
+      granted_at: this.now().toISOString(),
+    };
+  }
+
+  async createIdentity(i: IdentityInput, by: Actor): Promise<IdentityInfo> {
     try {
       await this.db.transaction().execute(async (trx) => {
         const { id } = await trx
@@ -79,13 +91,23 @@ export class KyselyIdentityStore implements IdentityStore {
             created_at: this.now().toISOString(),
             owner: i.owner ?? null,
             purpose: i.purpose ?? null,
+            expires_at: i.expiresAt ?? null,
+            password_hash: i.passwordHash ?? null,
+            created_by: by.identity,
+            created_credential: by.credentialId,
           })
           .returning('id')
           .executeTakeFirstOrThrow();
         for (const role of new Set(i.roles ?? []))
-          await trx.insertInto('identity_roles').values({ identity_id: id, role }).execute();
+          await trx
+            .insertInto('identity_roles')
+            .values({ identity_id: id, role, ...this.grant(by) })
+            .execute();
         for (const team of new Set(i.teams ?? []))
-          await trx.insertInto('team_members').values({ identity_id: id, team }).execute();
+          await trx
+            .insertInto('team_members')
+            .values({ identity_id: id, team, ...this.grant(by) })
+            .execute();
       });
     } catch (e) {
       if (this.database.caps.isUniqueViolation(e))
@@ -104,27 +126,98 @@ export class KyselyIdentityStore implements IdentityStore {
     return Promise.all(rows.map((r) => this.info(r)));
   }
 
-  async setGrants(
-    name: string,
-    grants: { roles?: string[]; teams?: string[] },
-  ): Promise<IdentityInfo> {
-    const { id } = await this.row(name);
+  async changeGrants(name: string, c: GrantChange, by: Actor): Promise<IdentityInfo> {
     await this.db.transaction().execute(async (trx) => {
-      if (grants.roles) {
-        await trx.deleteFrom('identity_roles').where('identity_id', '=', id).execute();
-        for (const role of new Set(grants.roles))
-          await trx.insertInto('identity_roles').values({ identity_id: id, role }).execute();
+      // Serialise changes to admin grants, so two admins removing each other cannot both win.
+      if (this.database.caps.rowLocks)
+        await trx
+          .selectFrom('identity_roles')
+          .select('identity_id')
+          .where('role', '=', 'admin')
+          .forUpdate()
+          .execute();
+      const { id } = await this.row(name, trx);
+      const lists = [
+        ['identity_roles', 'role', c.roles, c.addRoles, c.removeRoles],
+        ['team_members', 'team', c.teams, c.addTeams, c.removeTeams],
+      ] as const;
+      for (const [table, column, replace, add, remove] of lists) {
+        const current = new Set(
+          (await trx.selectFrom(table).select(column).where('identity_id', '=', id).execute()).map(
+            (r) => (r as Record<string, string>)[column] as string,
+          ),
+        );
+        const want = new Set(replace ?? current);
+        for (const x of add ?? []) want.add(x);
+        for (const x of remove ?? []) {
+          // Taking away what was never given is most likely a typo: say so.
+          if (!current.has(x))
+            throw new ModelgateError(
+              'GRANT_NOT_FOUND',
+              `${name} ${column === 'role' ? 'has no role' : 'is not a member of team'} ${x}`,
+            );
+          want.delete(x);
+        }
+        const gone = [...current].filter((x) => !want.has(x));
+        if (gone.length > 0)
+          await trx
+            .deleteFrom(table)
+            .where('identity_id', '=', id)
+            .where(column, 'in', gone)
+            .execute();
+        for (const x of want)
+          if (!current.has(x))
+            await trx
+              .insertInto(table)
+              .values({ identity_id: id, [column]: x, ...this.grant(by) } as never)
+              .execute();
       }
-      if (grants.teams) {
-        await trx.deleteFrom('team_members').where('identity_id', '=', id).execute();
-        for (const team of new Set(grants.teams))
-          await trx.insertInto('team_members').values({ identity_id: id, team }).execute();
-      }
+      const admins = await trx
+        .selectFrom('identity_roles')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('role', '=', 'admin')
+        .executeTakeFirstOrThrow();
+      if (Number(admins.n) === 0)
+        throw new ModelgateError(
+          'LAST_ADMIN',
+          `${name} holds the last admin role: grant admin to another identity before removing it here`,
+        );
     });
     return this.getIdentity(name);
   }
 
-  async addToken(identity: string, t: NewToken): Promise<TokenInfo> {
+  async setPasswordHash(name: string, hash: string | null): Promise<void> {
+    const { id } = await this.row(name);
+    await this.db
+      .updateTable('identities')
+      .set({ password_hash: hash })
+      .where('id', '=', id)
+      .execute();
+  }
+
+  async passwordHashOf(name: string): Promise<string | null> {
+    const r = await this.db
+      .selectFrom('identities')
+      .select('password_hash')
+      .where('name', '=', name)
+      .executeTakeFirst();
+    return r?.password_hash ?? null;
+  }
+
+  async listTeams(): Promise<TeamInfo[]> {
+    const rows = await this.db
+      .selectFrom('team_members')
+      .innerJoin('identities', 'identities.id', 'team_members.identity_id')
+      .select(['team_members.team', 'identities.name'])
+      .orderBy('team_members.team')
+      .orderBy('identities.name')
+      .execute();
+    const teams = new Map<string, string[]>();
+    for (const r of rows) teams.set(r.team, [...(teams.get(r.team) ?? []), r.name]);
+    return [...teams].map(([name, members]) => ({ name, members }));
+  }
+
+  async addToken(identity: string, t: NewToken, by: Actor): Promise<TokenInfo> {
     const { id } = await this.row(identity);
     await this.db
       .insertInto('tokens')
@@ -137,6 +230,8 @@ export class KyselyIdentityStore implements IdentityStore {
         expires_at: t.expiresAt ?? null,
         rotated_from: t.rotatedFrom ?? null,
         scopes: t.scopes ? JSON.stringify(t.scopes) : null,
+        created_by: by.identity,
+        created_credential: by.credentialId,
       })
       .execute();
     return this.getToken(t.id);
@@ -156,13 +251,18 @@ export class KyselyIdentityStore implements IdentityStore {
         'tokens.revoked_at',
         'tokens.rotated_from',
         'tokens.scopes',
+        'tokens.created_by',
+        'tokens.revoked_by',
         'tokens.token_hash',
         'identities.name as identity',
       ]);
   }
 
   private static token(
-    r: Omit<Selectable<TokensTable>, 'identity_id'> & { identity: string },
+    r: Omit<
+      Selectable<TokensTable>,
+      'identity_id' | 'created_credential' | 'revoked_credential'
+    > & { identity: string },
   ): TokenInfo {
     return {
       id: r.id,
@@ -175,6 +275,8 @@ export class KyselyIdentityStore implements IdentityStore {
       revokedAt: r.revoked_at,
       rotatedFrom: r.rotated_from,
       scopes: r.scopes === null ? null : (JSON.parse(r.scopes) as string[]),
+      createdBy: r.created_by,
+      revokedBy: r.revoked_by,
     };
   }
 
@@ -197,11 +299,15 @@ export class KyselyIdentityStore implements IdentityStore {
     return KyselyIdentityStore.token(await this.tokenRow(id));
   }
 
-  async revokeToken(id: string): Promise<string> {
+  async revokeToken(id: string, by: Actor): Promise<string> {
     const r = await this.tokenRow(id);
     await this.db
       .updateTable('tokens')
-      .set({ revoked_at: this.now().toISOString() })
+      .set({
+        revoked_at: this.now().toISOString(),
+        revoked_by: by.identity,
+        revoked_credential: by.credentialId,
+      })
       .where('id', '=', id)
       .where('revoked_at', 'is', null)
       .execute();

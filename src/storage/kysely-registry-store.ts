@@ -714,6 +714,13 @@ export class KyselyRegistryStore implements RegistryStore {
           eb('tokens.expires_at', '>', now.toISOString()),
         ]),
       )
+      // A service account past its expiry is done, whatever its tokens say.
+      .where((eb) =>
+        eb.or([
+          eb('identities.expires_at', 'is', null),
+          eb('identities.expires_at', '>', now.toISOString()),
+        ]),
+      )
       .executeTakeFirst();
     if (!row) return undefined;
     if (!row.last_used_at || now.getTime() - Date.parse(row.last_used_at) > TOKEN_TOUCH_MS) {

@@ -277,11 +277,44 @@ const m0003: PortableMigration = {
   },
 };
 
+const m0004: PortableMigration = {
+  async up(db) {
+    // Who made each identity, token and grant, with the credential they used (null: the
+    // server itself, or a row from before this was recorded).
+    for (const [table, prefix] of [
+      ['identities', 'created'],
+      ['tokens', 'created'],
+      ['tokens', 'revoked'],
+      ['identity_roles', 'granted'],
+      ['team_members', 'granted'],
+    ] as const) {
+      await db.schema.alterTable(table).addColumn(`${prefix}_by`, 'text').execute();
+      await db.schema.alterTable(table).addColumn(`${prefix}_credential`, 'text').execute();
+    }
+    for (const table of ['identity_roles', 'team_members'] as const)
+      await db.schema.alterTable(table).addColumn('granted_at', 'text').execute();
+    // Local passwords (scrypt, optional) and service-account expiry.
+    await db.schema.alterTable('identities').addColumn('password_hash', 'text').execute();
+    await db.schema.alterTable('identities').addColumn('expires_at', 'text').execute();
+    // Operators' Cedar policies added through the API; validated with the rest before storing.
+    await db.schema
+      .createTable('authz_policies')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('text', 'text', (c) => c.notNull())
+      .addColumn('digest', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('created_by', 'text', (c) => c.notNull())
+      .addColumn('created_credential', 'text', (c) => c.notNull())
+      .execute();
+  },
+};
+
 /** Every migration, in order. Append only: a released migration is never edited. */
 const MIGRATIONS: Record<string, PortableMigration> = {
   '0001_registry_core': m0001,
   '0002_evaluations': m0002,
   '0003_identity_roles': m0003,
+  '0004_identity_admin': m0004,
 };
 
 /** Brings the schema up to date. Safe to call from several processes at once (the migrator locks). */

@@ -8,6 +8,10 @@ export interface IdentitiesTable {
   created_at: string;
   owner: string | null;
   purpose: string | null;
+  created_by: string | null;
+  created_credential: string | null;
+  password_hash: string | null;
+  expires_at: string | null;
 }
 
 export interface TokensTable {
@@ -22,16 +26,35 @@ export interface TokensTable {
   expires_at: string | null;
   rotated_from: string | null;
   scopes: string | null;
+  created_by: string | null;
+  created_credential: string | null;
+  revoked_by: string | null;
+  revoked_credential: string | null;
 }
 
 export interface IdentityRolesTable {
   identity_id: number;
   role: string;
+  granted_by: string | null;
+  granted_credential: string | null;
+  granted_at: string | null;
 }
 
 export interface TeamMembersTable {
   identity_id: number;
   team: string;
+  granted_by: string | null;
+  granted_credential: string | null;
+  granted_at: string | null;
+}
+
+export interface AuthzPoliciesTable {
+  id: string;
+  text: string;
+  digest: string;
+  created_at: string;
+  created_by: string;
+  created_credential: string;
 }
 
 export interface ModelsTable {
@@ -158,6 +181,7 @@ export interface DB {
   tokens: TokensTable;
   identity_roles: IdentityRolesTable;
   team_members: TeamMembersTable;
+  authz_policies: AuthzPoliciesTable;
   models: ModelsTable;
   versions: VersionsTable;
   version_files: VersionFilesTable;

@@ -12,6 +12,17 @@ export interface TestApp {
   call(opts: InjectOptions): Promise<LightMyRequestResponse>;
 }
 
+/** Calls the API (paths after /api/v1) as the admin, or with another token. */
+export const apiOf =
+  (t: TestApp) =>
+  (method: string, url: string, payload?: object, token: string | null = t.token) =>
+    t.composed.app.inject({
+      method: method as 'GET',
+      url: `/api/v1${url}`,
+      headers: token === null ? {} : { authorization: `Bearer ${token}` },
+      ...(payload && { payload }),
+    });
+
 /** Uploads bytes as a blob with the app's admin token; returns its digest. */
 export async function uploadBlob(app: TestApp, bytes: Buffer): Promise<string> {
   const r = await app.call({
@@ -51,6 +62,8 @@ export async function testApp(
     oidcConfig?: string;
     /** A folder of operator Cedar policies (MODELGATE_AUTHZ_POLICIES). */
     authzPolicies?: string;
+    /** How soon another process's changes apply here (token cache and policy refresh). */
+    refreshMs?: number;
   } = {},
 ): Promise<TestApp> {
   const token = issueToken().secret;
@@ -68,6 +81,7 @@ export async function testApp(
       startWorker: opts.worker ?? false,
       // Tests that walk routes with bad tokens would trip the throttle; its own test sets it.
       authFailureLimit: opts.authFailureLimit ?? 1_000_000,
+      ...(opts.refreshMs !== undefined && { refreshMs: opts.refreshMs }),
     },
   );
   // A database shared between test apps keeps its first token; add this one for this app.

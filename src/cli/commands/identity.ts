@@ -1,8 +1,11 @@
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { IdentityInfo, TokenInfo } from '../../identity/identity-store.js';
 import type { CliContext } from '../context.js';
 import { seg } from '../context.js';
+import { CliError } from '../errors.js';
 import { fields, table } from '../output.js';
+import { readSecrets } from '../secret-input.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -14,7 +17,9 @@ function identityFields(i: IdentityInfo, extra: [string, string][] = []): string
     ['teams', i.teams.join(', ') || '(none)'],
     ['owner', i.owner],
     ['purpose', i.purpose],
-    ['created', i.createdAt],
+    ['expires', i.expiresAt],
+    ['password', i.kind === 'user' ? (i.hasPassword ? 'set' : 'none') : null],
+    ['created', `${i.createdAt}${i.createdBy ? ` by ${i.createdBy}` : ''}`],
     ...extra,
   ]);
 }
@@ -49,9 +54,24 @@ export function registerIdentity(program: Command, ctx: CliContext): void {
     (kind: 'user' | 'service-account') =>
     async (
       name: string,
-      o: { role?: string[]; team?: string[]; owner?: string; purpose?: string },
+      o: {
+        role?: string[];
+        team?: string[];
+        owner?: string;
+        purpose?: string;
+        expires?: string;
+        password?: boolean;
+      },
       cmd: Command,
     ) => {
+      let expiresAt: string | undefined;
+      if (o.expires) {
+        const t = Date.parse(o.expires);
+        if (Number.isNaN(t))
+          throw new CliError(`--expires ${o.expires} is not a date (e.g. 2027-06-30)`, 2);
+        expiresAt = new Date(t).toISOString();
+      }
+      const password = o.password ? (await readSecrets([`password for ${name}: `]))[0] : undefined;
       const i = await ctx.client().request<IdentityInfo>('POST', '/api/v1/identities', {
         name,
         kind,
@@ -59,22 +79,48 @@ export function registerIdentity(program: Command, ctx: CliContext): void {
         ...(o.team && { teams: o.team }),
         ...(o.owner && { owner: o.owner }),
         ...(o.purpose && { purpose: o.purpose }),
+        ...(expiresAt && { expiresAt }),
+        ...(password !== undefined && { password }),
       });
       ctx.print(cmd, i, () => `created ${kind} ${i.name}\n${identityFields(i)}`);
     };
 
-  program
-    .command('user')
-    .description('people (needs the admin role)')
+  const user = program.command('user').description('people (changing others needs the admin role)');
+  user
     .command('create <name>')
-    .description('create a user; give it a token with: modelgate token create NAME')
+    .description(
+      'create a user; they log in with SSO, a password (--password) or a token (modelgate token create NAME)',
+    )
     .option(
       '--role <role>',
       'a role: viewer, contributor, evaluator, approver, admin (repeatable)',
       collect,
     )
     .option('--team <team>', 'a team it belongs to (repeatable)', collect)
+    .option('--password', 'set a local password: prompted, or one line on standard input')
     .action(create('user'));
+  user
+    .command('set-password [name]')
+    .description(
+      "set a user's local password (admin), or change your own (without NAME: current, then new); prompted, or lines on standard input",
+    )
+    .action(async (name: string | undefined, _o: unknown, cmd: Command) => {
+      if (name) {
+        const [password] = await readSecrets([`new password for ${name}: `]);
+        await ctx.client().request('PUT', `/api/v1/identities/${seg(name)}/password`, { password });
+      } else {
+        const [current, password] = await readSecrets(['current password: ', 'new password: ']);
+        await ctx.client().request('POST', '/api/v1/password', { current, password });
+      }
+      ctx.print(cmd, { ok: true }, () => `password set${name ? ` for ${name}` : ''}`);
+    });
+  user
+    .command('remove-password <name>')
+    .description('remove a local password: the user logs in with SSO or a token instead')
+    .action(async (name: string, _o: unknown, cmd: Command) => {
+      await ctx.client().request('DELETE', `/api/v1/identities/${seg(name)}/password`);
+      ctx.print(cmd, { ok: true }, () => `password removed for ${name}`);
+    });
 
   program
     .command('service-account')
@@ -85,7 +131,87 @@ export function registerIdentity(program: Command, ctx: CliContext): void {
     .requiredOption('--purpose <text>', 'what it is for, e.g. "nightly scans from CI"')
     .option('--role <role>', 'a role (repeatable)', collect)
     .option('--team <team>', 'a team it belongs to (repeatable)', collect)
+    .option('--expires <date>', 'when it ends: no token of it works afterwards (e.g. 2027-06-30)')
     .action(create('service-account'));
+
+  const team = program
+    .command('team')
+    .description('teams: who belongs to which (needs the admin role; SSO logins sync them)');
+  team
+    .command('list')
+    .description('every team and its members')
+    .action(async (_o: unknown, cmd: Command) => {
+      const r = await ctx
+        .client()
+        .request<{ items: { name: string; members: string[] }[] }>('GET', '/api/v1/teams');
+      ctx.print(cmd, r, () =>
+        table(
+          ['TEAM', 'MEMBERS'],
+          r.items.map((t) => [t.name, t.members.join(', ')]),
+        ),
+      );
+    });
+  team
+    .command('show <team>')
+    .description("a team's members")
+    .action(async (name: string, _o: unknown, cmd: Command) => {
+      const t = await ctx
+        .client()
+        .request<{ name: string; members: string[] }>('GET', `/api/v1/teams/${seg(name)}`);
+      ctx.print(cmd, t, () =>
+        fields([
+          ['team', t.name],
+          ['members', t.members.join(', ')],
+        ]),
+      );
+    });
+  for (const [verb, method, what] of [
+    ['add', 'PUT', 'add an identity to a team (a new team starts with its first member)'],
+    ['remove', 'DELETE', 'remove an identity from a team'],
+  ] as const)
+    team
+      .command(`${verb} <team> <identity>`)
+      .description(what)
+      .action(async (t: string, who: string, _o: unknown, cmd: Command) => {
+        const i = await ctx
+          .client()
+          .request<IdentityInfo>(method, `/api/v1/teams/${seg(t)}/members/${seg(who)}`);
+        ctx.print(cmd, i, () => identityFields(i));
+      });
+
+  const role = program.command('role').description('roles: what each allows, and who has them');
+  role
+    .command('list')
+    .description('the roles the policies in force name, and the policies that name each')
+    .action(async (_o: unknown, cmd: Command) => {
+      const r = await ctx.client().request<{
+        items: { name: string; builtIn: boolean; description: string; policies: string[] }[];
+      }>('GET', '/api/v1/roles');
+      ctx.print(cmd, r, () =>
+        table(
+          ['ROLE', 'BUILT-IN', 'ALLOWS', 'POLICIES'],
+          r.items.map((x) => [
+            x.name,
+            x.builtIn ? 'yes' : 'no',
+            x.description,
+            x.policies.join(', '),
+          ]),
+        ),
+      );
+    });
+  for (const [verb, method, what] of [
+    ['grant', 'PUT', 'grant a role to an identity (needs the admin role)'],
+    ['revoke', 'DELETE', 'take a role from an identity (the last admin keeps admin)'],
+  ] as const)
+    role
+      .command(`${verb} <role> <identity>`)
+      .description(what)
+      .action(async (r: string, who: string, _o: unknown, cmd: Command) => {
+        const i = await ctx
+          .client()
+          .request<IdentityInfo>(method, `/api/v1/identities/${seg(who)}/roles/${seg(r)}`);
+        ctx.print(cmd, i, () => identityFields(i));
+      });
 
   const identity = program
     .command('identity')
@@ -127,9 +253,57 @@ export function registerIdentity(program: Command, ctx: CliContext): void {
       ctx.print(cmd, i, () => identityFields(i));
     });
 
-  program
+  const authz = program
     .command('authz')
-    .description('authorization questions')
+    .description('authorization: explain decisions, manage operator Cedar policies');
+  const policy = authz
+    .command('policy')
+    .description('Cedar policies added through the API (needs the admin role)');
+  policy
+    .command('list')
+    .description('every policy in force: built-in, from files (base), and added through the API')
+    .option('--text', 'print each policy in full')
+    .action(async (o: { text?: boolean }, cmd: Command) => {
+      const r = await ctx.client().request<{
+        items: { id: string; source: string; text: string; createdBy: string | null }[];
+      }>('GET', '/api/v1/authz/policies');
+      ctx.print(cmd, r, () =>
+        o.text
+          ? r.items.map((p) => `// ${p.id} (${p.source})\n${p.text}\n`).join('\n')
+          : table(
+              ['ID', 'SOURCE', 'ADDED BY'],
+              r.items.map((p) => [p.id, p.source, p.createdBy ?? '']),
+            ),
+      );
+    });
+  policy
+    .command('add <id> <file>')
+    .description(
+      'add or replace one Cedar policy from FILE; validated with every policy in force, stored only if all validate',
+    )
+    .action(async (id: string, file: string, _o: unknown, cmd: Command) => {
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (e) {
+        throw new CliError(`cannot read ${file}: ${(e as Error).message}`, 2);
+      }
+      const p = await ctx
+        .client()
+        .request<{ id: string; digest: string }>('PUT', `/api/v1/authz/policies/${seg(id)}`, {
+          text,
+        });
+      ctx.print(cmd, p, () => `policy ${p.id} in force (${p.digest})`);
+    });
+  policy
+    .command('remove <id>')
+    .description('remove a policy added through the API')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      await ctx.client().request('DELETE', `/api/v1/authz/policies/${seg(id)}`);
+      ctx.print(cmd, { removed: id }, () => `policy ${id} removed`);
+    });
+
+  authz
     .command('explain <action> <resource>')
     .description(
       'whether an identity may do ACTION on RESOURCE, and which policy decides; RESOURCE is registry, model:NAME, version:NAME@N or alias:NAME:ALIAS (exit 0 allowed, 1 denied)',

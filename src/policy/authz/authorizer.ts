@@ -148,6 +148,14 @@ export class Authorizer {
     }
   }
 
+  /** Every role some policy names (`Role::"..."`), sorted. */
+  roles(): string[] {
+    const found = new Set<string>();
+    for (const text of Object.values(this.policies))
+      for (const m of text.matchAll(/Role::"([^"\\]+)"/g)) if (m[1]) found.add(m[1]);
+    return [...found].sort();
+  }
+
   /** Problems with a policy set (parse errors and strict-mode validation errors), by policy id. */
   static check(policies: Readonly<Record<string, string>>): string[] {
     const v = cedar.validate({

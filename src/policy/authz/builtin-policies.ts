@@ -78,3 +78,13 @@ unless { principal in Team::"risk" };`,
 forbid (principal, action == Action::"approvePromotion", resource)
 when { context.versionAuthor == principal.name };`,
 };
+
+/** The built-in roles and what each is for. */
+export const BUILTIN_ROLES: Readonly<Record<string, string>> = {
+  viewer: 'read the registry',
+  contributor:
+    'create models, push versions and set non-production aliases on models of their own team',
+  evaluator: 'run evaluations and waive findings',
+  approver: 'set, request and approve promotions, production included',
+  admin: 'everything the forbid rules allow, identities and policies included',
+};

@@ -2,25 +2,35 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { ModelgateError } from '../../core/errors.js';
 import type { IdentityStore, TokenInfo } from '../../identity/identity-store.js';
+import {
+  hashPassword,
+  PASSWORD_MAX,
+  passwordProblem,
+  verifyPassword,
+} from '../../identity/passwords.js';
 import type { TokenCache } from '../../identity/token-cache.js';
 import { issueToken } from '../../identity/tokens.js';
-import type { Authorizer, AuthzDecision } from '../../policy/authz/authorizer.js';
+import type { AuthzDecision } from '../../policy/authz/authorizer.js';
+import type { PolicySet } from '../../policy/authz/policy-set.js';
 import { ACTIONS } from '../../policy/authz/schema.js';
 import { loadResource } from '../authorization.js';
 import { errorResponses, Name } from '../schemas.js';
 import type { Api, RouteOpts } from './common.js';
 
-const Role = Type.String({ pattern: '^[a-z][a-z0-9-]{0,62}$' });
+export const Role = Type.String({ pattern: '^[a-z][a-z0-9-]{0,62}$' });
 const Roles = Type.Array(Role, { maxItems: 32, uniqueItems: true });
 const Teams = Type.Array(Name, { maxItems: 64, uniqueItems: true });
-const IdentitySchema = Type.Object({
+export const IdentitySchema = Type.Object({
   name: Type.String(),
   kind: Type.Union([Type.Literal('user'), Type.Literal('service-account')]),
   roles: Type.Array(Type.String()),
   teams: Type.Array(Type.String()),
   owner: Type.Union([Type.String(), Type.Null()]),
   purpose: Type.Union([Type.String(), Type.Null()]),
+  expiresAt: Type.Union([Type.String(), Type.Null()]),
+  hasPassword: Type.Boolean(),
   createdAt: Type.String(),
+  createdBy: Type.Union([Type.String(), Type.Null()]),
 });
 const Nullable = Type.Union([Type.String(), Type.Null()]);
 const TokenSchema = Type.Object({
@@ -34,6 +44,8 @@ const TokenSchema = Type.Object({
   revokedAt: Nullable,
   rotatedFrom: Nullable,
   scopes: Type.Union([Type.Array(Type.String()), Type.Null()]),
+  createdBy: Nullable,
+  revokedBy: Nullable,
 });
 const IssuedSchema = Type.Object({
   token: TokenSchema,
@@ -47,24 +59,46 @@ const MAX_OVERLAP_S = 7 * 86_400;
 
 export interface IdentityRouteOpts extends RouteOpts {
   identities: IdentityStore;
-  authorizer: Authorizer;
+  policies: PolicySet;
   tokenCache: TokenCache;
+}
+
+const Password = Type.String({ minLength: 1, maxLength: PASSWORD_MAX });
+
+/** Hashes a new password after checking it is long enough; throws VALIDATION_FAILED. */
+export async function newPasswordHash(password: string): Promise<string> {
+  const problem = passwordProblem(password);
+  if (problem) throw new ModelgateError('VALIDATION_FAILED', problem);
+  return hashPassword(password);
+}
+
+/** Refuses roles no policy in force mentions: granting one is almost surely a typo. */
+export function assertKnownRoles(policies: PolicySet, roles: readonly string[] = []): void {
+  const known = policies.current().roles();
+  const unknown = roles.filter((r) => !known.includes(r));
+  if (unknown.length > 0)
+    throw new ModelgateError(
+      'VALIDATION_FAILED',
+      `no policy mentions the role ${unknown.join(', ')}; known roles: ${known.join(', ')}`,
+      { unknown, known },
+    );
 }
 
 /** Users, service accounts, their roles and teams, and their tokens. */
 export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
-  const { identities, authorizer, tokenCache } = opts;
+  const { identities, policies, tokenCache } = opts;
   const manage = { authz: { action: 'manageIdentities', resource: 'registry' } } as const;
 
   /** A caller may act on their own tokens; on anyone else's only with manageIdentities. */
   const ownOrManager = (req: FastifyRequest, t: TokenInfo) => {
     if (t.identity === req.actor.identity) return;
     // Someone else's token is as good as absent to a caller who may not manage identities.
-    if (!mayManage(authorizer, req).allowed)
+    if (!mayManage(policies, req).allowed)
       throw new ModelgateError('TOKEN_NOT_FOUND', `no token with id ${t.id}`);
   };
 
   const issue = async (
+    req: FastifyRequest,
     identity: string,
     name: string,
     expiresAt?: string,
@@ -72,14 +106,18 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
     scopes?: string[],
   ) => {
     const t = issueToken();
-    const token = await identities.addToken(identity, {
-      id: t.id,
-      hash: t.hash,
-      name,
-      ...(expiresAt && { expiresAt }),
-      ...(from && { rotatedFrom: from }),
-      ...(scopes && { scopes }),
-    });
+    const token = await identities.addToken(
+      identity,
+      {
+        id: t.id,
+        hash: t.hash,
+        name,
+        ...(expiresAt && { expiresAt }),
+        ...(from && { rotatedFrom: from }),
+        ...(scopes && { scopes }),
+      },
+      req.actor,
+    );
     return { token, secret: t.secret };
   };
 
@@ -133,21 +171,49 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
             teams: Type.Optional(Teams),
             owner: Type.Optional(Name),
             purpose: Type.Optional(Type.String({ maxLength: 1000 })),
+            expiresAt: Type.Optional(
+              Type.String({ format: 'date-time', description: 'service accounts: when it ends' }),
+            ),
+            password: Type.Optional({
+              ...Password,
+              description: 'users: a local password (at least 12 characters); SSO needs none',
+            }),
           },
           { additionalProperties: false },
         ),
-        response: { 201: IdentitySchema, ...errorResponses(400, 401, 409) },
+        response: { 201: IdentitySchema, ...errorResponses(400, 401, 404, 409) },
       },
     },
     async (req, reply) => {
-      const b = req.body;
+      const { password, ...b } = req.body;
       if (b.kind === 'service-account' && (!b.owner || !b.purpose))
         throw new ModelgateError(
           'VALIDATION_FAILED',
           'a service account needs an owner (the person answerable for it) and a purpose',
         );
+      if (b.kind === 'user' && (b.owner || b.purpose || b.expiresAt))
+        throw new ModelgateError(
+          'VALIDATION_FAILED',
+          'owner, purpose and expiresAt are for service accounts; a user has none',
+        );
+      if (b.kind === 'service-account' && password !== undefined)
+        throw new ModelgateError(
+          'VALIDATION_FAILED',
+          'a service account has no password: it uses tokens or OIDC federation',
+        );
+      if (b.expiresAt && Date.parse(b.expiresAt) <= Date.now())
+        throw new ModelgateError('VALIDATION_FAILED', `expiresAt ${b.expiresAt} is in the past`);
+      assertKnownRoles(policies, b.roles);
       if (b.owner) await identities.getIdentity(b.owner);
-      return reply.status(201).send(await identities.createIdentity(b));
+      const created = await identities.createIdentity(
+        {
+          ...b,
+          ...(b.expiresAt && { expiresAt: new Date(b.expiresAt).toISOString() }),
+          ...(password !== undefined && { passwordHash: await newPasswordHash(password) }),
+        },
+        req.actor,
+      );
+      return reply.status(201).send(created);
     },
   );
 
@@ -181,10 +247,78 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
       },
     },
     async (req) => {
-      const updated = await identities.setGrants(req.params.identity, req.body);
-      // Cached lookups carry the old grants: drop every token of this identity.
-      for (const t of await identities.listTokens(req.params.identity)) tokenCache.forgetId(t.id);
+      assertKnownRoles(policies, req.body.roles);
+      const updated = await identities.changeGrants(req.params.identity, req.body, req.actor);
+      await forgetTokensOf(identities, tokenCache, req.params.identity);
       return updated;
+    },
+  );
+
+  app.put(
+    '/identities/:identity/password',
+    {
+      config: manage,
+      schema: {
+        tags: ['identities'],
+        summary: "Set a user's local password (at least 12 characters)",
+        params: IdentityParams,
+        body: Type.Object({ password: Password }, { additionalProperties: false }),
+        response: { 204: Type.Null(), ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (req, reply) => {
+      const i = await identities.getIdentity(req.params.identity);
+      if (i.kind !== 'user')
+        throw new ModelgateError(
+          'VALIDATION_FAILED',
+          `${i.name} is a service account: no password`,
+        );
+      await identities.setPasswordHash(i.name, await newPasswordHash(req.body.password));
+      return reply.status(204).send(null);
+    },
+  );
+
+  app.delete(
+    '/identities/:identity/password',
+    {
+      config: manage,
+      schema: {
+        tags: ['identities'],
+        summary: "Remove a user's local password (they log in with SSO or a token instead)",
+        params: IdentityParams,
+        response: { 204: Type.Null(), ...errorResponses(401, 404) },
+      },
+    },
+    async (req, reply) => {
+      await identities.getIdentity(req.params.identity);
+      await identities.setPasswordHash(req.params.identity, null);
+      return reply.status(204).send(null);
+    },
+  );
+
+  app.post(
+    '/password',
+    {
+      config: { self: true },
+      schema: {
+        tags: ['identities'],
+        summary: 'Change your own local password (the current one is required)',
+        body: Type.Object(
+          { current: Password, password: Password },
+          { additionalProperties: false },
+        ),
+        response: { 204: Type.Null(), ...errorResponses(400, 401) },
+      },
+    },
+    async (req, reply) => {
+      const name = req.actor.identity;
+      if (!(await verifyPassword(req.body.current, await identities.passwordHashOf(name))))
+        throw new ModelgateError(
+          'VALIDATION_FAILED',
+          'the current password is wrong (an admin can set one with modelgate user set-password)',
+        );
+      await identities.setPasswordHash(name, await newPasswordHash(req.body.password));
+      return reply.status(204).send(null);
     },
   );
 
@@ -221,7 +355,14 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
       return reply
         .status(201)
         .send(
-          await issue(req.params.identity, req.body.name, expiresAt, undefined, req.body.scopes),
+          await issue(
+            req,
+            req.params.identity,
+            req.body.name,
+            expiresAt,
+            undefined,
+            req.body.scopes,
+          ),
         );
     },
   );
@@ -269,7 +410,7 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
     },
     async (req) => {
       ownOrManager(req, await identities.getToken(req.params.token));
-      tokenCache.forget(await identities.revokeToken(req.params.token));
+      tokenCache.forget(await identities.revokeToken(req.params.token, req.actor));
       return identities.getToken(req.params.token);
     },
   );
@@ -300,6 +441,7 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
         );
       const overlap = (req.body.overlapSeconds ?? 3600) * 1000;
       const issued = await issue(
+        req,
         old.identity,
         old.name,
         old.expiresAt ?? undefined,
@@ -318,7 +460,16 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
  * Whether the caller may manage identities: its identity must be allowed, and its token's
  * scopes (when it has any) must include the action; a read-only admin token is read-only here too.
  */
-function mayManage(authorizer: Authorizer, req: FastifyRequest): AuthzDecision {
+/** Drops the cached lookups of an identity's tokens: they carry its old grants. */
+export async function forgetTokensOf(
+  identities: IdentityStore,
+  tokenCache: TokenCache,
+  name: string,
+): Promise<void> {
+  for (const t of await identities.listTokens(name)) tokenCache.forgetId(t.id);
+}
+
+export function mayManage(policies: PolicySet, req: FastifyRequest): AuthzDecision {
   const scopes = req.tokenScopes;
   if (scopes && !scopes.includes('manageIdentities'))
     return {
@@ -327,7 +478,7 @@ function mayManage(authorizer: Authorizer, req: FastifyRequest): AuthzDecision {
       errors: [],
       explanation: `deny: token ${req.actor.credentialId} is limited to ${scopes.join(', ')}`,
     };
-  return authorizer.decide({
+  return policies.current().decide({
     principal: req.principal,
     action: 'manageIdentities',
     resource: { kind: 'registry' },
@@ -338,7 +489,7 @@ const RESOURCE_RE = /^(registry|model:([^:@]+)|version:([^:@]+)@([^:@]+)|alias:(
 
 /** `POST /authz/explain`: what the policies decide for an identity, an action and a resource. */
 export async function explainRoute(app: Api, opts: IdentityRouteOpts) {
-  const { identities, authorizer } = opts;
+  const { identities, policies } = opts;
   app.post(
     '/authz/explain',
     {
@@ -380,7 +531,7 @@ export async function explainRoute(app: Api, opts: IdentityRouteOpts) {
         );
       const who = b.as ?? req.actor.identity;
       if (who !== req.actor.identity) {
-        const may = mayManage(authorizer, req);
+        const may = mayManage(policies, req);
         if (!may.allowed) throw new ModelgateError('FORBIDDEN', may.explanation);
       }
       const i = await identities.getIdentity(who);
@@ -391,7 +542,7 @@ export async function explainRoute(app: Api, opts: IdentityRouteOpts) {
         alias: m[6] ?? '',
       };
       const resource = await loadResource(opts.deps.registry, kind, params);
-      return authorizer.decide({
+      return policies.current().decide({
         principal: { kind: i.kind, name: i.name, roles: i.roles, teams: i.teams },
         action: b.action,
         resource,
