@@ -178,6 +178,7 @@ describeEachEngine('passwords, teams, roles and operator policies', (db) => {
       'contributor',
       'evaluator',
       'viewer',
+      'witness',
     ]);
   });
 

@@ -22,6 +22,7 @@ const CALLERS = [
   'contributor of another team',
   'evaluator',
   'approver',
+  'witness',
   'admin',
 ] as const;
 
@@ -54,6 +55,15 @@ const BODIES: Record<string, (blobDigest: string) => unknown> = {
   }),
   'POST /api/v1/login': () => ({ name: 'target', password: 'wrong password here' }),
   'POST /api/v1/oidc/token': () => ({ token: 'not-a-jwt' }),
+  'POST /api/v1/audit/cosignatures': () => ({ note: 'not a note' }),
+};
+
+// Query strings for routes that require one (validation runs before authorization, so a
+// missing query would be a 400 for every caller and say nothing about who may call).
+const QUERIES: Record<string, string> = {
+  'GET /api/v1/audit/consistency': '?from=0&to=1',
+  'GET /api/v1/audit/history': '?model=churn',
+  'GET /api/v1/audit/alias': '?model=churn&alias=candidate&at=2030-01-01T00:00:00Z',
 };
 
 async function tokens(t: TestApp): Promise<Record<(typeof CALLERS)[number], string | undefined>> {
@@ -86,6 +96,7 @@ async function tokens(t: TestApp): Promise<Record<(typeof CALLERS)[number], stri
       roles: ['evaluator'],
     }),
     approver: await as('ada', ['approver'], ['payments']),
+    witness: await tokenFor(t, { name: 'w1', kind: 'service-account', roles: ['witness'] }),
     admin: t.token,
   };
 }
@@ -116,6 +127,7 @@ describeEachEngine('authorization on every route', (db) => {
       role: 'viewer',
       team: 'payments',
       policy: 'matrix-policy',
+      index: '0',
       // A token of another identity: only identity managers may see, revoke or rotate it.
       token: (
         (await post('/api/v1/identities/target/tokens', { name: 'target' })).json() as {
@@ -140,7 +152,8 @@ describeEachEngine('authorization on every route', (db) => {
           const token = callers[caller];
           const r = await app.inject({
             method: m.toUpperCase() as 'GET',
-            url: path.replace(/\{(\w+)\}/g, (_, p: string) => params[p] ?? 'x'),
+            url:
+              path.replace(/\{(\w+)\}/g, (_, p: string) => params[p] ?? 'x') + (QUERIES[key] ?? ''),
             headers: {
               ...(token && { authorization: `Bearer ${token}` }),
               ...(upload && { 'content-type': 'application/octet-stream' }),

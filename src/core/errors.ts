@@ -101,6 +101,16 @@ export const ERROR_CATALOG = {
     description:
       'The Cedar policy does not parse or does not validate against the authorization schema; nothing was stored.',
   },
+  AUDIT_RANGE: {
+    status: 400,
+    description:
+      'The event index or tree size is outside the audit log; ask within its current size.',
+  },
+  COSIGNATURE_REFUSED: {
+    status: 400,
+    description:
+      'The note is not a checkpoint this log signed, or carries no valid cosignature of a configured witness (MODELGATE_WITNESS_KEYS).',
+  },
   POLICY_NOT_FOUND: { status: 404, description: 'No operator policy has this id.' },
   VERSION_IMMUTABLE: {
     status: 409,

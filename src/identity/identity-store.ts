@@ -87,7 +87,7 @@ export interface IdentityStore {
   /** Applies a grant change in one transaction; throws LAST_ADMIN. */
   changeGrants(name: string, change: GrantChange, by: Actor): Promise<IdentityInfo>;
   /** Sets (or, with null, removes) a user's password hash. */
-  setPasswordHash(name: string, hash: string | null): Promise<void>;
+  setPasswordHash(name: string, hash: string | null, by: Actor): Promise<void>;
   /** The stored password hash, or null (also for an unknown name). */
   passwordHashOf(name: string): Promise<string | null>;
   listTeams(): Promise<TeamInfo[]>;
@@ -98,5 +98,5 @@ export interface IdentityStore {
   /** Marks the token revoked (once) and returns its hash, so caches can drop it. */
   revokeToken(id: string, by: Actor): Promise<string>;
   /** Ends the token's life at `at` unless it ends sooner; returns its hash. */
-  expireTokenBy(id: string, at: string): Promise<string>;
+  expireTokenBy(id: string, at: string, by: Actor): Promise<string>;
 }

@@ -8,6 +8,7 @@ import Fastify, {
   type FastifyReply,
   type FastifyServerOptions,
 } from 'fastify';
+import type { AuditLog, AuditStore } from '../audit/audit-log.js';
 import { ERROR_CATALOG, type ErrorCode, ModelgateError } from '../core/errors.js';
 import type { Actor } from '../core/types.js';
 import type { EvaluationRunner } from '../evaluators/evaluation-runner.js';
@@ -25,6 +26,7 @@ import type { RegistryService } from '../registry/registry-service.js';
 import type { RegistryStore } from '../registry/registry-store.js';
 import { authorizeRequest, type RouteAuthz } from './authorization.js';
 import { accessRoutes } from './routes/access.js';
+import { auditRoutes } from './routes/audit.js';
 import { blobRoutes } from './routes/blobs.js';
 import { datasetRoutes } from './routes/datasets.js';
 import { evaluationRoutes } from './routes/evaluations.js';
@@ -72,6 +74,9 @@ export interface AppDeps {
   authFailureLimit?: number;
   /** How long a token lookup is cached (default 5 s): grants changed by another process apply within it. */
   tokenCacheMs?: number;
+  /** The tamper-evident audit log the stores append to. */
+  audit: AuditLog;
+  auditStore: AuditStore;
   /** The policies that decide every request; the built-in role policies when not given. */
   policies?: PolicySet;
   logger?: FastifyServerOptions['logger'];
@@ -344,6 +349,7 @@ export async function buildApp(deps: AppDeps) {
       await api.register(identityRoutes, identityOpts);
       await api.register(accessRoutes, identityOpts);
       await api.register(explainRoute, identityOpts);
+      await api.register(auditRoutes, { deps, audit: deps.audit, auditStore: deps.auditStore });
       await api.register(loginRoutes, {
         federation: deps.federation,
         identities: deps.identities,

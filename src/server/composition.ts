@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { AuditLog, loadOrCreateLogKey } from '../audit/audit-log.js';
 import { ArtifactScanEvaluator } from '../evaluators/artifact-scan/artifact-scan-evaluator.js';
 import { EvaluationRunner } from '../evaluators/evaluation-runner.js';
 import { loadOidcConfig, OidcFederation } from '../identity/oidc.js';
@@ -11,6 +12,7 @@ import { PolicySet } from '../policy/authz/policy-set.js';
 import { FsBlobStore } from '../registry/fs-blob-store.js';
 import { RegistryService } from '../registry/registry-service.js';
 import { type Database, openDatabase } from '../storage/database.js';
+import { KyselyAuditStore } from '../storage/kysely-audit-store.js';
 import { KyselyAuthzPolicyStore } from '../storage/kysely-authz-policy-store.js';
 import { KyselyEvaluationStore } from '../storage/kysely-evaluation-store.js';
 import { KyselyIdentityStore } from '../storage/kysely-identity-store.js';
@@ -75,6 +77,20 @@ export async function compose(
       }
       bootstrapToken = { secret: t.secret, file, generated: !config.bootstrapToken };
     }
+    const auditStore = new KyselyAuditStore(database);
+    const audit = new AuditLog(
+      auditStore,
+      loadOrCreateLogKey(
+        config.auditKeyFile ?? join(config.dataDir, 'audit-log.key'),
+        config.auditOrigin,
+        config.auditKeyFile === undefined,
+      ),
+      config.witnessKeys,
+    );
+    if (audit.origin !== config.auditOrigin && process.env.MODELGATE_AUDIT_ORIGIN)
+      throw new Error(
+        `the audit log key is for origin ${audit.origin}, but MODELGATE_AUDIT_ORIGIN says ${config.auditOrigin}`,
+      );
     const evaluations = new KyselyEvaluationStore(database);
     const runnerLog = { info: () => {}, error: () => {} } as {
       info(o: object, m: string): void;
@@ -103,6 +119,8 @@ export async function compose(
       runner,
       maxUploadBytes: config.maxUploadBytes,
       identities: new KyselyIdentityStore(database),
+      audit,
+      auditStore,
       ...(config.oidcConfig && {
         federation: new OidcFederation(loadOidcConfig(config.oidcConfig)),
       }),
@@ -124,12 +142,20 @@ export async function compose(
     runnerLog.info = (o, m) => app.log.info(o, m);
     runnerLog.error = (o, m) => app.log.error(o, m);
     if (opts.startWorker ?? false) runner.start();
+    // A checkpoint after each batch of appends: signed when the log has grown since the last.
+    const checkpointer = setInterval(() => {
+      audit
+        .signLatest()
+        .catch((err: unknown) => app.log.error({ err }, 'checkpoint signing failed'));
+    }, config.checkpointIntervalMs);
+    checkpointer.unref();
     return {
       app,
       deps,
       database,
       bootstrapToken,
       close: async () => {
+        clearInterval(checkpointer);
         await runner.stop();
         await app.close();
         await database.close();

@@ -17,6 +17,14 @@ export interface ServerConfig {
   oidcConfig: string | undefined;
   /** A folder of operators' Cedar policies (`*.cedar`), added to the built-in roles. */
   authzPolicies: string | undefined;
+  /** The audit log's signing key; unset: `<dataDir>/audit-log.key`, created on first start. */
+  auditKeyFile: string | undefined;
+  /** The audit log's origin (the first line of its checkpoints; the key's name). */
+  auditOrigin: string;
+  /** Witnesses' verifier keys (C2SP vkeys) whose cosignatures the log accepts. */
+  witnessKeys: string[];
+  /** How often a new checkpoint is signed when events were appended. */
+  checkpointIntervalMs: number;
 }
 
 export const DEFAULT_MAX_UPLOAD_BYTES = 64 * 1024 ** 3;
@@ -59,5 +67,13 @@ export function loadConfig(
     jobPollMs: intFrom('MODELGATE_JOB_POLL_MS', env.MODELGATE_JOB_POLL_MS, 1000),
     oidcConfig: env.MODELGATE_OIDC_CONFIG ? resolve(env.MODELGATE_OIDC_CONFIG) : undefined,
     authzPolicies: env.MODELGATE_AUTHZ_POLICIES ? resolve(env.MODELGATE_AUTHZ_POLICIES) : undefined,
+    auditKeyFile: env.MODELGATE_AUDIT_KEY_FILE ? resolve(env.MODELGATE_AUDIT_KEY_FILE) : undefined,
+    auditOrigin: env.MODELGATE_AUDIT_ORIGIN || 'modelgate.local/audit/v1',
+    witnessKeys: (env.MODELGATE_WITNESS_KEYS ?? '').split(/[\s,]+/).filter(Boolean),
+    checkpointIntervalMs: intFrom(
+      'MODELGATE_CHECKPOINT_INTERVAL_MS',
+      env.MODELGATE_CHECKPOINT_INTERVAL_MS,
+      1000,
+    ),
   };
 }

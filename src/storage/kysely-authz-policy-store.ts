@@ -1,7 +1,9 @@
 import type { Kysely, Selectable } from 'kysely';
+import { subjects } from '../audit/subjects.js';
 import { ModelgateError } from '../core/errors.js';
 import type { Actor } from '../core/types.js';
 import type { AuthzPolicyStore, StoredPolicy } from '../policy/authz/policy-set.js';
+import { appendAudit } from './audit-append.js';
 import type { Database } from './database.js';
 import type { AuthzPoliciesTable, DB } from './schema.js';
 
@@ -38,25 +40,44 @@ export class KyselyAuthzPolicyStore implements AuthzPolicyStore {
       created_by: by.identity,
       created_credential: by.credentialId,
     };
-    await this.db
-      .insertInto('authz_policies')
-      .values(row)
-      .onConflict((oc) =>
-        oc.column('id').doUpdateSet({
-          text: row.text,
-          digest: row.digest,
-          created_at: row.created_at,
-          created_by: row.created_by,
-          created_credential: row.created_credential,
-        }),
-      )
-      .execute();
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('authz_policies')
+        .values(row)
+        .onConflict((oc) =>
+          oc.column('id').doUpdateSet({
+            text: row.text,
+            digest: row.digest,
+            created_at: row.created_at,
+            created_by: row.created_by,
+            created_credential: row.created_credential,
+          }),
+        )
+        .execute();
+      await appendAudit(
+        trx,
+        {
+          actor: by,
+          action: 'authz.policy.put',
+          subject: subjects.policy(p.id),
+          content: { id: p.id, text: p.text, digest: p.digest },
+        },
+        row.created_at,
+      );
+    });
     return policy(row);
   }
 
-  async remove(id: string): Promise<void> {
-    const r = await this.db.deleteFrom('authz_policies').where('id', '=', id).executeTakeFirst();
-    if (Number(r.numDeletedRows) === 0)
-      throw new ModelgateError('POLICY_NOT_FOUND', `no API policy with id ${id}`);
+  async remove(id: string, by: Actor): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      const r = await trx.deleteFrom('authz_policies').where('id', '=', id).executeTakeFirst();
+      if (Number(r.numDeletedRows) === 0)
+        throw new ModelgateError('POLICY_NOT_FOUND', `no API policy with id ${id}`);
+      await appendAudit(
+        trx,
+        { actor: by, action: 'authz.policy.remove', subject: subjects.policy(id), content: { id } },
+        this.now().toISOString(),
+      );
+    });
   }
 }

@@ -7,14 +7,18 @@ import {
   type Transaction,
   type Updateable,
 } from 'kysely';
+import { subjects } from '../audit/subjects.js';
 import { ModelgateError } from '../core/errors.js';
 import type { Finding, Severity } from '../core/findings.js';
 import type { Actor } from '../core/types.js';
 import type { Evaluation, EvaluationStore, StoredFinding } from '../evaluators/evaluation-store.js';
+import { appendAudit } from './audit-append.js';
 import type { Database } from './database.js';
 import type { DB, EvaluationsTable } from './schema.js';
 
 const FINDING_CHUNK = 500;
+/** Evaluations finish or fail in the server's own worker: the server is the actor. */
+const SYSTEM: Actor = { identity: 'modelgate', credentialId: 'system' };
 
 type Row = Selectable<EvaluationsTable> & { model: string; number: number };
 
@@ -84,7 +88,7 @@ export class KyselyEvaluationStore implements EvaluationStore {
     const v = await this.db
       .selectFrom('versions as v')
       .innerJoin('models as m', 'm.id', 'v.model_id')
-      .select('v.id')
+      .select(['v.id', 'm.name as model', 'v.number'])
       .where('m.name', '=', target.model)
       .where('v.number', '=', target.version)
       .executeTakeFirst();
@@ -96,7 +100,7 @@ export class KyselyEvaluationStore implements EvaluationStore {
       );
     }
     const id = `ev_${randomBytes(8).toString('hex')}`;
-    await this.insert(id, v.id, evaluator, config, actor);
+    await this.insert(id, v, evaluator, config, actor);
     const e = await this.get(id);
     if (!e) throw new Error('evaluation vanished after insert');
     return e;
@@ -104,33 +108,51 @@ export class KyselyEvaluationStore implements EvaluationStore {
 
   private async insert(
     id: string,
-    versionId: number,
+    version: { id: number; model: string; number: number },
     evaluator: { id: string; version: string },
     config: Record<string, unknown>,
     actor: Actor,
   ): Promise<void> {
-    await this.db
-      .insertInto('evaluations')
-      .values({
-        id,
-        version_id: versionId,
-        evaluator_id: evaluator.id,
-        evaluator_version: evaluator.version,
-        config: JSON.stringify(config),
-        status: 'queued',
-        requested_by: actor.identity,
-        credential_id: actor.credentialId,
-        created_at: this.now().toISOString(),
-        started_at: null,
-        finished_at: null,
-        progress: 0,
-        metrics: '{}',
-        error: null,
-        attempts: 0,
-        lease_owner: null,
-        lease_expires_at: null,
-      })
-      .execute();
+    const at = this.now().toISOString();
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('evaluations')
+        .values({
+          id,
+          version_id: version.id,
+          evaluator_id: evaluator.id,
+          evaluator_version: evaluator.version,
+          config: JSON.stringify(config),
+          status: 'queued',
+          requested_by: actor.identity,
+          credential_id: actor.credentialId,
+          created_at: at,
+          started_at: null,
+          finished_at: null,
+          progress: 0,
+          metrics: '{}',
+          error: null,
+          attempts: 0,
+          lease_owner: null,
+          lease_expires_at: null,
+        })
+        .execute();
+      await appendAudit(
+        trx,
+        {
+          actor,
+          action: 'evaluation.request',
+          subject: subjects.evaluation(version.model, version.number, id),
+          content: {
+            id,
+            version: subjects.version(version.model, version.number),
+            evaluator,
+            config,
+          },
+        },
+        at,
+      );
+    });
   }
 
   async enqueueMissing(
@@ -140,7 +162,8 @@ export class KyselyEvaluationStore implements EvaluationStore {
   ): Promise<number> {
     const missing = await this.db
       .selectFrom('versions as v')
-      .select('v.id')
+      .innerJoin('models as m', 'm.id', 'v.model_id')
+      .select(['v.id', 'm.name as model', 'v.number'])
       .where(({ not, exists, selectFrom }) =>
         not(
           exists(
@@ -155,7 +178,7 @@ export class KyselyEvaluationStore implements EvaluationStore {
       .limit(limit)
       .execute();
     for (const v of missing) {
-      await this.insert(`ev_${randomBytes(8).toString('hex')}`, v.id, evaluator, {}, actor);
+      await this.insert(`ev_${randomBytes(8).toString('hex')}`, v, evaluator, {}, actor);
     }
     return missing.length;
   }
@@ -192,17 +215,22 @@ export class KyselyEvaluationStore implements EvaluationStore {
           ]),
         ]);
       if (candidate.attempts >= maxAttempts) {
-        await this.db
-          .updateTable('evaluations')
-          .set({
-            status: 'failed',
-            finished_at: nowIso,
-            error: `gave up after ${candidate.attempts} attempts (the worker stopped each time)`,
-            lease_owner: null,
-            lease_expires_at: null,
-          })
-          .where(stillClaimable)
-          .execute();
+        const error = `gave up after ${candidate.attempts} attempts (the worker stopped each time)`;
+        await this.db.transaction().execute(async (trx) => {
+          const res = await trx
+            .updateTable('evaluations')
+            .set({
+              status: 'failed',
+              finished_at: nowIso,
+              error,
+              lease_owner: null,
+              lease_expires_at: null,
+            })
+            .where(stillClaimable)
+            .executeTakeFirst();
+          if (Number(res.numUpdatedRows) === 1)
+            await this.auditFailure(trx, candidate.id, error, nowIso);
+        });
         continue;
       }
       const res = await this.db
@@ -252,6 +280,26 @@ export class KyselyEvaluationStore implements EvaluationStore {
         .select('version_id')
         .where('id', '=', id)
         .executeTakeFirstOrThrow();
+      await appendAudit(
+        trx,
+        {
+          actor: SYSTEM,
+          action: 'evaluation.complete',
+          subject: await this.subjectOf(trx, id),
+          content: {
+            id,
+            status: 'succeeded',
+            metrics,
+            findings: findings.map((f) => ({
+              ruleId: f.ruleId,
+              severity: f.severity,
+              title: f.title,
+              location: f.location,
+            })),
+          },
+        },
+        at,
+      );
       for (let i = 0; i < findings.length; i += FINDING_CHUNK) {
         await trx
           .insertInto('findings')
@@ -278,14 +326,42 @@ export class KyselyEvaluationStore implements EvaluationStore {
   }
 
   async fail(id: string, owner: string, error: string): Promise<boolean> {
-    const changed = await this.asHolder(this.db, id, owner, {
-      status: 'failed',
-      finished_at: this.now().toISOString(),
-      error: error.slice(0, 2000),
-      lease_owner: null,
-      lease_expires_at: null,
+    return this.db.transaction().execute(async (trx) => {
+      const at = this.now().toISOString();
+      const changed = await this.asHolder(trx, id, owner, {
+        status: 'failed',
+        finished_at: at,
+        error: error.slice(0, 2000),
+        lease_owner: null,
+        lease_expires_at: null,
+      });
+      if (changed) await this.auditFailure(trx, id, error.slice(0, 2000), at);
+      return changed;
     });
-    return changed;
+  }
+
+  private async subjectOf(trx: Kysely<DB>, id: string): Promise<string> {
+    const r = await trx
+      .selectFrom('evaluations as e')
+      .innerJoin('versions as v', 'v.id', 'e.version_id')
+      .innerJoin('models as m', 'm.id', 'v.model_id')
+      .select(['m.name', 'v.number'])
+      .where('e.id', '=', id)
+      .executeTakeFirstOrThrow();
+    return subjects.evaluation(r.name, r.number, id);
+  }
+
+  private async auditFailure(trx: Kysely<DB>, id: string, error: string, at: string) {
+    await appendAudit(
+      trx,
+      {
+        actor: SYSTEM,
+        action: 'evaluation.fail',
+        subject: await this.subjectOf(trx, id),
+        content: { id, status: 'failed', error },
+      },
+      at,
+    );
   }
 
   async release(id: string, owner: string): Promise<boolean> {

@@ -1,4 +1,5 @@
 import type { Kysely, Selectable } from 'kysely';
+import { subjects } from '../audit/subjects.js';
 import { ModelgateError } from '../core/errors.js';
 import type { Actor } from '../core/types.js';
 import type {
@@ -10,6 +11,7 @@ import type {
   TeamInfo,
   TokenInfo,
 } from '../identity/identity-store.js';
+import { appendAudit } from './audit-append.js';
 import type { Database } from './database.js';
 import type { DB, IdentitiesTable, TokensTable } from './schema.js';
 
@@ -108,6 +110,26 @@ export class KyselyIdentityStore implements IdentityStore {
             .insertInto('team_members')
             .values({ identity_id: id, team, ...this.grant(by) })
             .execute();
+        await appendAudit(
+          trx,
+          {
+            actor: by,
+            action: 'identity.create',
+            subject: subjects.identity(i.name),
+            content: {
+              name: i.name,
+              kind: i.kind,
+              roles: [...new Set(i.roles ?? [])].sort(),
+              teams: [...new Set(i.teams ?? [])].sort(),
+              owner: i.owner ?? null,
+              purpose: i.purpose ?? null,
+              expiresAt: i.expiresAt ?? null,
+              // Whether a password was set; never the hash.
+              password: i.passwordHash !== undefined,
+            },
+          },
+          this.now().toISOString(),
+        );
       });
     } catch (e) {
       if (this.database.caps.isUniqueViolation(e))
@@ -182,17 +204,39 @@ export class KyselyIdentityStore implements IdentityStore {
           'LAST_ADMIN',
           `${name} holds the last admin role: grant admin to another identity before removing it here`,
         );
+      await appendAudit(
+        trx,
+        {
+          actor: by,
+          action: 'identity.grants',
+          subject: subjects.identity(name),
+          content: { change: c, ...(await grantsOf(trx, id)) },
+        },
+        this.now().toISOString(),
+      );
     });
     return this.getIdentity(name);
   }
 
-  async setPasswordHash(name: string, hash: string | null): Promise<void> {
-    const { id } = await this.row(name);
-    await this.db
-      .updateTable('identities')
-      .set({ password_hash: hash })
-      .where('id', '=', id)
-      .execute();
+  async setPasswordHash(name: string, hash: string | null, by: Actor): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      const { id } = await this.row(name, trx);
+      await trx
+        .updateTable('identities')
+        .set({ password_hash: hash })
+        .where('id', '=', id)
+        .execute();
+      await appendAudit(
+        trx,
+        {
+          actor: by,
+          action: hash === null ? 'identity.password.remove' : 'identity.password.set',
+          subject: subjects.identity(name),
+          content: { name, password: hash !== null },
+        },
+        this.now().toISOString(),
+      );
+    });
   }
 
   async passwordHashOf(name: string): Promise<string | null> {
@@ -218,22 +262,45 @@ export class KyselyIdentityStore implements IdentityStore {
   }
 
   async addToken(identity: string, t: NewToken, by: Actor): Promise<TokenInfo> {
-    const { id } = await this.row(identity);
-    await this.db
-      .insertInto('tokens')
-      .values({
-        id: t.id,
-        identity_id: id,
-        token_hash: t.hash,
-        name: t.name,
-        created_at: this.now().toISOString(),
-        expires_at: t.expiresAt ?? null,
-        rotated_from: t.rotatedFrom ?? null,
-        scopes: t.scopes ? JSON.stringify(t.scopes) : null,
-        created_by: by.identity,
-        created_credential: by.credentialId,
-      })
-      .execute();
+    await this.db.transaction().execute(async (trx) => {
+      const { id } = await this.row(identity, trx);
+      const at = this.now().toISOString();
+      await trx
+        .insertInto('tokens')
+        .values({
+          id: t.id,
+          identity_id: id,
+          token_hash: t.hash,
+          name: t.name,
+          created_at: at,
+          expires_at: t.expiresAt ?? null,
+          rotated_from: t.rotatedFrom ?? null,
+          scopes: t.scopes ? JSON.stringify(t.scopes) : null,
+          created_by: by.identity,
+          created_credential: by.credentialId,
+        })
+        .execute();
+      // The token's id and limits; never its secret or hash.
+      await appendAudit(
+        trx,
+        {
+          actor: by,
+          action: 'token.create',
+          subject: subjects.token(t.id),
+          content: {
+            identity,
+            token: {
+              id: t.id,
+              name: t.name,
+              expiresAt: t.expiresAt ?? null,
+              rotatedFrom: t.rotatedFrom ?? null,
+              scopes: t.scopes ?? null,
+            },
+          },
+        },
+        at,
+      );
+    });
     return this.getToken(t.id);
   }
 
@@ -301,23 +368,45 @@ export class KyselyIdentityStore implements IdentityStore {
 
   async revokeToken(id: string, by: Actor): Promise<string> {
     const r = await this.tokenRow(id);
-    await this.db
-      .updateTable('tokens')
-      .set({
-        revoked_at: this.now().toISOString(),
-        revoked_by: by.identity,
-        revoked_credential: by.credentialId,
-      })
-      .where('id', '=', id)
-      .where('revoked_at', 'is', null)
-      .execute();
+    await this.db.transaction().execute(async (trx) => {
+      const at = this.now().toISOString();
+      const res = await trx
+        .updateTable('tokens')
+        .set({ revoked_at: at, revoked_by: by.identity, revoked_credential: by.credentialId })
+        .where('id', '=', id)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      if (Number(res.numUpdatedRows) === 1)
+        await appendAudit(
+          trx,
+          {
+            actor: by,
+            action: 'token.revoke',
+            subject: subjects.token(id),
+            content: { id, identity: r.identity },
+          },
+          at,
+        );
+    });
     return r.token_hash;
   }
 
-  async expireTokenBy(id: string, at: string): Promise<string> {
+  async expireTokenBy(id: string, at: string, by: Actor): Promise<string> {
     const r = await this.tokenRow(id);
     if (!r.expires_at || r.expires_at > at)
-      await this.db.updateTable('tokens').set({ expires_at: at }).where('id', '=', id).execute();
+      await this.db.transaction().execute(async (trx) => {
+        await trx.updateTable('tokens').set({ expires_at: at }).where('id', '=', id).execute();
+        await appendAudit(
+          trx,
+          {
+            actor: by,
+            action: 'token.expire',
+            subject: subjects.token(id),
+            content: { id, identity: r.identity, expiresAt: at },
+          },
+          this.now().toISOString(),
+        );
+      });
     return r.token_hash;
   }
 }

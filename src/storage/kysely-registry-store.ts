@@ -1,4 +1,5 @@
 import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
+import { modelContent, subjects, versionContent } from '../audit/subjects.js';
 import { ModelgateError } from '../core/errors.js';
 import type {
   Actor,
@@ -27,6 +28,7 @@ import type {
   VersionFilter,
   VersionRef,
 } from '../registry/registry-store.js';
+import { appendAudit } from './audit-append.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import type { Database, EngineCaps } from './database.js';
 import { grantsOf } from './kysely-identity-store.js';
@@ -133,24 +135,37 @@ export class KyselyRegistryStore implements RegistryStore {
   async createModel(input: NewModel, actor: Actor): Promise<Model> {
     const at = this.ts();
     try {
-      const row = await this.db
-        .insertInto('models')
-        .values({
-          name: input.name,
-          owner_team: input.ownerTeam,
-          risk_tier: input.riskTier,
-          description: input.description,
-          intended_use: input.intendedUse,
-          tags: JSON.stringify(input.tags),
-          created_at: at,
-          created_by: actor.identity,
-          created_credential: actor.credentialId,
-          updated_at: at,
-          updated_by: actor.identity,
-        })
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      return toModel(row);
+      return await this.db.transaction().execute(async (trx) => {
+        const row = await trx
+          .insertInto('models')
+          .values({
+            name: input.name,
+            owner_team: input.ownerTeam,
+            risk_tier: input.riskTier,
+            description: input.description,
+            intended_use: input.intendedUse,
+            tags: JSON.stringify(input.tags),
+            created_at: at,
+            created_by: actor.identity,
+            created_credential: actor.credentialId,
+            updated_at: at,
+            updated_by: actor.identity,
+          })
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        const model = toModel(row);
+        await appendAudit(
+          trx,
+          {
+            actor,
+            action: 'model.create',
+            subject: subjects.model(model.name),
+            content: { model: modelContent(model) },
+          },
+          at,
+        );
+        return model;
+      });
     } catch (e) {
       if (this.caps.isUniqueViolation(e)) {
         throw new ModelgateError('MODEL_EXISTS', `model ${input.name} already exists`, {
@@ -171,22 +186,36 @@ export class KyselyRegistryStore implements RegistryStore {
   }
 
   async updateModel(name: string, patch: ModelPatch, actor: Actor): Promise<Model> {
-    await this.modelRow(this.db, name);
-    const row = await this.db
-      .updateTable('models')
-      .set({
-        ...(patch.ownerTeam !== undefined && { owner_team: patch.ownerTeam }),
-        ...(patch.riskTier !== undefined && { risk_tier: patch.riskTier }),
-        ...(patch.description !== undefined && { description: patch.description }),
-        ...(patch.intendedUse !== undefined && { intended_use: patch.intendedUse }),
-        ...(patch.tags !== undefined && { tags: JSON.stringify(patch.tags) }),
-        updated_at: this.ts(),
-        updated_by: actor.identity,
-      })
-      .where('name', '=', name)
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    return toModel(row);
+    return this.db.transaction().execute(async (trx) => {
+      await this.modelRow(trx, name, true);
+      const at = this.ts();
+      const row = await trx
+        .updateTable('models')
+        .set({
+          ...(patch.ownerTeam !== undefined && { owner_team: patch.ownerTeam }),
+          ...(patch.riskTier !== undefined && { risk_tier: patch.riskTier }),
+          ...(patch.description !== undefined && { description: patch.description }),
+          ...(patch.intendedUse !== undefined && { intended_use: patch.intendedUse }),
+          ...(patch.tags !== undefined && { tags: JSON.stringify(patch.tags) }),
+          updated_at: at,
+          updated_by: actor.identity,
+        })
+        .where('name', '=', name)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      const model = toModel(row);
+      await appendAudit(
+        trx,
+        {
+          actor,
+          action: 'model.update',
+          subject: subjects.model(name),
+          content: { model: modelContent(model), patch },
+        },
+        at,
+      );
+      return model;
+    });
   }
 
   async listModels(filter: ModelFilter, req: PageRequest): Promise<Page<Model>> {
@@ -282,7 +311,18 @@ export class KyselyRegistryStore implements RegistryStore {
         .values(edges.map((e) => ({ ...e, version_id: row.id, created_at: at })))
         .execute();
     }
-    return { ...toVersion(model, row), files: [...input.files] };
+    const version = { ...toVersion(model, row), files: [...input.files] };
+    await appendAudit(
+      trx,
+      {
+        actor,
+        action: 'version.create',
+        subject: subjects.version(model, number),
+        content: { version: versionContent(version), lineage: input.lineage },
+      },
+      at,
+    );
+    return version;
   }
 
   private async resolveTarget(db: Db, t: LineageTarget) {
@@ -397,20 +437,46 @@ export class KyselyRegistryStore implements RegistryStore {
     patch: { tags?: string[]; description?: string },
     actor: Actor,
   ): Promise<Version> {
-    const v = await this.versionRow(this.db, model, number);
-    await this.db
-      .updateTable('versions')
-      .set({
-        ...(patch.tags !== undefined && { tags: JSON.stringify(patch.tags) }),
-        ...(patch.description !== undefined && { description: patch.description }),
-        updated_at: this.ts(),
-        updated_by: actor.identity,
-      })
-      .where('id', '=', v.id)
-      .execute();
-    const out = await this.getVersion(model, number);
-    if (!out) throw new Error('version vanished during update');
-    return out;
+    const out = await this.db.transaction().execute(async (trx) => {
+      const v = await this.versionRow(trx, model, number);
+      const at = this.ts();
+      const row = await trx
+        .updateTable('versions')
+        .set({
+          ...(patch.tags !== undefined && { tags: JSON.stringify(patch.tags) }),
+          ...(patch.description !== undefined && { description: patch.description }),
+          updated_at: at,
+          updated_by: actor.identity,
+        })
+        .where('id', '=', v.id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      const files = await trx
+        .selectFrom('version_files')
+        .select(['path', 'size', 'sha256'])
+        .where('version_id', '=', v.id)
+        .execute();
+      const version = {
+        ...toVersion(model, row),
+        files: files.map((f) => ({
+          path: f.path,
+          size: Number(f.size),
+          digest: `sha256:${f.sha256}`,
+        })),
+      };
+      await appendAudit(
+        trx,
+        {
+          actor,
+          action: 'version.update',
+          subject: subjects.version(model, number),
+          content: { version: versionContent(version), patch },
+        },
+        at,
+      );
+      return version;
+    });
+    return { ...out, files: versionContent(out).files ?? [] };
   }
 
   async setAlias(model: string, alias: string, version: number, actor: Actor): Promise<Alias> {
@@ -452,6 +518,16 @@ export class KyselyRegistryStore implements RegistryStore {
           at,
         })
         .execute();
+      await appendAudit(
+        trx,
+        {
+          actor,
+          action: 'alias.set',
+          subject: subjects.alias(model, alias),
+          content: { model, alias, version, previous: prev?.number ?? null },
+        },
+        at,
+      );
       return { model, name: alias, version, updatedAt: at, updatedBy: actor.identity };
     });
   }
@@ -489,6 +565,16 @@ export class KyselyRegistryStore implements RegistryStore {
           at: this.ts(),
         })
         .execute();
+      await appendAudit(
+        trx,
+        {
+          actor,
+          action: 'alias.delete',
+          subject: subjects.alias(model, alias),
+          content: { model, alias, version: null, previous: prev.number },
+        },
+        this.ts(),
+      );
     });
   }
 
@@ -578,12 +664,26 @@ export class KyselyRegistryStore implements RegistryStore {
 
   async createDataset(input: NewDataset, actor: Actor): Promise<Dataset> {
     try {
-      const row = await this.db
-        .insertInto('datasets')
-        .values({ ...input, created_at: this.ts(), created_by: actor.identity })
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      return toDataset(row);
+      return await this.db.transaction().execute(async (trx) => {
+        const at = this.ts();
+        const row = await trx
+          .insertInto('datasets')
+          .values({ ...input, created_at: at, created_by: actor.identity })
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        const dataset = toDataset(row);
+        await appendAudit(
+          trx,
+          {
+            actor,
+            action: 'dataset.create',
+            subject: subjects.dataset(dataset.name),
+            content: { dataset },
+          },
+          at,
+        );
+        return dataset;
+      });
     } catch (e) {
       if (this.caps.isUniqueViolation(e)) {
         throw new ModelgateError('DATASET_EXISTS', `dataset ${input.name} already exists`, {
@@ -776,6 +876,27 @@ export class KyselyRegistryStore implements RegistryStore {
           scopes: token.scopes ? JSON.stringify(token.scopes) : null,
         })
         .execute();
+      // The server creates this (the first admin's token, test fixtures): it is the actor.
+      await appendAudit(
+        trx,
+        {
+          actor: { identity: 'modelgate', credentialId: 'system' },
+          action: 'token.create',
+          subject: subjects.token(token.id),
+          content: {
+            identity: identity.name,
+            roles: identity.roles ?? [],
+            teams: identity.teams ?? [],
+            token: {
+              id: token.id,
+              name: token.name,
+              expiresAt: token.expiresAt ?? null,
+              scopes: token.scopes ?? null,
+            },
+          },
+        },
+        at,
+      );
     });
   }
 

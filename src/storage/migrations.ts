@@ -309,12 +309,94 @@ const m0004: PortableMigration = {
   },
 };
 
+const m0005: PortableMigration = {
+  async up(db, caps) {
+    // The tree size, in one row: appending increments it in the writer's transaction, which
+    // serialises appends (a row lock on PostgreSQL, the single writer on SQLite) and keeps
+    // the sequence gap-free, since a rolled-back change rolls its increment back too.
+    await db.schema
+      .createTable('audit_head')
+      .addColumn('id', 'integer', (c) => c.primaryKey())
+      .addColumn('size', 'bigint', (c) => c.notNull())
+      .execute();
+    await sql`INSERT INTO audit_head (id, size) VALUES (1, 0)`.execute(db);
+    await db.schema
+      .createTable('audit_events')
+      .addColumn('seq', 'bigint', (c) => c.primaryKey())
+      .addColumn('time', 'text', (c) => c.notNull())
+      .addColumn('actor', 'text', (c) => c.notNull())
+      .addColumn('credential', 'text', (c) => c.notNull())
+      .addColumn('action', 'text', (c) => c.notNull())
+      .addColumn('subject', 'text', (c) => c.notNull())
+      .addColumn('digest', 'text', (c) => c.notNull())
+      // The change's content (canonical JSON) whose digest the leaf carries.
+      .addColumn('content', 'text', (c) => c.notNull())
+      // The leaf: the exact canonical JSON bytes hashed into the tree.
+      .addColumn('leaf', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createIndex('audit_events_subject')
+      .on('audit_events')
+      .columns(['subject', 'seq'])
+      .execute();
+    // Hashes of complete subtrees, by (level, index): level 0 holds the leaf hashes. Proofs
+    // and roots read O(log n) of them.
+    await db.schema
+      .createTable('audit_nodes')
+      .addColumn('level', 'integer', (c) => c.notNull())
+      .addColumn('idx', 'bigint', (c) => c.notNull())
+      .addColumn('hash', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('audit_nodes_pk', ['level', 'idx'])
+      .execute();
+    await db.schema
+      .createTable('audit_checkpoints')
+      .addColumn('size', 'bigint', (c) => c.primaryKey())
+      .addColumn('root', 'text', (c) => c.notNull())
+      .addColumn('note', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('audit_cosignatures')
+      .addColumn('size', 'bigint', (c) => c.notNull().references('audit_checkpoints.size'))
+      .addColumn('witness', 'text', (c) => c.notNull())
+      .addColumn('line', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('audit_cosignatures_pk', ['size', 'witness'])
+      .execute();
+    // Append only, in the database too: no code path can rewrite history. (Someone with the
+    // database's owner rights can; that is what the Merkle log and `audit verify` catch.)
+    const tables = ['audit_events', 'audit_nodes', 'audit_checkpoints', 'audit_cosignatures'];
+    if (caps.engine === 'sqlite') {
+      for (const t of tables)
+        for (const [name, event] of [
+          ['append_only', 'UPDATE'],
+          ['no_delete', 'DELETE'],
+        ])
+          await sql
+            .raw(`CREATE TRIGGER ${t}_${name} BEFORE ${event} ON ${t}
+                  BEGIN SELECT RAISE(ABORT, 'AUDIT_APPEND_ONLY'); END`)
+            .execute(db);
+    } else {
+      await sql
+        .raw(`CREATE FUNCTION modelgate_refuse_audit_change() RETURNS trigger
+              LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'AUDIT_APPEND_ONLY'; END $$`)
+        .execute(db);
+      for (const t of tables)
+        await sql
+          .raw(`CREATE TRIGGER ${t}_append_only BEFORE UPDATE OR DELETE ON ${t}
+                FOR EACH ROW EXECUTE FUNCTION modelgate_refuse_audit_change()`)
+          .execute(db);
+    }
+  },
+};
+
 /** Every migration, in order. Append only: a released migration is never edited. */
 const MIGRATIONS: Record<string, PortableMigration> = {
   '0001_registry_core': m0001,
   '0002_evaluations': m0002,
   '0003_identity_roles': m0003,
   '0004_identity_admin': m0004,
+  '0005_audit_log': m0005,
 };
 
 /** Brings the schema up to date. Safe to call from several processes at once (the migrator locks). */

@@ -48,6 +48,43 @@ export interface TeamMembersTable {
   granted_at: string | null;
 }
 
+export interface AuditHeadTable {
+  id: number;
+  size: number;
+}
+
+export interface AuditEventsTable {
+  seq: number;
+  time: string;
+  actor: string;
+  credential: string;
+  action: string;
+  subject: string;
+  digest: string;
+  content: string;
+  leaf: string;
+}
+
+export interface AuditNodesTable {
+  level: number;
+  idx: number;
+  hash: string;
+}
+
+export interface AuditCheckpointsTable {
+  size: number;
+  root: string;
+  note: string;
+  created_at: string;
+}
+
+export interface AuditCosignaturesTable {
+  size: number;
+  witness: string;
+  line: string;
+  created_at: string;
+}
+
 export interface AuthzPoliciesTable {
   id: string;
   text: string;
@@ -182,6 +219,11 @@ export interface DB {
   identity_roles: IdentityRolesTable;
   team_members: TeamMembersTable;
   authz_policies: AuthzPoliciesTable;
+  audit_head: AuditHeadTable;
+  audit_events: AuditEventsTable;
+  audit_nodes: AuditNodesTable;
+  audit_checkpoints: AuditCheckpointsTable;
+  audit_cosignatures: AuditCosignaturesTable;
   models: ModelsTable;
   versions: VersionsTable;
   version_files: VersionFilesTable;

@@ -64,6 +64,8 @@ export async function testApp(
     authzPolicies?: string;
     /** How soon another process's changes apply here (token cache and policy refresh). */
     refreshMs?: number;
+    /** Witness verifier keys the audit log accepts cosignatures from. */
+    witnessKeys?: string[];
   } = {},
 ): Promise<TestApp> {
   const token = issueToken().secret;
@@ -73,6 +75,7 @@ export async function testApp(
     ...(opts.maxUploadBytes !== undefined && { maxUploadBytes: opts.maxUploadBytes }),
     ...(opts.oidcConfig && { oidcConfig: opts.oidcConfig }),
     ...(opts.authzPolicies && { authzPolicies: opts.authzPolicies }),
+    ...(opts.witnessKeys && { witnessKeys: opts.witnessKeys }),
   };
   const composed = await compose(
     { ...config, jobPollMs: 50, jobLeaseMs: 2000 },

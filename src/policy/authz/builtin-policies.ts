@@ -53,6 +53,16 @@ permit (
   resource is Alias
 );`,
 
+  'approver-read-audit': `@reason("approvers may read the audit log")
+permit (principal in Role::"approver", action == Action::"readAudit", resource);`,
+
+  'witness-cosign': `@reason("witnesses may read the audit log and add their cosignatures")
+permit (
+  principal in Role::"witness",
+  action in [Action::"readAudit", Action::"witnessLog"],
+  resource
+);`,
+
   'admin-all': `@reason("admins may do everything the forbid rules allow")
 permit (principal in Role::"admin", action, resource);`,
 
@@ -85,6 +95,7 @@ export const BUILTIN_ROLES: Readonly<Record<string, string>> = {
   contributor:
     'create models, push versions and set non-production aliases on models of their own team',
   evaluator: 'run evaluations and waive findings',
-  approver: 'set, request and approve promotions, production included',
+  approver: 'set, request and approve promotions, production included; read the audit log',
+  witness: 'read the audit log and cosign its checkpoints (a witness process)',
   admin: 'everything the forbid rules allow, identities and policies included',
 };

@@ -20,7 +20,7 @@ export interface AuthzPolicyStore {
   /** Creates or replaces the policy with this id. */
   put(policy: { id: string; text: string; digest: string }, by: Actor): Promise<StoredPolicy>;
   /** Throws POLICY_NOT_FOUND. */
-  remove(id: string): Promise<void>;
+  remove(id: string, by: Actor): Promise<void>;
 }
 
 /** Ids of API policies: short, and apart from the built-in `role-*` ones by their prefix. */
@@ -134,9 +134,9 @@ export class PolicySet {
   }
 
   /** Removes one API policy; throws POLICY_NOT_FOUND. */
-  async remove(id: string): Promise<void> {
+  async remove(id: string, by: Actor): Promise<void> {
     if (!this.store) throw new ModelgateError('POLICY_NOT_FOUND', `no API policy ${id}`);
-    await this.store.remove(id);
+    await this.store.remove(id, by);
     this.checkedAt = 0;
     await this.refreshIfStale();
   }

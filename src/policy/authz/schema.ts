@@ -18,7 +18,7 @@ action read appliesTo {
   principal: [User, ServiceAccount],
   resource: [Registry, Model, ModelVersion, Alias]
 };
-action createModel, registerDataset, uploadBlob, publishPolicy, readAudit, manageIdentities appliesTo {
+action createModel, registerDataset, uploadBlob, publishPolicy, readAudit, witnessLog, manageIdentities appliesTo {
   principal: [User, ServiceAccount],
   resource: [Registry]
 };
@@ -56,10 +56,18 @@ export const ACTIONS = [
   'approvePromotion',
   'publishPolicy',
   'readAudit',
+  'witnessLog',
   'manageIdentities',
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 
 /** The built-in roles, each shipped as policies in builtin-policies.ts. */
-export const ROLES = ['viewer', 'contributor', 'evaluator', 'approver', 'admin'] as const;
+export const ROLES = [
+  'viewer',
+  'contributor',
+  'evaluator',
+  'approver',
+  'witness',
+  'admin',
+] as const;
 export type RoleName = (typeof ROLES)[number];

@@ -219,7 +219,7 @@ export async function accessRoutes(app: Api, opts: IdentityRouteOpts) {
       },
     },
     async (req, reply) => {
-      await policies.remove(req.params.policy);
+      await policies.remove(req.params.policy, req.actor);
       return reply.status(204).send(null);
     },
   );

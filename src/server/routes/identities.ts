@@ -273,7 +273,7 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
           'VALIDATION_FAILED',
           `${i.name} is a service account: no password`,
         );
-      await identities.setPasswordHash(i.name, await newPasswordHash(req.body.password));
+      await identities.setPasswordHash(i.name, await newPasswordHash(req.body.password), req.actor);
       return reply.status(204).send(null);
     },
   );
@@ -291,7 +291,7 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
     },
     async (req, reply) => {
       await identities.getIdentity(req.params.identity);
-      await identities.setPasswordHash(req.params.identity, null);
+      await identities.setPasswordHash(req.params.identity, null, req.actor);
       return reply.status(204).send(null);
     },
   );
@@ -317,7 +317,7 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
           'VALIDATION_FAILED',
           'the current password is wrong (an admin can set one with modelgate user set-password)',
         );
-      await identities.setPasswordHash(name, await newPasswordHash(req.body.password));
+      await identities.setPasswordHash(name, await newPasswordHash(req.body.password), req.actor);
       return reply.status(204).send(null);
     },
   );
@@ -449,7 +449,11 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
         old.scopes ?? undefined,
       );
       tokenCache.forget(
-        await identities.expireTokenBy(old.id, new Date(Date.now() + overlap).toISOString()),
+        await identities.expireTokenBy(
+          old.id,
+          new Date(Date.now() + overlap).toISOString(),
+          req.actor,
+        ),
       );
       return reply.status(201).send(issued);
     },
