@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerAlias } from './commands/alias.js';
+import { registerAudit } from './commands/audit.js';
 import { registerDataset } from './commands/dataset.js';
 import { registerEval } from './commands/eval.js';
 import { registerIdentity } from './commands/identity.js';
@@ -12,6 +13,7 @@ import { registerPush } from './commands/push.js';
 import { registerScan } from './commands/scan.js';
 import { registerServe } from './commands/serve.js';
 import { registerVersion } from './commands/version.js';
+import { registerWitness } from './commands/witness.js';
 import { context } from './context.js';
 import { CliError } from './errors.js';
 
@@ -52,6 +54,8 @@ Quick start:
   registerDataset(program, context);
   registerScan(program);
   registerEval(program, context);
+  registerAudit(program, context);
+  registerWitness(program, context);
   // Subcommands exit through the same override so usage errors end with code 2.
   const override = (c: Command) => {
     c.exitOverride();

@@ -4,17 +4,30 @@ import type { NodeId } from '../audit/merkle.js';
 import type { Database } from './database.js';
 import type { AuditCheckpointsTable, AuditEventsTable, DB } from './schema.js';
 
-const event = (r: Selectable<AuditEventsTable>): StoredEvent => ({
-  seq: Number(r.seq),
-  time: r.time,
-  actor: r.actor,
-  credential: r.credential,
-  action: r.action,
-  subject: r.subject,
-  digest: r.digest,
-  content: r.content,
-  leaf: r.leaf,
-});
+/**
+ * An event as stored. What it says (time, actor, action, ...) is read from its leaf, the bytes
+ * the tree and the proofs cover; the columns beside it only index it.
+ */
+function event(r: Selectable<AuditEventsTable>): StoredEvent {
+  let leaf: Partial<Record<keyof StoredEvent, unknown>> = {};
+  try {
+    leaf = JSON.parse(r.leaf) as typeof leaf;
+  } catch {
+    // A damaged leaf: audit verify reports it; the columns stand in meanwhile.
+  }
+  const str = (v: unknown, fallback: string) => (typeof v === 'string' ? v : fallback);
+  return {
+    seq: Number(r.seq),
+    time: str(leaf.time, r.time),
+    actor: str(leaf.actor, r.actor),
+    credential: str(leaf.credential, r.credential),
+    action: str(leaf.action, r.action),
+    subject: str(leaf.subject, r.subject),
+    digest: str(leaf.digest, r.digest),
+    content: r.content,
+    leaf: r.leaf,
+  };
+}
 
 const checkpoint = (r: Selectable<AuditCheckpointsTable>): StoredCheckpoint => ({
   size: Number(r.size),
