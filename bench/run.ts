@@ -4,7 +4,8 @@
 // Environment:
 //   MODELGATE_BENCH_SIZE_MIB     size of the pushed file (default 1024)
 //   MODELGATE_BENCH_RUNS         runs per push measurement (default 3)
-//   MODELGATE_BENCH_ONLY         comma-separated subset of push,get,register,scan,authz (default all)
+//   MODELGATE_BENCH_ONLY         comma-separated subset of push,get,register,scan,authz,audit (default all)
+//   MODELGATE_BENCH_AUDIT_EVENTS size of the log audit verify checks (default 1000000)
 //   MODELGATE_BENCH_SCAN_PICKLE_MIB, MODELGATE_BENCH_SCAN_ZIP_MIB
 //                                sizes of the scanned pickle (1024) and PyTorch zip (2048)
 //   MODELGATE_BENCH_DATABASE_URL PostgreSQL server for the PostgreSQL figures (else
@@ -35,6 +36,7 @@ import { loadConfig } from '../src/server/config.js';
 import { openDatabase } from '../src/storage/database.js';
 import { migrate } from '../src/storage/migrations.js';
 import { createTemplate, dropDatabase, withDatabase } from '../src/storage/test-databases.js';
+import { benchAudit } from './audit.js';
 
 interface Result {
   name: string;
@@ -50,7 +52,7 @@ const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 const SIZE_MIB = Number(process.env.MODELGATE_BENCH_SIZE_MIB ?? 1024);
 const RUNS = Number(process.env.MODELGATE_BENCH_RUNS ?? 3);
 const ONLY = new Set(
-  (process.env.MODELGATE_BENCH_ONLY ?? 'push,get,register,scan,authz').split(','),
+  (process.env.MODELGATE_BENCH_ONLY ?? 'push,get,register,scan,authz,audit').split(','),
 );
 const SCAN_PICKLE_MIB = Number(process.env.MODELGATE_BENCH_SCAN_PICKLE_MIB ?? 1024);
 const SCAN_ZIP_MIB = Number(process.env.MODELGATE_BENCH_SCAN_ZIP_MIB ?? 2048);
@@ -606,6 +608,10 @@ if (ONLY.has('register')) {
   log('register versions:');
   await benchRegister(results, 'sqlite');
   await benchRegister(results, 'postgres');
+}
+if (ONLY.has('audit')) {
+  log('audit log:');
+  await benchAudit(results, { pgUrl: PG_URL, cli: CLI });
 }
 
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });

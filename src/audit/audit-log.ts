@@ -49,15 +49,23 @@ export interface StoredCheckpoint {
 
 /** Persistence of the audit log: events, subtree hashes, checkpoints and witness cosignatures. */
 export interface AuditStore {
-  /** Number of events appended (and committed). */
+  /** Moves events recorded by committed changes into the log; returns the log's size. */
+  integrate(): Promise<number>;
+  /** Events recorded by committed changes and not yet in the log, oldest first. */
+  pending(): Promise<Omit<StoredEvent, 'seq' | 'leaf'>[]>;
+  /** Number of events in the log. */
   size(): Promise<number>;
   /** Events with index in [from, to), in order. */
   events(from: number, to: number): Promise<StoredEvent[]>;
+  /** The same, only index, leaf and content, for reading a whole log fast. */
+  rawEvents(from: number, to: number): Promise<{ seq: number; leaf: string; content: string }[]>;
   /** Events whose subject equals one of `equals` or starts with one of `prefixes`, oldest first. */
   eventsAbout(
     match: { equals: string[]; prefixes: string[] },
     opts: { from?: string; to?: string; limit: number; newestFirst?: boolean },
   ): Promise<StoredEvent[]>;
+  /** Stored leaf hashes (level 0, lowercase hex) of events in [from, to), by index. */
+  leafHashes(from: number, to: number): Promise<Map<number, string>>;
   /** Complete-subtree hashes by id; missing ids are absent from the map (key `level/index`). */
   nodes(ids: readonly NodeId[]): Promise<Map<string, Buffer>>;
   /** Stored checkpoints, oldest first (size ascending). */
@@ -155,25 +163,34 @@ export class AuditLog {
     return lines.length === 0 ? c.note : `${c.note.replace(/\n$/, '')}\n${lines.join('\n')}\n`;
   }
 
-  /** Signs a checkpoint for the current size if the latest is older; returns the latest. */
+  /**
+   * Moves committed events into the tree, then signs a checkpoint for the new size if the
+   * latest is older; returns the latest. Calls in one process run one after another, each
+   * after the previous: a caller whose writes committed just now must not be handed a run that
+   * integrated before them.
+   */
   async signLatest(): Promise<StoredCheckpoint | undefined> {
-    // One signing at a time in this process; concurrent callers share it.
-    this.signing ??= (async () => {
-      try {
-        const size = await this.store.size();
-        const latest = await this.store.latestCheckpoint();
-        if (size === 0 || (latest && latest.size >= size)) return latest;
-        const root = await this.root(size);
-        const body: Checkpoint = { origin: this.origin, size, root };
-        const note = signNote(formatCheckpoint(body), [this.signer]);
-        const at = this.now().toISOString();
-        await this.store.addCheckpoint({ size, root: root.toString('base64'), note }, at);
-        return this.store.latestCheckpoint();
-      } finally {
-        this.signing = undefined;
-      }
+    const previous = this.signing;
+    const run = (async () => {
+      await previous?.catch(() => undefined);
+      const size = await this.store.integrate();
+      const latest = await this.store.latestCheckpoint();
+      if (size === 0 || (latest && latest.size >= size)) return latest;
+      const root = await this.root(size);
+      const body: Checkpoint = { origin: this.origin, size, root };
+      const note = signNote(formatCheckpoint(body), [this.signer]);
+      await this.store.addCheckpoint(
+        { size, root: root.toString('base64'), note },
+        this.now().toISOString(),
+      );
+      return this.store.latestCheckpoint();
     })();
-    return this.signing;
+    this.signing = run;
+    try {
+      return await run;
+    } finally {
+      if (this.signing === run) this.signing = undefined;
+    }
   }
 
   /** An inclusion proof for event `index` in the tree of `size` events. */

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 
 // RFC 6962 / RFC 9162 Merkle tree over SHA-256. Sizes and indexes are JavaScript numbers limited to
 // safe integers (2^53 - 1 leaves), and all index arithmetic uses division rather than the 32-bit
@@ -22,12 +22,18 @@ export function emptyRoot(): Buffer {
 
 /** RFC 6962 leaf hash: SHA-256(0x00 || data). */
 export function leafHash(data: Uint8Array): Buffer {
-  return createHash('sha256').update(LEAF_PREFIX).update(data).digest();
+  // crypto.hash (one call, no Hash object) is markedly faster for the small inputs of a log.
+  return hash('sha256', Buffer.concat([LEAF_PREFIX, data]), 'buffer');
+}
+
+/** The leaf hash of the UTF-8 encoding of `text`, without encoding it separately first. */
+export function leafHashOfText(text: string): Buffer {
+  return hash('sha256', `\u0000${text}`, 'buffer');
 }
 
 /** RFC 6962 interior node hash: SHA-256(0x01 || left || right). */
 export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
-  return createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
+  return hash('sha256', Buffer.concat([NODE_PREFIX, left, right]), 'buffer');
 }
 
 /** Address of a perfect subtree: the 2^level leaves starting at leaf `index * 2^level`. */

@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Alias, Model, Version } from '../core/types.js';
-import type { StoredEvent } from './audit-log.js';
 import { canonicalize } from './canonical-json.js';
 import { modelContent, subjects, versionContent } from './subjects.js';
 
@@ -18,7 +17,18 @@ export interface StateViolation {
   message: string;
 }
 
-const digestOf = (text: string) => `sha256:${createHash('sha256').update(text).digest('hex')}`;
+/** What the checker needs of an event: where it is, what its leaf says, and its stored content. */
+export interface CheckedEvent {
+  /** Index in the log; absent for an event still queued (not yet in the tree). */
+  seq?: number;
+  action: string;
+  subject: string;
+  /** The digest the leaf carries (for a queued event, its recorded digest). */
+  digest: string;
+  content: string;
+}
+
+const digestOf = (text: string) => `sha256:${hash('sha256', text, 'hex')}`;
 
 /** Names of the top-level fields that differ between two records. */
 function differing(a: object, b: object): string[] {
@@ -31,72 +41,93 @@ function differing(a: object, b: object): string[] {
 }
 
 /**
- * Checks that each event's stored content still hashes to the digest its leaf carries, and
- * that every model, version and alias row in the database is what the last event about it
- * recorded: a row written or edited without going through the log is reported with the
- * event it contradicts. Returns the first violation, or undefined.
+ * Compares the database with the log, fed one event at a time (a million-event log need not
+ * sit in memory): each event's stored content must still hash to the digest its leaf carries,
+ * and every model, version and alias row must be what the last event about it recorded. A row
+ * written or edited without going through the log is reported with the event it contradicts.
  */
-export function checkState(
-  events: readonly StoredEvent[],
-  current: CurrentState,
-): StateViolation | undefined {
-  const last = new Map<string, StoredEvent>();
-  for (const e of events) {
-    if (digestOf(e.content) !== e.digest)
-      return {
+export class StateChecker {
+  private readonly last = new Map<string, CheckedEvent>();
+  /** The subjects the current rows are about: only their last events are kept. */
+  private readonly wanted = new Set<string>();
+  private violation: StateViolation | undefined;
+
+  constructor(private readonly current: CurrentState) {
+    for (const m of current.models) this.wanted.add(subjects.model(m.name));
+    for (const v of current.versions) this.wanted.add(subjects.version(v.model, v.number));
+    for (const a of current.aliases) this.wanted.add(subjects.alias(a.model, a.name));
+  }
+
+  /** Takes the next event, in log order (queued events last). */
+  add(e: CheckedEvent): void {
+    if (this.violation) return;
+    if (digestOf(e.content) !== e.digest) {
+      this.violation = {
         kind: 'content-digest',
-        index: e.seq,
-        message: `event ${e.seq} (${e.action} ${e.subject}): its stored content does not hash to the digest in its leaf`,
+        ...(e.seq !== undefined && { index: e.seq }),
+        message:
+          e.seq !== undefined
+            ? `event ${e.seq} (${e.action} ${e.subject}): its stored content does not hash to the digest in its leaf`
+            : `a queued event (${e.action} ${e.subject}): its stored content does not hash to its digest`,
       };
-    last.set(e.subject, e);
+      return;
+    }
+    // Only what the rows are compared with is kept: the content of a subject's last event.
+    if (this.wanted.has(e.subject)) this.last.set(e.subject, e);
   }
-  const compare = (
-    subject: string,
-    what: string,
-    row: object,
-    logged: (content: Record<string, unknown>) => object | undefined,
-  ): StateViolation | undefined => {
-    const e = last.get(subject);
-    if (!e)
-      return {
-        kind: 'unlogged-row',
-        message: `${what} is in the database but no event in the log records it`,
-      };
-    const recorded = logged(JSON.parse(e.content) as Record<string, unknown>);
-    if (recorded === undefined || canonicalize(recorded) !== canonicalize(row))
-      return {
-        kind: 'row-differs',
-        index: e.seq,
-        message: `${what} differs from its last logged state (event ${e.seq}, ${e.action})${recorded ? `: ${differing(recorded, row).join(', ')}` : ''}`,
-      };
+
+  /** The first violation, comparing the current rows with the last events seen. */
+  finish(): StateViolation | undefined {
+    if (this.violation) return this.violation;
+    const current = this.current;
+    const compare = (
+      subject: string,
+      what: string,
+      row: object,
+      logged: (content: Record<string, unknown>) => object | undefined,
+    ): StateViolation | undefined => {
+      const e = this.last.get(subject);
+      if (!e)
+        return {
+          kind: 'unlogged-row',
+          message: `${what} is in the database but no event in the log records it`,
+        };
+      const recorded = logged(JSON.parse(e.content) as Record<string, unknown>);
+      if (recorded === undefined || canonicalize(recorded) !== canonicalize(row))
+        return {
+          kind: 'row-differs',
+          ...(e.seq !== undefined && { index: e.seq }),
+          message: `${what} differs from its last logged state (${e.seq !== undefined ? `event ${e.seq}` : 'a queued event'}, ${e.action})${recorded ? `: ${differing(recorded, row).join(', ')}` : ''}`,
+        };
+      return undefined;
+    };
+    for (const m of current.models) {
+      const v = compare(
+        subjects.model(m.name),
+        `model ${m.name}`,
+        modelContent(m),
+        (c) => c.model as object,
+      );
+      if (v) return v;
+    }
+    for (const ver of current.versions) {
+      const v = compare(
+        subjects.version(ver.model, ver.number),
+        `version ${ver.model}@${ver.number}`,
+        versionContent(ver),
+        (c) => c.version as object,
+      );
+      if (v) return v;
+    }
+    for (const a of current.aliases) {
+      const v = compare(
+        subjects.alias(a.model, a.name),
+        `alias ${a.name} of ${a.model}`,
+        { version: a.version },
+        (c) => ({ version: c.version }),
+      );
+      if (v) return v;
+    }
     return undefined;
-  };
-  for (const m of current.models) {
-    const v = compare(
-      subjects.model(m.name),
-      `model ${m.name}`,
-      modelContent(m),
-      (c) => c.model as object,
-    );
-    if (v) return v;
   }
-  for (const ver of current.versions) {
-    const v = compare(
-      subjects.version(ver.model, ver.number),
-      `version ${ver.model}@${ver.number}`,
-      versionContent(ver),
-      (c) => c.version as object,
-    );
-    if (v) return v;
-  }
-  for (const a of current.aliases) {
-    const v = compare(
-      subjects.alias(a.model, a.name),
-      `alias ${a.name} of ${a.model}`,
-      { version: a.version },
-      (c) => ({ version: c.version }),
-    );
-    if (v) return v;
-  }
-  return undefined;
 }

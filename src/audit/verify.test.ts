@@ -54,7 +54,9 @@ function checkpointNote(
 interface Log {
   bytes: Buffer[];
   checkpoints: string[];
-  input(over?: Partial<VerifyInput>): VerifyInput;
+  input(
+    over?: Partial<Omit<VerifyInput, 'leaves'>> & { leaves?: LogLeaf[] },
+  ): VerifyInput & { leaves: LogLeaf[] };
 }
 
 /** A clean log of `n` events with checkpoints at the given sizes. */

@@ -16,67 +16,127 @@ export interface AuditEventInput {
   content: unknown;
 }
 
-/** `sha256:<hex>` of a value's canonical JSON (RFC 8785). */
-export function contentDigest(content: unknown): string {
-  return `sha256:${createHash('sha256').update(canonicalize(content)).digest('hex')}`;
-}
-
 /**
- * Appends an audit event inside the caller's transaction, so the change and its record commit
- * or roll back together. Call it last in the transaction: it takes the log's head row, which
- * serialises appends from every process until commit. Returns the event's index in the log.
+ * Records an audit event inside the caller's transaction, so the change and its record commit
+ * or roll back together. One insert into the queue, no lock: the integrator gives it its place
+ * in the log shortly after (integrateAudit), and before any read of the log.
  */
-export async function appendAudit(
-  trx: Kysely<DB>,
-  e: AuditEventInput,
-  at: string,
-): Promise<number> {
-  const head = await trx
-    .updateTable('audit_head')
-    .set((eb) => ({ size: eb('size', '+', 1) }))
-    .where('id', '=', 1)
-    .returning('size')
-    .executeTakeFirstOrThrow();
-  const seq = Number(head.size) - 1;
+export async function appendAudit(trx: Kysely<DB>, e: AuditEventInput, at: string): Promise<void> {
   const content = canonicalize(e.content ?? null);
-  const digest = `sha256:${createHash('sha256').update(content).digest('hex')}`;
-  const leaf = canonicalize({
-    seq,
-    time: at,
-    actor: e.actor.identity,
-    credential: e.actor.credentialId,
-    action: e.action,
-    subject: e.subject,
-    digest,
-  });
   await trx
-    .insertInto('audit_events')
+    .insertInto('audit_pending')
     .values({
-      seq,
       time: at,
       actor: e.actor.identity,
       credential: e.actor.credentialId,
       action: e.action,
       subject: e.subject,
-      digest,
+      digest: `sha256:${createHash('sha256').update(content).digest('hex')}`,
       content,
-      leaf,
     })
     .execute();
-  // The leaf and every complete subtree it closes: leaf n closes one at each level while the
-  // index is odd there, whose left half is already stored.
-  let hash = leafHash(Buffer.from(leaf, 'utf8'));
-  const nodes = [{ level: 0, idx: seq, hash: hash.toString('hex') }];
-  for (let level = 0, idx = seq; idx % 2 === 1; level++, idx = (idx - 1) / 2) {
-    const left = await trx
-      .selectFrom('audit_nodes')
-      .select('hash')
-      .where('level', '=', level)
-      .where('idx', '=', idx - 1)
-      .executeTakeFirstOrThrow();
-    hash = nodeHash(Buffer.from(left.hash, 'hex'), hash);
-    nodes.push({ level: level + 1, idx: (idx - 1) / 2, hash: hash.toString('hex') });
+}
+
+/** Most events moved into the log per integration transaction. */
+const BATCH = 5000;
+const ROWS_PER_INSERT = 500;
+
+/**
+ * Moves queued events into the log, in queue order: each gets the next index, its leaf (the
+ * canonical JSON the tree hashes), and the complete-subtree hashes it closes are stored. Runs
+ * in one transaction that first takes the head row, so integrators in several processes take
+ * turns. Returns the log's size afterwards.
+ */
+export async function integrateAudit(db: Kysely<DB>): Promise<number> {
+  for (;;) {
+    const { size, more } = await db.transaction().execute(async (trx) => {
+      // A write first: the row lock on PostgreSQL, the write lock on SQLite.
+      const head = await trx
+        .updateTable('audit_head')
+        .set((eb) => ({ size: eb.ref('size') }))
+        .where('id', '=', 1)
+        .returning('size')
+        .executeTakeFirstOrThrow();
+      let n = Number(head.size);
+      const pending = await trx
+        .selectFrom('audit_pending')
+        .selectAll()
+        .orderBy('id')
+        .limit(BATCH)
+        .execute();
+      if (pending.length === 0) return { size: n, more: false };
+      // The right edge of the tree: the complete subtrees that new leaves pair up with.
+      const edgeIds: { level: number; idx: number }[] = [];
+      for (let level = 0, m = n; m > 0; level++, m = Math.floor(m / 2))
+        if (m % 2 === 1) edgeIds.push({ level, idx: m - 1 });
+      const edge = new Map<number, Buffer>();
+      if (edgeIds.length > 0) {
+        const rows = await trx
+          .selectFrom('audit_nodes')
+          .select(['level', 'hash'])
+          .where((eb) =>
+            eb.or(edgeIds.map((x) => eb.and([eb('level', '=', x.level), eb('idx', '=', x.idx)]))),
+          )
+          .execute();
+        for (const r of rows) edge.set(r.level, Buffer.from(r.hash, 'hex'));
+        if (edge.size !== edgeIds.length) throw new Error('audit log: a subtree hash is missing');
+      }
+      const events = [];
+      const nodes = [];
+      for (const p of pending) {
+        const seq = n++;
+        const leaf = canonicalize({
+          seq,
+          time: p.time,
+          actor: p.actor,
+          credential: p.credential,
+          action: p.action,
+          subject: p.subject,
+          digest: p.digest,
+        });
+        events.push({
+          seq,
+          time: p.time,
+          actor: p.actor,
+          credential: p.credential,
+          action: p.action,
+          subject: p.subject,
+          digest: p.digest,
+          content: p.content,
+          leaf,
+        });
+        let hash = leafHash(Buffer.from(leaf, 'utf8'));
+        nodes.push({ level: 0, idx: seq, hash: hash.toString('hex') });
+        let level = 0;
+        for (let idx = seq; idx % 2 === 1; idx = (idx - 1) / 2) {
+          const left = edge.get(level);
+          if (!left) throw new Error('audit log: the tree edge is incomplete');
+          hash = nodeHash(left, hash);
+          level++;
+          nodes.push({ level, idx: (idx - 1) / 2, hash: hash.toString('hex') });
+        }
+        edge.set(level, hash);
+      }
+      for (let i = 0; i < events.length; i += ROWS_PER_INSERT)
+        await trx
+          .insertInto('audit_events')
+          .values(events.slice(i, i + ROWS_PER_INSERT))
+          .execute();
+      for (let i = 0; i < nodes.length; i += ROWS_PER_INSERT)
+        await trx
+          .insertInto('audit_nodes')
+          .values(nodes.slice(i, i + ROWS_PER_INSERT))
+          .execute();
+      // Exactly the rows read: one with a lower id may commit meanwhile, and waits its turn.
+      const ids = pending.map((p) => p.id);
+      for (let i = 0; i < ids.length; i += ROWS_PER_INSERT)
+        await trx
+          .deleteFrom('audit_pending')
+          .where('id', 'in', ids.slice(i, i + ROWS_PER_INSERT))
+          .execute();
+      await trx.updateTable('audit_head').set({ size: n }).where('id', '=', 1).execute();
+      return { size: n, more: pending.length === BATCH };
+    });
+    if (!more) return size;
   }
-  await trx.insertInto('audit_nodes').values(nodes).execute();
-  return seq;
 }

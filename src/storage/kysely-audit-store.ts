@@ -1,6 +1,7 @@
 import { type Kysely, type Selectable, sql } from 'kysely';
 import type { AuditStore, StoredCheckpoint, StoredEvent } from '../audit/audit-log.js';
 import type { NodeId } from '../audit/merkle.js';
+import { integrateAudit } from './audit-append.js';
 import type { Database } from './database.js';
 import type { AuditCheckpointsTable, AuditEventsTable, DB } from './schema.js';
 
@@ -47,6 +48,15 @@ export class KyselyAuditStore implements AuditStore {
     this.db = database.db;
   }
 
+  integrate(): Promise<number> {
+    return integrateAudit(this.db);
+  }
+
+  async pending(): Promise<Omit<StoredEvent, 'seq' | 'leaf'>[]> {
+    const rows = await this.db.selectFrom('audit_pending').selectAll().orderBy('id').execute();
+    return rows.map(({ id: _id, ...r }) => r);
+  }
+
   async size(): Promise<number> {
     const r = await this.db
       .selectFrom('audit_head')
@@ -65,6 +75,20 @@ export class KyselyAuditStore implements AuditStore {
       .orderBy('seq')
       .execute();
     return rows.map(event);
+  }
+
+  async rawEvents(
+    from: number,
+    to: number,
+  ): Promise<{ seq: number; leaf: string; content: string }[]> {
+    const rows = await this.db
+      .selectFrom('audit_events')
+      .select(['seq', 'leaf', 'content'])
+      .where('seq', '>=', from)
+      .where('seq', '<', to)
+      .orderBy('seq')
+      .execute();
+    return rows.map((r) => ({ seq: Number(r.seq), leaf: r.leaf, content: r.content }));
   }
 
   async eventsAbout(
@@ -88,6 +112,17 @@ export class KyselyAuditStore implements AuditStore {
       .limit(opts.limit)
       .execute();
     return rows.map(event);
+  }
+
+  async leafHashes(from: number, to: number): Promise<Map<number, string>> {
+    const rows = await this.db
+      .selectFrom('audit_nodes')
+      .select(['idx', 'hash'])
+      .where('level', '=', 0)
+      .where('idx', '>=', from)
+      .where('idx', '<', to)
+      .execute();
+    return new Map(rows.map((r) => [Number(r.idx), r.hash]));
   }
 
   async nodes(ids: readonly NodeId[]): Promise<Map<string, Buffer>> {

@@ -311,9 +311,24 @@ const m0004: PortableMigration = {
 
 const m0005: PortableMigration = {
   async up(db, caps) {
-    // The tree size, in one row: appending increments it in the writer's transaction, which
-    // serialises appends (a row lock on PostgreSQL, the single writer on SQLite) and keeps
-    // the sequence gap-free, since a rolled-back change rolls its increment back too.
+    // Writers record an event in the change's own transaction, in this queue: one insert, no
+    // lock, so concurrent writers do not wait for each other. The integrator moves queued
+    // events into the log in batches, giving each its index (gap-free, in commit order for any
+    // one subject, since changes to one subject are serialised by its row lock).
+    await db.schema
+      .createTable('audit_pending')
+      .addColumn('id', caps.engine === 'sqlite' ? 'integer' : 'bigserial', (c) =>
+        caps.engine === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey(),
+      )
+      .addColumn('time', 'text', (c) => c.notNull())
+      .addColumn('actor', 'text', (c) => c.notNull())
+      .addColumn('credential', 'text', (c) => c.notNull())
+      .addColumn('action', 'text', (c) => c.notNull())
+      .addColumn('subject', 'text', (c) => c.notNull())
+      .addColumn('digest', 'text', (c) => c.notNull())
+      .addColumn('content', 'text', (c) => c.notNull())
+      .execute();
+    // The tree size, in one row, which the integrator locks while it appends.
     await db.schema
       .createTable('audit_head')
       .addColumn('id', 'integer', (c) => c.primaryKey())

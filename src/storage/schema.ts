@@ -48,6 +48,17 @@ export interface TeamMembersTable {
   granted_at: string | null;
 }
 
+export interface AuditPendingTable {
+  id: Generated<number>;
+  time: string;
+  actor: string;
+  credential: string;
+  action: string;
+  subject: string;
+  digest: string;
+  content: string;
+}
+
 export interface AuditHeadTable {
   id: number;
   size: number;
@@ -219,6 +230,7 @@ export interface DB {
   identity_roles: IdentityRolesTable;
   team_members: TeamMembersTable;
   authz_policies: AuthzPoliciesTable;
+  audit_pending: AuditPendingTable;
   audit_head: AuditHeadTable;
   audit_events: AuditEventsTable;
   audit_nodes: AuditNodesTable;

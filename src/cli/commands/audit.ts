@@ -1,10 +1,9 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import type { StoredEvent } from '../../audit/audit-log.js';
 import { verifierKeyOf } from '../../audit/signed-note.js';
-import { type CurrentState, checkState } from '../../audit/state-check.js';
-import { formatReport, type LogLeaf, type VerifyReport, verifyLog } from '../../audit/verify.js';
+import { type CurrentState, StateChecker, type StateViolation } from '../../audit/state-check.js';
+import { formatReport, type LogLeaf, LogVerifier, type VerifyReport } from '../../audit/verify.js';
 import type { Version } from '../../core/types.js';
 import { openDatabase } from '../../storage/database.js';
 import { KyselyAuditStore } from '../../storage/kysely-audit-store.js';
@@ -25,6 +24,8 @@ interface VerifyOpts {
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 const PAGE = 1000;
+/** Events read from a database per query. */
+const BIG_PAGE = 20_000;
 
 /** A key given as itself or as a file holding it (first line). */
 function keyArg(v: string, what: string): string {
@@ -41,81 +42,125 @@ function progress(what: string, n: number, total: number): void {
   if (process.stderr.isTTY) process.stderr.write(`\r${what} ${n}/${total}`);
 }
 
-const toLeaf = (e: { seq: number; leaf: string }): LogLeaf => ({
-  index: e.seq,
-  bytes: Buffer.from(e.leaf, 'utf8'),
-});
+const toLeaf = (e: { seq: number; leaf: string }): LogLeaf => ({ index: e.seq, text: e.leaf });
 
-/** Reads a whole log and the current state from a data folder's database. */
-async function fromDatabase(o: VerifyOpts) {
+/** What the database holds now: every model, version (with files) and alias. */
+async function currentState(registry: KyselyRegistryStore): Promise<CurrentState> {
+  const state: CurrentState = { models: [], versions: [], aliases: [] };
+  for (let cursor: string | null = null; ; ) {
+    const page = await registry.listModels({}, { limit: 500, ...(cursor && { cursor }) });
+    state.models.push(...page.items);
+    if (!page.nextCursor) break;
+    cursor = page.nextCursor;
+  }
+  for (const m of state.models) {
+    for (let cursor: string | null = null; ; ) {
+      const page = await registry.listVersions(
+        m.name,
+        {},
+        { limit: 500, ...(cursor && { cursor }) },
+      );
+      for (const v of page.items)
+        state.versions.push((await registry.getVersion(m.name, v.number)) as Version);
+      if (!page.nextCursor) break;
+      cursor = page.nextCursor;
+    }
+    state.aliases.push(...(await registry.listAliases(m.name)));
+  }
+  return state;
+}
+
+/**
+ * Verifies the log in a data folder's database (or a PostgreSQL one), streaming the events
+ * through the verifier, and compares the current rows with the log.
+ */
+async function verifyDatabase(
+  o: VerifyOpts,
+  checks: { witnessKeys: string[]; since: string | undefined },
+) {
   const dataDir = o.dataDir ?? '';
   if (!o.databaseUrl && !existsSync(join(dataDir, 'modelgate.db')))
     throw new CliError(
       `no Modelgate database in ${dataDir} (expected ${join(dataDir, 'modelgate.db')})`,
       2,
     );
+  // Without --log-key, the key beside the database: fine for a quick check, but an auditor
+  // passes the key they were given, since whoever can edit the database can replace this file.
+  let logKey = o.logKey ? keyArg(o.logKey, '--log-key') : undefined;
+  const notes: string[] = [];
+  if (!logKey) {
+    const file = join(dataDir, 'audit-log.key');
+    if (!existsSync(file)) throw new CliError(`give --log-key: ${file} does not exist`, 2);
+    logKey = verifierKeyOf(readFileSync(file, 'utf8').trim());
+    notes.push(
+      `warning: checking against the key in ${file}; pass --log-key with a copy you trust`,
+    );
+  }
   const database = openDatabase({ dataDir, ...(o.databaseUrl && { url: o.databaseUrl }) });
   try {
     const audit = new KyselyAuditStore(database);
-    const size = await audit.size();
-    const events: StoredEvent[] = [];
-    for (let from = 0; ; from += PAGE) {
-      const page = await audit.events(from, from + PAGE);
-      events.push(...page);
-      progress('reading events', events.length, size);
-      if (page.length < PAGE) break;
-    }
-    if (process.stderr.isTTY) process.stderr.write('\n');
-    const hashes = await audit.nodes(events.map((e) => ({ level: 0, index: e.seq })));
-    const leaves = events.map((e) => {
-      const stored = hashes.get(`0/${e.seq}`);
-      return { ...toLeaf(e), ...(stored && { storedLeafHash: stored }) };
-    });
     const checkpoints: string[] = [];
     for (const c of await audit.checkpoints()) {
       const lines = await audit.cosignatures(c.size);
       checkpoints.push(lines.length === 0 ? c.note : `${c.note}${lines.join('\n')}\n`);
     }
-    const registry = new KyselyRegistryStore(database);
-    const state: CurrentState = { models: [], versions: [], aliases: [] };
-    for (let cursor: string | null = null; ; ) {
-      const page = await registry.listModels({}, { limit: 500, ...(cursor && { cursor }) });
-      state.models.push(...page.items);
-      if (!page.nextCursor) break;
-      cursor = page.nextCursor;
-    }
-    for (const m of state.models) {
-      for (let cursor: string | null = null; ; ) {
-        const page = await registry.listVersions(
-          m.name,
-          {},
-          { limit: 500, ...(cursor && { cursor }) },
-        );
-        for (const v of page.items)
-          state.versions.push((await registry.getVersion(m.name, v.number)) as Version);
-        if (!page.nextCursor) break;
-        cursor = page.nextCursor;
+    const verifier = new LogVerifier({
+      checkpoints,
+      logKey,
+      witnessKeys: checks.witnessKeys,
+      ...(checks.since && { since: checks.since }),
+    });
+    const state = await currentState(new KyselyRegistryStore(database));
+    const checker = new StateChecker(state);
+    const counted = `${state.models.length} models, ${state.versions.length} versions and ${state.aliases.length} aliases`;
+    const size = await audit.size();
+    let read = 0;
+    for (let from = 0; ; from += BIG_PAGE) {
+      const page = await audit.rawEvents(from, from + BIG_PAGE);
+      const hashes = await audit.leafHashes(from, from + BIG_PAGE);
+      for (const e of page) {
+        const stored = hashes.get(e.seq);
+        const leaf = verifier.add({ ...toLeaf(e), ...(stored && { storedLeafHash: stored }) });
+        // After a violation the verifier stops; so does the comparison, which would not be shown.
+        if (!leaf) continue;
+        checker.add({
+          seq: e.seq,
+          action: String(leaf.action),
+          subject: String(leaf.subject),
+          digest: String(leaf.digest),
+          content: e.content,
+        });
       }
-      state.aliases.push(...(await registry.listAliases(m.name)));
+      read += page.length;
+      progress('reading events', read, size);
+      // By index range, not by page fullness: a deleted event must not end the reading early.
+      if (page.length === 0 && from >= size) break;
     }
-    // Without --log-key, the key beside the database: fine for a quick check, but an auditor
-    // passes the key they were given, since whoever can edit the database can replace this file.
-    let logKey = o.logKey ? keyArg(o.logKey, '--log-key') : undefined;
-    let keyNote = '';
-    if (!logKey) {
-      const file = join(dataDir, 'audit-log.key');
-      if (!existsSync(file)) throw new CliError(`give --log-key: ${file} does not exist`, 2);
-      logKey = verifierKeyOf(readFileSync(file, 'utf8').trim());
-      keyNote = `warning: checking against the key in ${file}; pass --log-key with a copy you trust`;
-    }
-    return { leaves, checkpoints, events, state, logKey, keyNote };
+    if (process.stderr.isTTY) process.stderr.write('\n');
+    const pending = await audit.pending();
+    for (const p of pending) checker.add(p);
+    if (pending.length > 0)
+      notes.push(
+        `warning: ${pending.length} events of committed changes are queued, not yet in the tree (the server adds them when it runs)`,
+      );
+    const report = verifier.finish();
+    return {
+      report,
+      stateViolation: report.ok ? checker.finish() : undefined,
+      checked: report.ok,
+      counted,
+      notes,
+    };
   } finally {
     await database.close();
   }
 }
 
-/** Reads a whole log from a server's API. */
-async function fromServer(server: string) {
+/** Verifies the log a server shows, streaming its events through the verifier. */
+async function verifyServer(
+  server: string,
+  checks: { logKey: string; witnessKeys: string[]; since: string | undefined },
+) {
   const target = resolveTarget({ ...process.env, MODELGATE_SERVER: server });
   const get = async (path: string) => {
     let res: Response;
@@ -130,19 +175,8 @@ async function fromServer(server: string) {
       throw new CliError(`${path}: the server answered ${res.status}: ${await res.text()}`, 1);
     return res;
   };
-  const leaves: LogLeaf[] = [];
-  for (;;) {
-    const r = (await (
-      await get(`/api/v1/audit/events?from=${leaves.length}&limit=${PAGE}`)
-    ).json()) as {
-      size: number;
-      items: { index: number; leaf: string }[];
-    };
-    leaves.push(...r.items.map((e) => toLeaf({ seq: e.index, leaf: e.leaf })));
-    progress('reading events', leaves.length, r.size);
-    if (r.items.length < PAGE) break;
-  }
-  if (process.stderr.isTTY) process.stderr.write('\n');
+  // The latest first (signed now if the log grew), then the stored ones up to it.
+  const latest = await (await get('/api/v1/audit/checkpoint')).text();
   const checkpoints: string[] = [];
   for (let from = 0; ; ) {
     const r = (await (await get(`/api/v1/audit/checkpoints?from=${from}&limit=500`)).json()) as {
@@ -153,10 +187,26 @@ async function fromServer(server: string) {
     if (r.items.length < 500 || !last) break;
     from = last.size + 1;
   }
-  // The latest, signed now if the log grew since the last stored one.
-  const latest = await (await get('/api/v1/audit/checkpoint')).text();
   if (!checkpoints.includes(latest)) checkpoints.push(latest);
-  return { leaves, checkpoints };
+  const verifier = new LogVerifier({
+    checkpoints,
+    logKey: checks.logKey,
+    witnessKeys: checks.witnessKeys,
+    ...(checks.since && { since: checks.since }),
+  });
+  let read = 0;
+  for (;;) {
+    const r = (await (await get(`/api/v1/audit/events?from=${read}&limit=${PAGE}`)).json()) as {
+      size: number;
+      items: { index: number; leaf: string }[];
+    };
+    for (const e of r.items) verifier.add(toLeaf({ seq: e.index, leaf: e.leaf }));
+    read += r.items.length;
+    progress('reading events', read, r.size);
+    if (r.items.length < PAGE) break;
+  }
+  if (process.stderr.isTTY) process.stderr.write('\n');
+  return verifier.finish();
 }
 
 /** `modelgate audit verify`: checks a whole audit log, offline or through a server. */
@@ -211,32 +261,23 @@ Examples:
       let report: VerifyReport;
       let stateLine = '';
       let keyNote = '';
-      let stateViolation: ReturnType<typeof checkState>;
+      let stateViolation: StateViolation | undefined;
       try {
         if (o.server) {
-          const r = await fromServer(o.server);
-          report = verifyLog({
-            ...r,
+          report = await verifyServer(o.server, {
             logKey: keyArg(o.logKey ?? '', '--log-key'),
             witnessKeys,
-            ...(since && { since }),
+            since,
           });
         } else {
-          const r = await fromDatabase(o);
-          keyNote = r.keyNote;
-          report = verifyLog({
-            leaves: r.leaves,
-            checkpoints: r.checkpoints,
-            logKey: r.logKey,
-            witnessKeys,
-            ...(since && { since }),
-          });
-          if (report.ok) {
-            stateViolation = checkState(r.events, r.state);
+          const r = await verifyDatabase(o, { witnessKeys, since });
+          report = r.report;
+          keyNote = r.notes.join('\n');
+          stateViolation = r.stateViolation;
+          if (r.checked)
             stateLine = stateViolation
               ? `FAIL  state        ${stateViolation.message}`
-              : `ok    state        ${r.state.models.length} models, ${r.state.versions.length} versions and ${r.state.aliases.length} aliases match their last logged state`;
-          }
+              : `ok    state        ${r.counted} match their last logged state`;
         }
       } catch (e) {
         if (e instanceof CliError) throw e;

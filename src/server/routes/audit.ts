@@ -157,6 +157,8 @@ export async function auditRoutes(app: Api, opts: AuditRouteOpts) {
       },
     },
     async (req) => {
+      // Events recorded by committed changes join the log first.
+      await audit.signLatest();
       const from = Number(req.query.from ?? 0);
       const limit = Math.min(Number(req.query.limit ?? 100), 1000);
       const size = await auditStore.size();
@@ -256,6 +258,7 @@ export async function auditRoutes(app: Api, opts: AuditRouteOpts) {
     },
     async (req) => {
       const q = req.query;
+      await audit.signLatest();
       const events = await auditStore.eventsAbout(modelSubjects(q.model), {
         ...(q.from && { from: new Date(q.from).toISOString() }),
         ...(q.to && { to: new Date(q.to).toISOString() }),
@@ -292,6 +295,7 @@ export async function auditRoutes(app: Api, opts: AuditRouteOpts) {
     async (req) => {
       const { model, alias } = req.query;
       const at = new Date(req.query.at).toISOString();
+      await audit.signLatest();
       const events = await auditStore.eventsAbout(
         { equals: [subjects.alias(model, alias)], prefixes: [] },
         { to: at, limit: 1, newestFirst: true },
