@@ -276,7 +276,7 @@ async function benchVerifyAndProofs(results: AuditResult[], cli: string): Promis
       const rs = new KyselyAuditStore(reopened);
       const t = performance.now();
       for (let from = 0; from < EVENTS; from += 20_000) {
-        await rs.events(from, from + 20_000);
+        await rs.rawEvents(from, from + 20_000);
         await rs.leafHashes(from, from + 20_000);
       }
       baseline.push((performance.now() - t) / 1000);

@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +19,7 @@ import {
 import { issueToken } from '../src/identity/tokens.js';
 import { apiOf, type TestApp, testApp, uploadBlob } from './helpers/app.js';
 import { describeEachEngine } from './helpers/engines.js';
-import { startServer } from './helpers/server-process.js';
+import { CLI, startServer } from './helpers/server-process.js';
 
 interface Event {
   index: number;
@@ -234,6 +235,34 @@ describeEachEngine('tamper-evident audit log', (db) => {
       (await api('GET', '/audit/alias?model=hist&alias=prod-candidate&at=2020-01-01T00:00:00Z'))
         .statusCode,
     ).toBe(404);
+
+    // The same from the command line.
+    const url = await t.composed.app.listen({ port: 0, host: '127.0.0.1' });
+    const env = {
+      ...process.env,
+      MODELGATE_SERVER: url,
+      MODELGATE_TOKEN: t.token,
+      MODELGATE_CONFIG: join(tmpdir(), 'none.json'),
+    };
+    const cli = (...args: string[]) =>
+      new Promise<{ code: number; out: string }>((resolve) =>
+        execFile(process.execPath, [CLI, ...args], { env }, (err, stdout, stderr) =>
+          resolve({
+            code: err ? Number((err as { code?: number }).code) : 0,
+            out: stdout + stderr,
+          }),
+        ),
+      );
+    const hist = await cli('audit', 'history', 'hist');
+    expect(hist.code, hist.out).toBe(0);
+    expect(hist.out).toMatch(/alias\.set\s+alias:hist:prod-candidate\s+yes/);
+    const then = await cli('audit', 'alias', 'hist', 'prod-candidate', '--at', between);
+    expect(then.out).toMatch(/hist@prod-candidate at .*: version 1/);
+    expect((await cli('audit', 'alias', 'hist', 'prod-candidate', '--at', 'yesterday')).code).toBe(
+      2,
+    );
+    expect((await cli('audit', 'checkpoint')).out).toMatch(/^modelgate\.local\/audit\/v1\n\d+\n/);
+    await t.composed.app.close();
   });
 
   it('stays one gap-free log under concurrent writers, two server processes included', async () => {

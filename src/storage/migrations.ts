@@ -317,9 +317,9 @@ const m0005: PortableMigration = {
     // one subject, since changes to one subject are serialised by its row lock).
     await db.schema
       .createTable('audit_pending')
-      .addColumn('id', caps.engine === 'sqlite' ? 'integer' : 'bigserial', (c) =>
-        caps.engine === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey(),
-      )
+      // SQLite: a plain INTEGER PRIMARY KEY numbers rows without AUTOINCREMENT's extra write per
+      // insert; a number reused after the queue empties is harmless, only the order counts.
+      .addColumn('id', caps.engine === 'sqlite' ? 'integer' : 'bigserial', (c) => c.primaryKey())
       .addColumn('time', 'text', (c) => c.notNull())
       .addColumn('actor', 'text', (c) => c.notNull())
       .addColumn('credential', 'text', (c) => c.notNull())

@@ -11,6 +11,7 @@ import { KyselyRegistryStore } from '../../storage/kysely-registry-store.js';
 import { resolveTarget } from '../config.js';
 import type { CliContext } from '../context.js';
 import { CliError } from '../errors.js';
+import { table } from '../output.js';
 
 interface VerifyOpts {
   dataDir?: string;
@@ -212,6 +213,89 @@ async function verifyServer(
 /** `modelgate audit verify`: checks a whole audit log, offline or through a server. */
 export function registerAudit(program: Command, ctx: CliContext): void {
   const audit = program.command('audit').description('the tamper-evident audit log');
+  type Proved = {
+    checkpoint: string;
+    items: {
+      event: {
+        index: number;
+        time: string;
+        actor: string;
+        credential: string;
+        action: string;
+        subject: string;
+      };
+      proof: unknown;
+    }[];
+  };
+  const eventRows = (r: Proved) =>
+    table(
+      ['#', 'TIME', 'ACTOR', 'CREDENTIAL', 'ACTION', 'SUBJECT', 'PROOF'],
+      r.items.map(({ event: e, proof }) => [
+        e.index,
+        e.time,
+        e.actor,
+        e.credential,
+        e.action,
+        e.subject,
+        proof ? 'yes' : 'pending',
+      ]),
+    );
+  const when = (v: string | undefined, flag: string) => {
+    if (v === undefined) return undefined;
+    const t = Date.parse(v);
+    if (Number.isNaN(t))
+      throw new CliError(`${flag} ${v} is not a time (e.g. 2026-03-01T12:00:00Z)`, 2);
+    return new Date(t).toISOString();
+  };
+  audit
+    .command('checkpoint')
+    .description("the log's latest signed checkpoint (save it for audit verify --since)")
+    .action(async (_o: unknown, cmd: Command) => {
+      const t = resolveTarget();
+      const res = await fetch(`${t.server}/api/v1/audit/checkpoint`, {
+        headers: { authorization: `Bearer ${t.token}` },
+      }).catch((e: Error) => {
+        throw new CliError(`cannot reach ${t.server}: ${e.message}`, 2);
+      });
+      const text = await res.text();
+      if (!res.ok) throw new CliError(`the server answered ${res.status}: ${text}`, 1);
+      ctx.print(cmd, { note: text }, () => text.replace(/\n$/, ''));
+    });
+  audit
+    .command('history <model>')
+    .description(
+      'every event about a model (itself, its versions, aliases, evaluations), each with an inclusion proof',
+    )
+    .option('--from <time>', 'only events at or after this time')
+    .option('--to <time>', 'only events at or before this time')
+    .action(async (model: string, o: { from?: string; to?: string }, cmd: Command) => {
+      const q = new URLSearchParams({ model });
+      const from = when(o.from, '--from');
+      const to = when(o.to, '--to');
+      if (from) q.set('from', from);
+      if (to) q.set('to', to);
+      const r = await ctx.client().request<Proved>('GET', `/api/v1/audit/history?${q}`);
+      ctx.print(cmd, r, () => eventRows(r));
+    });
+  audit
+    .command('alias <model> <alias>')
+    .description('where an alias pointed at a time, from the log, with the proof of the event')
+    .requiredOption('--at <time>', 'the time, e.g. 2026-03-03T09:00:00Z')
+    .action(async (model: string, alias: string, o: { at: string }, cmd: Command) => {
+      const q = new URLSearchParams({ model, alias, at: when(o.at, '--at') ?? '' });
+      const r = await ctx
+        .client()
+        .request<Proved & { version: number | null; at: string }>(
+          'GET',
+          `/api/v1/audit/alias?${q}`,
+        );
+      ctx.print(cmd, r, () =>
+        [
+          `${model}@${alias} at ${r.at}: ${r.version === null ? 'not set (deleted)' : `version ${r.version}`}`,
+          eventRows(r),
+        ].join('\n'),
+      );
+    });
   audit
     .command('verify')
     .description(
