@@ -2,6 +2,19 @@ import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
+import { canonicalize } from '../../src/audit/canonical-json.js';
+import { CheckpointError, formatCheckpoint, parseCheckpoint } from '../../src/audit/checkpoint.js';
+import { MemoryTree } from '../../src/audit/merkle.js';
+import {
+  generateSignerKey,
+  NoteError,
+  noteSigner,
+  noteVerifier,
+  openNote,
+  signNote,
+  verifierKeyOf,
+} from '../../src/audit/signed-note.js';
+import { LogVerifier } from '../../src/audit/verify.js';
 import { walkPickle } from '../../src/evaluators/artifact-scan/pickle-walker.js';
 import { scanPaths } from '../../src/evaluators/artifact-scan/scanner.js';
 
@@ -94,6 +107,41 @@ function target(name: string, arb: fc.Arbitrary<Buffer>, check: (b: Buffer) => v
   };
 }
 
+/**
+ * Inputs from outside the log's own writer: checkpoint notes a witness or a verifier receives
+ * from a server, and event leaves `audit verify` reads from a database someone may have edited.
+ */
+function auditSeeds() {
+  const skey = generateSignerKey('fuzz.example/audit/v1');
+  const wkey = generateSignerKey('fuzz.example/witness', 0x04);
+  const tree = new MemoryTree();
+  const leaves: Buffer[] = [];
+  for (let seq = 0; seq < 4; seq++) {
+    const leaf = Buffer.from(
+      canonicalize({
+        seq,
+        time: '2026-11-26T10:00:00.000Z',
+        actor: 'ann',
+        credential: 'tok_0123456789abcdef',
+        action: 'model.create',
+        subject: `model:m${seq}`,
+        digest: `sha256:${'ab'.repeat(32)}`,
+      }),
+    );
+    leaves.push(leaf);
+    tree.append(leaf);
+  }
+  const text = formatCheckpoint({ origin: 'fuzz.example/audit/v1', size: 4, root: tree.root() });
+  const note = signNote(text, [noteSigner(skey)]);
+  const cosigned = `${note}${signNote(text, [noteSigner(wkey)]).slice(text.length + 1)}`;
+  return {
+    vkey: verifierKeyOf(skey),
+    notes: [Buffer.from(note), Buffer.from(cosigned)],
+    leaves,
+    note,
+  };
+}
+
 /** Runs the scanner on bytes written to a file, as it would run on an upload. */
 function scanBytes(dir: string, name: string) {
   return (b: Buffer) => {
@@ -121,6 +169,7 @@ export function targets(): { list: FuzzTarget[]; cleanup(): void } {
   const isPb = (n: string) => n.endsWith('.pb');
   const isH5 = (n: string) => n.endsWith('.h5');
   const isKeras = (n: string) => n.endsWith('.keras');
+  const audit = auditSeeds();
   return {
     list: [
       target('pickle walker', mutatedBytes(seeds(isPickle)), (b) => {
@@ -145,6 +194,20 @@ export function targets(): { list: FuzzTarget[]; cleanup(): void } {
       ),
       target('scanner: Keras HDF5 files', mutatedBytes(seeds(isH5)), scanBytes(dir, 'f.h5')),
       target('scanner: Keras archives', mutatedBytes(seeds(isKeras)), scanBytes(dir, 'f.keras')),
+      // A note either opens and parses or is refused with the format's own error.
+      target('audit: signed checkpoint notes', mutatedBytes(audit.notes), (b) => {
+        try {
+          parseCheckpoint(openNote(b.toString('utf8'), [noteVerifier(audit.vkey)]).text);
+        } catch (e) {
+          if (!(e instanceof NoteError) && !(e instanceof CheckpointError)) throw e;
+        }
+      }),
+      // Any event bytes give a report (a violation at worst), never an exception.
+      target('audit: log verifier on event bytes', mutatedBytes(audit.leaves), (b) => {
+        const v = new LogVerifier({ checkpoints: [audit.note], logKey: audit.vkey });
+        v.add({ index: 0, bytes: b });
+        if (typeof v.finish().ok !== 'boolean') throw new Error('no verdict');
+      }),
     ],
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
