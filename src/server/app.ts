@@ -24,7 +24,7 @@ import { PolicySet } from '../policy/authz/policy-set.js';
 import type { BlobStore } from '../registry/blob-store.js';
 import type { RegistryService } from '../registry/registry-service.js';
 import type { RegistryStore } from '../registry/registry-store.js';
-import { authorizeRequest, type RouteAuthz } from './authorization.js';
+import { authorizeRequest, type Loaded, type RouteAuthz } from './authorization.js';
 import { accessRoutes } from './routes/access.js';
 import { auditRoutes } from './routes/audit.js';
 import { blobRoutes } from './routes/blobs.js';
@@ -45,6 +45,8 @@ declare module 'fastify' {
     principal: Principal;
     /** Actions the presented token is limited to; undefined: no limit beyond the identity's. */
     tokenScopes: string[] | undefined;
+    /** The model and version authorization loaded for this request (handlers reuse them). */
+    loaded: Loaded;
   }
   interface FastifyContextConfig {
     /** Routes that need no token: health, readiness and the API description. */
@@ -215,6 +217,11 @@ export async function buildApp(deps: AppDeps) {
   app.decorateRequest('actor', null as unknown as Actor);
   app.decorateRequest('principal', null as unknown as Principal);
   app.decorateRequest('tokenScopes', undefined);
+  app.decorateRequest('loaded', null as unknown as Loaded);
+  // A fresh object per request: a decorator's default value would be shared by all requests.
+  app.addHook('onRequest', async (request) => {
+    request.loaded = {};
+  });
   const policies = deps.policies ?? PolicySet.fixed(new Authorizer(BUILTIN_POLICIES));
   const tokens = new TokenCache((hash, ip) => deps.store.findToken(hash, ip), deps.tokenCacheMs);
 

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { ModelgateError } from '../core/errors.js';
-import type { Model } from '../core/types.js';
+import type { Model, Version } from '../core/types.js';
 import type { Authorizer, AuthzRequest, Principal, Resource } from '../policy/authz/authorizer.js';
 import type { Action } from '../policy/authz/schema.js';
 import type { RegistryService } from '../registry/registry-service.js';
@@ -20,20 +20,29 @@ export interface RouteAuthz {
 
 const modelOf = (m: Model) => ({ name: m.name, team: m.ownerTeam, tier: m.riskTier });
 
-/** Loads the resource a request acts on from its path parameters. */
+/** The records a request's resource was built from, kept so the handler need not read them again. */
+export interface Loaded {
+  model?: Model;
+  version?: Version;
+}
+
+/** Loads the resource a request acts on from its path parameters (and the records behind it). */
 export async function loadResource(
   registry: RegistryService,
   kind: RouteAuthz['resource'],
   params: Record<string, string>,
+  loaded: Loaded = {},
 ): Promise<Resource> {
   if (kind === 'registry') return { kind: 'registry' };
-  const model = modelOf(await registry.getModel(params.model ?? ''));
+  loaded.model = await registry.getModel(params.model ?? '');
+  const model = modelOf(loaded.model);
   if (kind === 'model') return { kind: 'model', ...model };
   if (kind === 'alias') {
     const name = params.alias ?? '';
     return { kind: 'alias', model, name, protected: PROTECTED_ALIASES.has(name) };
   }
   const v = await registry.getVersion(model.name, params.ref ?? '');
+  loaded.version = v;
   return { kind: 'version', model, number: v.number, author: v.author };
 }
 
@@ -49,6 +58,7 @@ export async function authorizeRequest(
     registry,
     route.resource,
     request.params as Record<string, string>,
+    request.loaded,
   );
   const req: AuthzRequest = { principal, action: route.action, resource };
   const d = authorizer.decide(req);

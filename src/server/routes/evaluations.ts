@@ -110,7 +110,7 @@ export async function evaluationRoutes(app: Api, { deps }: RouteOpts) {
           },
         );
       }
-      const v = await registry.getVersion(req.params.model, req.params.ref);
+      const v = req.loaded.version ?? (await registry.getVersion(req.params.model, req.params.ref));
       const e = await evaluations.enqueue(
         { model: v.model, version: v.number },
         { id: evaluator.id, version: evaluator.version },
@@ -137,7 +137,7 @@ export async function evaluationRoutes(app: Api, { deps }: RouteOpts) {
       },
     },
     async (req) => {
-      const v = await registry.getVersion(req.params.model, req.params.ref);
+      const v = req.loaded.version ?? (await registry.getVersion(req.params.model, req.params.ref));
       return { items: await evaluations.listForVersion(v.model, v.number) };
     },
   );
@@ -157,7 +157,7 @@ export async function evaluationRoutes(app: Api, { deps }: RouteOpts) {
       },
     },
     async (req) => {
-      const v = await registry.getVersion(req.params.model, req.params.ref);
+      const v = req.loaded.version ?? (await registry.getVersion(req.params.model, req.params.ref));
       const items = await evaluations.findings({ model: v.model, version: v.number });
       const summary = Object.fromEntries(
         SEVERITIES.map((s) => [s, items.filter((f) => f.severity === s).length]),

@@ -89,7 +89,7 @@ export async function modelRoutes(app: Api, { deps }: RouteOpts) {
         response: { 200: ModelSchema, ...errorResponses(400, 401, 404) },
       },
     },
-    async (req) => registry.getModel(req.params.model),
+    async (req) => req.loaded.model ?? registry.getModel(req.params.model),
   );
 
   app.patch(

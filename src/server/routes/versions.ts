@@ -178,7 +178,7 @@ export async function versionRoutes(app: Api, { deps }: RouteOpts) {
         response: { 200: VersionSchema, ...errorResponses(400, 401, 404) },
       },
     },
-    async (req) => registry.getVersion(req.params.model, req.params.ref),
+    async (req) => req.loaded.version ?? registry.getVersion(req.params.model, req.params.ref),
   );
 
   app.get(
@@ -193,7 +193,7 @@ export async function versionRoutes(app: Api, { deps }: RouteOpts) {
       },
     },
     async (req) => {
-      const v = await registry.getVersion(req.params.model, req.params.ref);
+      const v = req.loaded.version ?? (await registry.getVersion(req.params.model, req.params.ref));
       return modelSigningManifest(
         `${v.model}@${v.number}`,
         (v.files ?? []).map((f) => ({ path: f.path, size: f.size, sha256: f.digest.slice(7) })),
@@ -259,7 +259,7 @@ export async function versionRoutes(app: Api, { deps }: RouteOpts) {
       },
     },
     async (req) => {
-      const v = await registry.getVersion(req.params.model, req.params.ref);
+      const v = req.loaded.version ?? (await registry.getVersion(req.params.model, req.params.ref));
       throw new ModelgateError(
         'VERSION_IMMUTABLE',
         `version ${v.model}@${v.number} is immutable and cannot be deleted`,
