@@ -81,6 +81,11 @@ export interface AuditStore {
 
 const key = (level: number, index: number) => `${level}/${index}`;
 
+/** A signed note with further signature lines (witness cosignatures) appended. */
+export function noteWithCosignatures(note: string, lines: readonly string[]): string {
+  return lines.length === 0 ? note : `${note.replace(/\n$/, '')}\n${lines.join('\n')}\n`;
+}
+
 /**
  * The tamper-evident audit log: reads the events stores append, signs checkpoints (C2SP
  * tlog-checkpoint in a signed note) when the log has grown, serves inclusion and consistency
@@ -159,8 +164,7 @@ export class AuditLog {
 
   /** A stored checkpoint's note with the witness cosignatures stored for it. */
   async withCosignatures(c: StoredCheckpoint): Promise<string> {
-    const lines = await this.store.cosignatures(c.size);
-    return lines.length === 0 ? c.note : `${c.note.replace(/\n$/, '')}\n${lines.join('\n')}\n`;
+    return noteWithCosignatures(c.note, await this.store.cosignatures(c.size));
   }
 
   /**

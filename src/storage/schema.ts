@@ -64,15 +64,9 @@ export interface AuditHeadTable {
   size: number;
 }
 
-export interface AuditEventsTable {
+/** A queued event once in the log: its index and its leaf added. */
+export interface AuditEventsTable extends Omit<AuditPendingTable, 'id'> {
   seq: number;
-  time: string;
-  actor: string;
-  credential: string;
-  action: string;
-  subject: string;
-  digest: string;
-  content: string;
   leaf: string;
 }
 

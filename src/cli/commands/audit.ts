@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { noteWithCosignatures } from '../../audit/audit-log.js';
 import { verifierKeyOf } from '../../audit/signed-note.js';
 import { type CurrentState, StateChecker, type StateViolation } from '../../audit/state-check.js';
 import { formatReport, type LogLeaf, LogVerifier, type VerifyReport } from '../../audit/verify.js';
@@ -102,8 +103,7 @@ async function verifyDatabase(
     const audit = new KyselyAuditStore(database);
     const checkpoints: string[] = [];
     for (const c of await audit.checkpoints()) {
-      const lines = await audit.cosignatures(c.size);
-      checkpoints.push(lines.length === 0 ? c.note : `${c.note}${lines.join('\n')}\n`);
+      checkpoints.push(noteWithCosignatures(c.note, await audit.cosignatures(c.size)));
     }
     const verifier = new LogVerifier({
       checkpoints,
