@@ -111,6 +111,11 @@ export const ERROR_CATALOG = {
     description:
       'The note is not a checkpoint this log signed, or carries no valid cosignature of a configured witness (MODELGATE_WITNESS_KEYS).',
   },
+  GATE_POLICY_INVALID: {
+    status: 400,
+    description:
+      'The gate policy document is malformed, or an expression names a fact that does not exist or has a type error; every problem is listed with its path.',
+  },
   POLICY_NOT_FOUND: { status: 404, description: 'No operator policy has this id.' },
   VERSION_IMMUTABLE: {
     status: 409,

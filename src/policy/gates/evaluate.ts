@@ -1,0 +1,133 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { canonicalize } from '../../audit/canonical-json.js';
+import { ModelgateError } from '../../core/errors.js';
+import { type Facts, toCelFacts } from './facts-schema.js';
+import { type CompiledPolicy, type GateAction, PolicyVariables } from './policy-document.js';
+
+/** The outcome of one validation of a policy on one facts snapshot. */
+export interface RuleResult {
+  name: string;
+  passed: boolean;
+  action: GateAction;
+  reason: string;
+  /** Why the rule failed; null when it passed. */
+  message: string | null;
+  /** The evaluation error, when the expression could not be evaluated (the rule then failed). */
+  error?: string;
+}
+
+/** The outcome of a policy on one facts snapshot: what a decision record stores. */
+export interface GateResult {
+  policy: { name: string; digest: string };
+  /** The CEL engine and its version, e.g. `@marcbachmann/cel-js@8.0.0`. */
+  engine: string;
+  /** `sha256:<hex>` of the RFC 8785 canonical JSON of the facts. */
+  factsDigest: string;
+  results: RuleResult[];
+  /** deny when any failed rule has action deny; warn and audit rules never deny. */
+  outcome: 'allow' | 'deny';
+}
+
+// The installed engine's version, read once: it is part of a decision's identity, so it must
+// be what actually ran, not what a constant claims. The package does not export its
+// package.json, so walk up from its resolved entry point.
+function installedEngine(): string {
+  const name = '@marcbachmann/cel-js';
+  let dir = dirname(createRequire(import.meta.url).resolve(name));
+  for (;;) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+      if (pkg.name === name) return `${name}@${pkg.version}`;
+    } catch {
+      // No package.json at this level: keep walking up.
+    }
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`cannot find the package.json of ${name}`);
+    dir = up;
+  }
+}
+
+/** The CEL engine gates run on, as `name@version` of the installed package. */
+export const CEL_ENGINE = installedEngine();
+
+/** `sha256:<hex>` of the RFC 8785 canonical JSON of a facts snapshot. */
+export function factsDigest(facts: Facts): string {
+  return `sha256:${createHash('sha256').update(canonicalize(facts)).digest('hex')}`;
+}
+
+function describe(e: unknown): string {
+  const err = e as { summary?: unknown; message?: unknown };
+  if (typeof err?.summary === 'string') return err.summary;
+  if (typeof err?.message === 'string') return err.message.split('\n')[0] ?? err.message;
+  return String(e);
+}
+
+/**
+ * Evaluates every validation of a compiled policy on a facts snapshot. Pure: `now` comes from
+ * the facts, nothing is read or written. A rule whose expression errors (a missing field, a
+ * failing variable) counts as failed, never as passed. Throws VALIDATION_FAILED for facts that
+ * do not match the facts schema.
+ */
+export function evaluatePolicy(compiled: CompiledPolicy, facts: Facts): GateResult {
+  const digest = factsDigest(facts);
+  const context: Record<string, unknown> = toCelFacts(facts);
+  const programs = new Map(compiled.variables.map((v) => [v.name, v.program]));
+  context.variables = new PolicyVariables((name) => {
+    const program = programs.get(name);
+    if (!program) throw new Error(`variables.${name} is not defined`);
+    try {
+      return program(context);
+    } catch (e) {
+      // Say which variable failed: the rule's own expression only shows `variables.x`.
+      throw new Error(`variables.${name}: ${describe(e)}`);
+    }
+  });
+  const results = compiled.validations.map(({ spec, program, messageProgram }): RuleResult => {
+    let passed = false;
+    let error: string | undefined;
+    try {
+      const value = program(context);
+      if (typeof value === 'boolean') passed = value;
+      else error = `expression returned ${typeof value}, not bool`;
+    } catch (e) {
+      error = describe(e);
+    }
+    const base = { name: spec.name, passed, action: spec.action, reason: spec.reason };
+    if (passed) return { ...base, message: null };
+    let message = spec.message ?? `${spec.name} failed`;
+    if (messageProgram) {
+      try {
+        const m = messageProgram(context);
+        if (typeof m === 'string' && m.trim() !== '') message = m;
+      } catch (e) {
+        // Keep the static (or default) message; say why the dynamic one is missing.
+        message += ` (messageExpression failed: ${describe(e)})`;
+      }
+    }
+    return { ...base, message, ...(error !== undefined && { error }) };
+  });
+  return {
+    policy: { name: compiled.name, digest: compiled.digest },
+    engine: CEL_ENGINE,
+    factsDigest: digest,
+    results,
+    outcome: results.some((r) => !r.passed && r.action === 'deny') ? 'deny' : 'allow',
+  };
+}
+
+/**
+ * Re-evaluates a stored facts snapshot (its canonical JSON text) with a compiled policy; the
+ * caller compares the outcome and digests with the stored decision's.
+ */
+export function replay(compiled: CompiledPolicy, factsJson: string): GateResult {
+  let facts: Facts;
+  try {
+    facts = JSON.parse(factsJson) as Facts;
+  } catch (e) {
+    throw new ModelgateError('INVALID_JSON', `stored facts are not JSON: ${describe(e)}`);
+  }
+  return evaluatePolicy(compiled, facts);
+}
