@@ -56,10 +56,16 @@ const BODIES: Record<string, (blobDigest: string) => unknown> = {
   'POST /api/v1/login': () => ({ name: 'target', password: 'wrong password here' }),
   'POST /api/v1/oidc/token': () => ({ token: 'not-a-jwt' }),
   'POST /api/v1/audit/cosignatures': () => ({ note: 'not a note' }),
+  'POST /api/v1/gate-policies': () => ({ document: GATE }),
 };
 
 // Query strings for routes that require one (validation runs before authorization, so a
 // missing query would be a 400 for every caller and say nothing about who may call).
+const GATE = readFileSync(
+  join(import.meta.dirname, '..', 'src', 'policy', 'gates', 'shipped-pack', 'staging-gate.yaml'),
+  'utf8',
+);
+
 const QUERIES: Record<string, string> = {
   'GET /api/v1/audit/consistency': '?from=0&to=1',
   'GET /api/v1/audit/history': '?model=churn',
@@ -128,6 +134,7 @@ describeEachEngine('authorization on every route', (db) => {
       team: 'payments',
       policy: 'matrix-policy',
       index: '0',
+      version: '1',
       // A token of another identity: only identity managers may see, revoke or rotate it.
       token: (
         (await post('/api/v1/identities/target/tokens', { name: 'target' })).json() as {

@@ -32,6 +32,11 @@ const VALID_BODIES: Record<string, unknown> = {
   'POST /api/v1/login': { name: 'seed-user', password: 'wrong password' },
   'POST /api/v1/oidc/token': { token: 'not-a-jwt' },
   'POST /api/v1/audit/cosignatures': { note: 'not a checkpoint' },
+  // Valid in shape; refused by the type checker (no such fact), so nothing is stored.
+  'POST /api/v1/gate-policies': {
+    document:
+      'apiVersion: modelgate.dev/v1\nkind: GatePolicy\nmetadata: {name: walk}\nspec:\n  bindings: {aliases: [production]}\n  validations:\n    - {name: x, expression: version.nope == 1, message: m, reason: R, action: deny}\n',
+  },
   'POST /api/v1/authz/explain': { action: 'read', resource: 'model:seed-model' },
 };
 
@@ -50,6 +55,7 @@ const BAD_PARAMS: Record<string, string[]> = {
   team: ['Bad%20Name', '..', 'x'.repeat(300), '%00'],
   policy: ['Bad%20Name', 'admin-all', '..', 'x'.repeat(300), 'no-such-policy'],
   index: ['-1', '99999999', '1.5', 'x', '%00', '9'.repeat(30)],
+  version: ['0', '-1', 'x', '9'.repeat(30)],
 };
 
 /** Everything a request could have changed: every table (but token bookkeeping) and the blob folder. */
@@ -75,6 +81,7 @@ async function snapshot(db: Kysely<DB>, dataDir: string): Promise<string> {
     'audit_nodes',
     'audit_checkpoints',
     'audit_cosignatures',
+    'gate_policies',
   ]) {
     const rows = await sql.raw(`SELECT * FROM ${table} ORDER BY 1, 2`).execute(db);
     h.update(table).update(JSON.stringify(rows.rows));
@@ -132,6 +139,7 @@ describeEachEngine('every route refuses bad input cleanly', (db) => {
     const valid: Record<string, string> = {
       role: 'viewer',
       index: '0',
+      version: '1',
       team: 'seed-team',
       policy: 'seed-policy',
       model: 'seed-model',

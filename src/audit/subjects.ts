@@ -13,6 +13,7 @@ export const subjects = {
   identity: (name: string) => `identity:${name}`,
   token: (id: string) => `token:${id}`,
   policy: (id: string) => `policy:${id}`,
+  gatePolicy: (name: string, version: number) => `gate-policy:${name}@${version}`,
 };
 
 /** Subject prefixes of every event about a model: itself, its versions, aliases and evaluations. */

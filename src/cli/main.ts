@@ -9,6 +9,7 @@ import { registerIdentity } from './commands/identity.js';
 import { registerLineage } from './commands/lineage.js';
 import { registerLogin } from './commands/login.js';
 import { registerModel } from './commands/model.js';
+import { registerPolicy } from './commands/policy.js';
 import { registerPush } from './commands/push.js';
 import { registerScan } from './commands/scan.js';
 import { registerServe } from './commands/serve.js';
@@ -55,6 +56,7 @@ Quick start:
   registerScan(program);
   registerEval(program, context);
   registerAudit(program, context);
+  registerPolicy(program, context);
   registerWitness(program, context);
   // Subcommands exit through the same override so usage errors end with code 2.
   const override = (c: Command) => {

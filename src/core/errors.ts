@@ -116,6 +116,10 @@ export const ERROR_CATALOG = {
     description:
       'The gate policy document is malformed, or an expression names a fact that does not exist or has a type error; every problem is listed with its path.',
   },
+  GATE_POLICY_NOT_FOUND: {
+    status: 404,
+    description: 'No gate policy (or no such version of it) has this name.',
+  },
   POLICY_NOT_FOUND: { status: 404, description: 'No operator policy has this id.' },
   VERSION_IMMUTABLE: {
     status: 409,

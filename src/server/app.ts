@@ -21,6 +21,7 @@ import { hashToken } from '../identity/tokens.js';
 import { Authorizer, type Principal } from '../policy/authz/authorizer.js';
 import { BUILTIN_POLICIES } from '../policy/authz/builtin-policies.js';
 import { PolicySet } from '../policy/authz/policy-set.js';
+import type { GatePolicyStore } from '../policy/gates/gate-policy-store.js';
 import type { BlobStore } from '../registry/blob-store.js';
 import type { RegistryService } from '../registry/registry-service.js';
 import type { RegistryStore } from '../registry/registry-store.js';
@@ -30,6 +31,7 @@ import { auditRoutes } from './routes/audit.js';
 import { blobRoutes } from './routes/blobs.js';
 import { datasetRoutes } from './routes/datasets.js';
 import { evaluationRoutes } from './routes/evaluations.js';
+import { gatePolicyRoutes } from './routes/gate-policies.js';
 import { healthRoutes } from './routes/health.js';
 import { explainRoute, identityRoutes } from './routes/identities.js';
 import { loginRoutes } from './routes/login.js';
@@ -76,6 +78,8 @@ export interface AppDeps {
   authFailureLimit?: number;
   /** How long a token lookup is cached (default 5 s): grants changed by another process apply within it. */
   tokenCacheMs?: number;
+  /** Published gate policies. */
+  gatePolicies: GatePolicyStore;
   /** The tamper-evident audit log the stores append to. */
   audit: AuditLog;
   auditStore: AuditStore;
@@ -357,6 +361,7 @@ export async function buildApp(deps: AppDeps) {
       await api.register(accessRoutes, identityOpts);
       await api.register(explainRoute, identityOpts);
       await api.register(auditRoutes, { deps, audit: deps.audit, auditStore: deps.auditStore });
+      await api.register(gatePolicyRoutes, { deps, gatePolicies: deps.gatePolicies });
       await api.register(loginRoutes, {
         federation: deps.federation,
         identities: deps.identities,

@@ -15,6 +15,7 @@ import { type Database, openDatabase } from '../storage/database.js';
 import { KyselyAuditStore } from '../storage/kysely-audit-store.js';
 import { KyselyAuthzPolicyStore } from '../storage/kysely-authz-policy-store.js';
 import { KyselyEvaluationStore } from '../storage/kysely-evaluation-store.js';
+import { KyselyGatePolicyStore } from '../storage/kysely-gate-policy-store.js';
 import { KyselyIdentityStore } from '../storage/kysely-identity-store.js';
 import { KyselyRegistryStore } from '../storage/kysely-registry-store.js';
 import { migrate } from '../storage/migrations.js';
@@ -121,6 +122,7 @@ export async function compose(
       identities: new KyselyIdentityStore(database),
       audit,
       auditStore,
+      gatePolicies: new KyselyGatePolicyStore(database),
       ...(config.oidcConfig && {
         federation: new OidcFederation(loadOidcConfig(config.oidcConfig)),
       }),

@@ -405,6 +405,45 @@ const m0005: PortableMigration = {
   },
 };
 
+const m0006: PortableMigration = {
+  async up(db, caps) {
+    // Gate policies: each published version immutable, named by (name, version) and digest.
+    await db.schema
+      .createTable('gate_policies')
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('version', 'integer', (c) => c.notNull())
+      .addColumn('digest', 'text', (c) => c.notNull())
+      // The parsed document as canonical JSON (what the digest covers) and the text as sent.
+      .addColumn('document', 'text', (c) => c.notNull())
+      .addColumn('source', 'text', (c) => c.notNull())
+      .addColumn('published_by', 'text', (c) => c.notNull())
+      .addColumn('published_credential', 'text', (c) => c.notNull())
+      .addColumn('published_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('gate_policies_pk', ['name', 'version'])
+      .addUniqueConstraint('gate_policies_digest', ['name', 'digest'])
+      .execute();
+    if (caps.engine === 'sqlite') {
+      for (const [name, event] of [
+        ['immutable', 'UPDATE'],
+        ['no_delete', 'DELETE'],
+      ])
+        await sql
+          .raw(`CREATE TRIGGER gate_policies_${name} BEFORE ${event} ON gate_policies
+                BEGIN SELECT RAISE(ABORT, 'GATE_POLICY_IMMUTABLE'); END`)
+          .execute(db);
+    } else {
+      await sql
+        .raw(`CREATE FUNCTION modelgate_refuse_gate_policy_change() RETURNS trigger
+              LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'GATE_POLICY_IMMUTABLE'; END $$`)
+        .execute(db);
+      await sql
+        .raw(`CREATE TRIGGER gate_policies_immutable BEFORE UPDATE OR DELETE ON gate_policies
+              FOR EACH ROW EXECUTE FUNCTION modelgate_refuse_gate_policy_change()`)
+        .execute(db);
+    }
+  },
+};
+
 /** Every migration, in order. Append only: a released migration is never edited. */
 const MIGRATIONS: Record<string, PortableMigration> = {
   '0001_registry_core': m0001,
@@ -412,6 +451,7 @@ const MIGRATIONS: Record<string, PortableMigration> = {
   '0003_identity_roles': m0003,
   '0004_identity_admin': m0004,
   '0005_audit_log': m0005,
+  '0006_gate_policies': m0006,
 };
 
 /** Brings the schema up to date. Safe to call from several processes at once (the migrator locks). */

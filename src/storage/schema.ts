@@ -90,6 +90,17 @@ export interface AuditCosignaturesTable {
   created_at: string;
 }
 
+export interface GatePoliciesTable {
+  name: string;
+  version: number;
+  digest: string;
+  document: string;
+  source: string;
+  published_by: string;
+  published_credential: string;
+  published_at: string;
+}
+
 export interface AuthzPoliciesTable {
   id: string;
   text: string;
@@ -224,6 +235,7 @@ export interface DB {
   identity_roles: IdentityRolesTable;
   team_members: TeamMembersTable;
   authz_policies: AuthzPoliciesTable;
+  gate_policies: GatePoliciesTable;
   audit_pending: AuditPendingTable;
   audit_head: AuditHeadTable;
   audit_events: AuditEventsTable;

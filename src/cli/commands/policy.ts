@@ -1,0 +1,111 @@
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { isModelgateError } from '../../core/errors.js';
+import { compilePolicy, parsePolicyDocument } from '../../policy/gates/policy-document.js';
+import type { CliContext } from '../context.js';
+import { seg } from '../context.js';
+import { CliError } from '../errors.js';
+import { fields, table } from '../output.js';
+
+interface Published {
+  name: string;
+  version: number;
+  digest: string;
+  publishedBy: string;
+  publishedAt: string;
+  source: string;
+}
+
+function readPolicyFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CliError(`cannot read ${file}: ${(e as Error).message}`, 2);
+  }
+}
+
+/** `modelgate policy`: gate policies (CEL), checked offline, published, listed. */
+export function registerPolicy(program: Command, ctx: CliContext): void {
+  const policy = program
+    .command('policy')
+    .description('gate policies: the CEL rules a promotion must pass (check, publish, list, show)');
+  policy
+    .command('check <file>')
+    .description(
+      'check a gate policy offline: its shape, and every expression type-checked against the facts schema (exit 0 valid, 1 not)',
+    )
+    .action((file: string, _o: unknown, cmd: Command) => {
+      const text = readPolicyFile(file);
+      try {
+        const c = compilePolicy(parsePolicyDocument(text));
+        ctx.print(
+          cmd,
+          { valid: true, name: c.name, digest: c.digest },
+          () => `ok: ${c.name} ${c.digest}`,
+        );
+      } catch (e) {
+        if (!isModelgateError(e)) throw e;
+        const problems =
+          (e.details?.problems as { path: string; message: string }[] | undefined) ?? [];
+        ctx.print(cmd, { valid: false, problems }, () =>
+          problems.length > 0
+            ? problems.map((p) => `${file}: ${p.path}: ${p.message}`).join('\n')
+            : e.message,
+        );
+        process.exitCode = 1;
+      }
+    });
+  policy
+    .command('publish <file>')
+    .description(
+      'publish a gate policy: a new immutable version unless the same text is already published',
+    )
+    .action(async (file: string, _o: unknown, cmd: Command) => {
+      const p = await ctx
+        .client()
+        .request<Published>('POST', '/api/v1/gate-policies', { document: readPolicyFile(file) });
+      ctx.print(cmd, p, () => `${p.name} version ${p.version} ${p.digest}`);
+    });
+  policy
+    .command('list')
+    .description('the latest version of every gate policy')
+    .action(async (_o: unknown, cmd: Command) => {
+      const r = await ctx.client().request<{ items: Published[] }>('GET', '/api/v1/gate-policies');
+      ctx.print(cmd, r, () =>
+        table(
+          ['NAME', 'VERSION', 'DIGEST', 'PUBLISHED', 'BY'],
+          r.items.map((p) => [
+            p.name,
+            p.version,
+            p.digest.slice(0, 19),
+            p.publishedAt,
+            p.publishedBy,
+          ]),
+        ),
+      );
+    });
+  policy
+    .command('show <name>')
+    .description('one gate policy: NAME (latest) or NAME@VERSION, with its text')
+    .action(async (ref: string, _o: unknown, cmd: Command) => {
+      const [name = '', version] = ref.split('@');
+      const path = version
+        ? `/api/v1/gate-policies/${seg(name)}/versions/${seg(version)}`
+        : `/api/v1/gate-policies/${seg(name)}`;
+      const r = await ctx.client().request<Published | { items: Published[] }>('GET', path);
+      const p = 'items' in r ? r.items[r.items.length - 1] : r;
+      if (!p) throw new CliError(`no gate policy ${ref}`, 1);
+      ctx.print(cmd, p, () =>
+        [
+          fields([
+            ['name', p.name],
+            ['version', p.version],
+            ['digest', p.digest],
+            ['published', `${p.publishedAt} by ${p.publishedBy}`],
+          ]),
+          '',
+          p.source.replace(/\n$/, ''),
+        ].join('\n'),
+      );
+    });
+}

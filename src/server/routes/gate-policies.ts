@@ -1,0 +1,123 @@
+import { Type } from '@sinclair/typebox';
+import { ModelgateError } from '../../core/errors.js';
+import type { GatePolicyStore, PublishedPolicy } from '../../policy/gates/gate-policy-store.js';
+import {
+  compilePolicy,
+  POLICY_LIMITS,
+  parsePolicyDocument,
+} from '../../policy/gates/policy-document.js';
+import { errorResponses, Name } from '../schemas.js';
+import type { Api, RouteOpts } from './common.js';
+
+const Published = Type.Object({
+  name: Type.String(),
+  version: Type.Integer(),
+  digest: Type.String(),
+  document: Type.Unknown(),
+  source: Type.String(),
+  publishedBy: Type.String(),
+  publishedAt: Type.String(),
+});
+const read = { authz: { action: 'read', resource: 'registry' } } as const;
+
+export interface GatePolicyRouteOpts extends RouteOpts {
+  gatePolicies: GatePolicyStore;
+}
+
+/** Gate policies: publish (type-checked against the facts schema first), list, read. */
+export async function gatePolicyRoutes(app: Api, opts: GatePolicyRouteOpts) {
+  const { gatePolicies } = opts;
+  const versionsOf = async (name: string): Promise<PublishedPolicy[]> => {
+    const all = await gatePolicies.versions(name);
+    if (all.length === 0)
+      throw new ModelgateError('GATE_POLICY_NOT_FOUND', `no gate policy named ${name}`);
+    return all;
+  };
+
+  app.post(
+    '/gate-policies',
+    {
+      config: { authz: { action: 'publishPolicy', resource: 'registry' } },
+      schema: {
+        tags: ['gates'],
+        summary:
+          'Publish a gate policy (YAML or JSON text): type-checked against the facts schema, given an immutable version and digest, and logged; the same text again returns the existing version',
+        body: Type.Object(
+          { document: Type.String({ minLength: 1, maxLength: POLICY_LIMITS.documentBytes }) },
+          { additionalProperties: false },
+        ),
+        response: { 200: Published, 201: Published, ...errorResponses(400, 401) },
+      },
+    },
+    async (req, reply) => {
+      const compiled = compilePolicy(parsePolicyDocument(req.body.document));
+      const { created, ...p } = await gatePolicies.publish(
+        {
+          name: compiled.name,
+          digest: compiled.digest,
+          document: compiled.document,
+          source: req.body.document,
+        },
+        req.actor,
+      );
+      return reply.status(created ? 201 : 200).send(p);
+    },
+  );
+
+  app.get(
+    '/gate-policies',
+    {
+      config: read,
+      schema: {
+        tags: ['gates'],
+        summary: 'The latest version of every gate policy',
+        response: { 200: Type.Object({ items: Type.Array(Published) }), ...errorResponses(401) },
+      },
+    },
+    async () => ({ items: await gatePolicies.list() }),
+  );
+
+  app.get(
+    '/gate-policies/:policy',
+    {
+      config: read,
+      schema: {
+        tags: ['gates'],
+        summary: 'Every version of one gate policy, oldest first',
+        params: Type.Object({ policy: Name }),
+        response: {
+          200: Type.Object({ items: Type.Array(Published) }),
+          ...errorResponses(401, 404),
+        },
+      },
+    },
+    async (req) => ({ items: await versionsOf(req.params.policy) }),
+  );
+
+  app.get(
+    '/gate-policies/:policy/versions/:version',
+    {
+      config: read,
+      schema: {
+        tags: ['gates'],
+        summary: 'One version of a gate policy',
+        params: Type.Object({
+          policy: Name,
+          version: Type.String({ pattern: '^[1-9][0-9]{0,8}$' }),
+        }),
+        response: { 200: Published, ...errorResponses(401, 404) },
+      },
+    },
+    async (req) => {
+      const v = (await versionsOf(req.params.policy)).find(
+        (p) => p.version === Number(req.params.version),
+      );
+      if (!v)
+        throw new ModelgateError(
+          'GATE_POLICY_NOT_FOUND',
+          `gate policy ${req.params.policy} has no version ${req.params.version}`,
+        );
+      return v;
+    },
+  );
+}
