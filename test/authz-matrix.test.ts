@@ -70,6 +70,7 @@ const QUERIES: Record<string, string> = {
   'GET /api/v1/audit/consistency': '?from=0&to=1',
   'GET /api/v1/audit/history': '?model=churn',
   'GET /api/v1/audit/alias': '?model=churn&alias=candidate&at=2030-01-01T00:00:00Z',
+  'GET /api/v1/models/{model}/versions/{ref}/gate': '?policy=staging-gate&alias=staging',
 };
 
 async function tokens(t: TestApp): Promise<Record<(typeof CALLERS)[number], string | undefined>> {

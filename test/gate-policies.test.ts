@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { expect, it } from 'vitest';
-import { apiOf, testApp, tokenFor } from './helpers/app.js';
+import { apiOf, testApp, tokenFor, uploadBlob } from './helpers/app.js';
 import { describeEachEngine } from './helpers/engines.js';
 import { CLI } from './helpers/server-process.js';
 
@@ -124,6 +124,99 @@ describeEachEngine('gate policies', (db) => {
     const badPub = await cli('policy', 'publish', bad);
     expect(badPub.code).toBe(1);
     expect(badPub.out).toMatch(/GATE_POLICY_INVALID/);
+    await t.composed.app.close();
+  });
+
+  it("says what a gate would decide for a version now: the scanner's finding denies", async () => {
+    const t = await testApp(db(), { worker: true });
+    const api = apiOf(t);
+    await api('POST', '/gate-policies', { document: production });
+    await api('POST', '/models', { name: 'gated', ownerTeam: 'payments', riskTier: 'high' });
+    const corpus = join(import.meta.dirname, 'corpus');
+    const push = async (file: string) => {
+      const bytes = readFileSync(file);
+      const digest = await uploadBlob(t, bytes);
+      const r = await api('POST', '/models/gated/versions', {
+        files: [{ path: 'model.pkl', size: bytes.length, digest }],
+        card: { markdown: '', fields: { intendedUse: 'x', limitations: 'y', trainingData: 'z' } },
+      });
+      return (r.json() as { number: number }).number;
+    };
+    const bad = await push(join(corpus, 'malicious', 'direct-os.system.pkl'));
+    const good = await push(
+      join(
+        corpus,
+        'benign',
+        readdirSync(join(corpus, 'benign')).find((f) => f.endsWith('.pkl')) ?? '',
+      ),
+    );
+    // The server scans every push; wait for both scans.
+    for (const n of [bad, good]) {
+      for (let i = 0; i < 400; i++) {
+        const evs = (await api('GET', `/models/gated/versions/${n}/evaluations`)).json().items as {
+          status: string;
+        }[];
+        if (evs.length > 0 && evs.every((e) => e.status === 'succeeded' || e.status === 'failed'))
+          break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    type Gate = {
+      outcome: string;
+      results: { name: string; passed: boolean; message: string | null }[];
+      policy: { version: number };
+    };
+    const gate = async (n: number) =>
+      (
+        await api('GET', `/models/gated/versions/${n}/gate?policy=production-gate&alias=production`)
+      ).json() as Gate;
+    const denied = await gate(bad);
+    expect(denied.outcome).toBe('deny');
+    const findingsRule = denied.results.find((r) => r.name === 'no-unwaived-critical-high');
+    expect(findingsRule?.passed).toBe(false);
+    expect(findingsRule?.message).toMatch(
+      /unwaived critical\/high finding\(s\): (critical|high) \S+ .*os/i,
+    );
+    expect(denied.results.find((r) => r.name === 'artifact-scan-succeeded')?.passed).toBe(true);
+    // The clean version passes the scan rules; without approvals it still may not go.
+    const clean = await gate(good);
+    expect(clean.results.find((r) => r.name === 'no-unwaived-critical-high')?.passed).toBe(true);
+    expect(clean.results.find((r) => r.name === 'model-card-complete')?.passed).toBe(true);
+    expect(clean.outcome).toBe('deny');
+    expect(clean.results.filter((r) => !r.passed).map((r) => r.name)).toEqual([
+      expect.stringMatching(/approv/),
+    ]);
+    // Nothing was recorded and no alias moved.
+    expect((await api('GET', '/models/gated/aliases')).json().items).toEqual([]);
+    // The same from the command line: exit 1 on a deny, the failing rules with their messages.
+    const url = await t.composed.app.listen({ port: 0, host: '127.0.0.1' });
+    const env = {
+      ...process.env,
+      MODELGATE_SERVER: url,
+      MODELGATE_TOKEN: t.token,
+      MODELGATE_CONFIG: join(tmpdir(), 'none.json'),
+    };
+    const out = await new Promise<{ code: number; text: string }>((resolve) =>
+      execFile(
+        process.execPath,
+        [CLI, 'gate', `gated@${bad}`, '--policy', 'production-gate', '--alias', 'production'],
+        { env },
+        (err, stdout, stderr) =>
+          resolve({
+            code: err ? Number((err as { code?: number }).code) : 0,
+            text: stdout + stderr,
+          }),
+      ),
+    );
+    expect(out.code, out.text).toBe(1);
+    expect(out.text).toMatch(/FAIL no-unwaived-critical-high: 1 unwaived critical\/high finding/);
+    expect(out.text).toMatch(/^ok {3}artifact-scan-succeeded$/m);
+    expect(out.text).toMatch(/deny: gated@\d+ for production under production-gate@1/);
+    const unknown = await api(
+      'GET',
+      `/models/gated/versions/${bad}/gate?policy=nope&alias=production`,
+    );
+    expect(unknown.json().code).toBe('GATE_POLICY_NOT_FOUND');
     await t.composed.app.close();
   });
 });

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { isModelgateError } from '../../core/errors.js';
 import { compilePolicy, parsePolicyDocument } from '../../policy/gates/policy-document.js';
 import type { CliContext } from '../context.js';
-import { seg } from '../context.js';
+import { seg, splitRef } from '../context.js';
 import { CliError } from '../errors.js';
 import { fields, table } from '../output.js';
 
@@ -107,5 +107,37 @@ export function registerPolicy(program: Command, ctx: CliContext): void {
           p.source.replace(/\n$/, ''),
         ].join('\n'),
       );
+    });
+
+  program
+    .command('gate <ref>')
+    .description(
+      'what a gate policy says about NAME@VERSION (or NAME@ALIAS) now, for an alias: a dry run, nothing recorded (exit 0 allow, 1 deny)',
+    )
+    .requiredOption(
+      '--policy <name>',
+      'the gate policy, e.g. production-gate (NAME@VERSION for an older one)',
+    )
+    .requiredOption('--alias <alias>', 'the alias the version would move to, e.g. production')
+    .action(async (ref: string, o: { policy: string; alias: string }, cmd: Command) => {
+      const { model, ref: v } = splitRef(ref);
+      const [policy = '', policyVersion] = o.policy.split('@');
+      const q = new URLSearchParams({ policy, alias: o.alias });
+      if (policyVersion) q.set('policyVersion', policyVersion);
+      const r = await ctx.client().request<{
+        outcome: string;
+        policy: { name: string; version: number };
+        results: { name: string; passed: boolean; action: string; message: string | null }[];
+      }>('GET', `/api/v1/models/${seg(model)}/versions/${seg(v ?? '')}/gate?${q}`);
+      ctx.print(cmd, r, () =>
+        [
+          ...r.results.map(
+            (x) =>
+              `${x.passed ? 'ok  ' : x.action === 'deny' ? 'FAIL' : 'warn'} ${x.name}${x.passed ? '' : `: ${x.message ?? ''}`}`,
+          ),
+          `${r.outcome}: ${ref} for ${o.alias} under ${r.policy.name}@${r.policy.version}`,
+        ].join('\n'),
+      );
+      if (r.outcome !== 'allow') process.exitCode = 1;
     });
 }

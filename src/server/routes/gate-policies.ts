@@ -1,12 +1,15 @@
 import { Type } from '@sinclair/typebox';
 import { ModelgateError } from '../../core/errors.js';
+import { evaluatePolicy } from '../../policy/gates/evaluate.js';
 import type { GatePolicyStore, PublishedPolicy } from '../../policy/gates/gate-policy-store.js';
 import {
+  type CompiledPolicy,
   compilePolicy,
   POLICY_LIMITS,
   parsePolicyDocument,
 } from '../../policy/gates/policy-document.js';
-import { errorResponses, Name } from '../schemas.js';
+import { loadGateFacts } from '../gate-facts.js';
+import { AliasName, errorResponses, Name } from '../schemas.js';
 import type { Api, RouteOpts } from './common.js';
 
 const Published = Type.Object({
@@ -24,9 +27,29 @@ export interface GatePolicyRouteOpts extends RouteOpts {
   gatePolicies: GatePolicyStore;
 }
 
+const RuleResultSchema = Type.Object({
+  name: Type.String(),
+  passed: Type.Boolean(),
+  action: Type.String(),
+  reason: Type.String(),
+  message: Type.Union([Type.String(), Type.Null()]),
+  error: Type.Optional(Type.String()),
+});
+
 /** Gate policies: publish (type-checked against the facts schema first), list, read. */
 export async function gatePolicyRoutes(app: Api, opts: GatePolicyRouteOpts) {
   const { gatePolicies } = opts;
+  // Compiling a policy takes milliseconds; published versions never change, so by digest.
+  const compiled = new Map<string, CompiledPolicy>();
+  const compiledOf = (p: PublishedPolicy) => {
+    let c = compiled.get(p.digest);
+    if (!c) {
+      c = compilePolicy(p.document);
+      if (compiled.size >= 256) compiled.clear();
+      compiled.set(p.digest, c);
+    }
+    return c;
+  };
   const versionsOf = async (name: string): Promise<PublishedPolicy[]> => {
     const all = await gatePolicies.versions(name);
     if (all.length === 0)
@@ -118,6 +141,65 @@ export async function gatePolicyRoutes(app: Api, opts: GatePolicyRouteOpts) {
           `gate policy ${req.params.policy} has no version ${req.params.version}`,
         );
       return v;
+    },
+  );
+
+  app.get(
+    '/models/:model/versions/:ref/gate',
+    {
+      config: { authz: { action: 'read', resource: 'version' } },
+      schema: {
+        tags: ['gates'],
+        summary:
+          'What a gate policy says about a version now, for an alias (a dry run: nothing is recorded, the alias does not move); the latest version of the policy unless one is named',
+        params: Type.Object({ model: Name, ref: Type.String({ maxLength: 63 }) }),
+        querystring: Type.Object(
+          {
+            policy: Name,
+            policyVersion: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,8}$' })),
+            alias: AliasName,
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            policy: Type.Object({
+              name: Type.String(),
+              version: Type.Integer(),
+              digest: Type.String(),
+            }),
+            engine: Type.String(),
+            factsDigest: Type.String(),
+            facts: Type.Unknown(),
+            results: Type.Array(RuleResultSchema),
+            outcome: Type.Union([Type.Literal('allow'), Type.Literal('deny')]),
+          }),
+          ...errorResponses(400, 401, 404),
+        },
+      },
+    },
+    async (req) => {
+      const all = await versionsOf(req.query.policy);
+      const wanted = req.query.policyVersion;
+      const p = wanted ? all.find((x) => x.version === Number(wanted)) : all[all.length - 1];
+      if (!p)
+        throw new ModelgateError(
+          'GATE_POLICY_NOT_FOUND',
+          `gate policy ${req.query.policy} has no version ${wanted}`,
+        );
+      const model = req.loaded.model ?? (await opts.deps.registry.getModel(req.params.model));
+      const version =
+        req.loaded.version ??
+        (await opts.deps.registry.getVersion(req.params.model, req.params.ref));
+      const facts = await loadGateFacts(
+        opts.deps,
+        model,
+        version,
+        { alias: req.query.alias, requestedBy: req.actor.identity },
+        new Date(),
+      );
+      const r = evaluatePolicy(compiledOf(p), facts);
+      return { ...r, policy: { name: p.name, version: p.version, digest: p.digest }, facts };
     },
   );
 }
