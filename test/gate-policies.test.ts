@@ -211,7 +211,7 @@ describeEachEngine('gate policies', (db) => {
     expect(out.code, out.text).toBe(1);
     expect(out.text).toMatch(/FAIL no-unwaived-critical-high: 1 unwaived critical\/high finding/);
     expect(out.text).toMatch(/^ok {3}artifact-scan-succeeded$/m);
-    expect(out.text).toMatch(/deny: gated@\d+ for production under production-gate@1/);
+    expect(out.text).toMatch(/deny: gated@\d+ for production under production-gate@\d+/);
     const unknown = await api(
       'GET',
       `/models/gated/versions/${bad}/gate?policy=nope&alias=production`,
