@@ -97,13 +97,37 @@ function errorBody(code: ErrorCode, message: string, details?: Record<string, un
 }
 
 /** The path of the first string (or key) containing U+0000, or undefined. */
-function findNul(v: unknown, path = '', depth = 0): string | undefined {
-  if (typeof v === 'string') return v.includes('\u0000') ? path || 'input' : undefined;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * The first place in the input that JSON cannot carry exactly: a NUL (PostgreSQL text refuses
+ * it), an unpaired surrogate, or a number beyond double range (`1e400` parses as Infinity).
+ * Such input could not be recorded in the audit log's canonical JSON either, so it is refused
+ * before any route sees it.
+ */
+function findUnrepresentable(
+  v: unknown,
+  path = '',
+  depth = 0,
+): { path: string; what: string } | undefined {
+  const here = path || 'input';
+  if (typeof v === 'string') {
+    if (v.includes('\u0000')) return { path: here, what: 'contains a NUL character' };
+    if (LONE_SURROGATE.test(v))
+      return { path: here, what: 'contains an unpaired UTF-16 surrogate' };
+    return undefined;
+  }
+  if (typeof v === 'number')
+    return Number.isFinite(v) ? undefined : { path: here, what: 'is a number out of range' };
   if (depth > 32 || v === null || typeof v !== 'object') return undefined;
+  // Parsed JSON only: an upload's body is a stream, whose internals are not input.
+  const proto = Object.getPrototypeOf(v);
+  if (!Array.isArray(v) && proto !== Object.prototype && proto !== null) return undefined;
   for (const [k, x] of Object.entries(v)) {
     const p = path ? `${path}.${k}` : k;
-    if (k.includes('\u0000')) return p;
-    const hit = findNul(x, p, depth + 1);
+    const key = findUnrepresentable(k, p, depth + 1);
+    if (key) return key;
+    const hit = findUnrepresentable(x, p, depth + 1);
     if (hit) return hit;
   }
   return undefined;
@@ -319,14 +343,17 @@ export async function buildApp(deps: AppDeps) {
     }
   });
 
-  // NUL cannot be stored in PostgreSQL text and has no business in names or descriptions:
-  // refuse it anywhere in the input before a route sees it.
+  // NUL cannot be stored in PostgreSQL text and has no business in names or descriptions;
+  // unpaired surrogates and out-of-range numbers have no exact JSON form for the audit log:
+  // refuse them anywhere in the input before a route sees it.
   app.addHook('preValidation', async (request) => {
-    const where = findNul({ body: request.body, query: request.query, params: request.params });
-    if (where)
-      throw new ModelgateError('VALIDATION_FAILED', `${where} contains a NUL character`, {
-        path: where,
-      });
+    const bad = findUnrepresentable({
+      body: request.body,
+      query: request.query,
+      params: request.params,
+    });
+    if (bad)
+      throw new ModelgateError('VALIDATION_FAILED', `${bad.path} ${bad.what}`, { path: bad.path });
   });
 
   app.setErrorHandler((err, request, reply) => {
