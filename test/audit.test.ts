@@ -217,6 +217,10 @@ describeEachEngine('tamper-evident audit log', (db) => {
       expect(
         verifyInclusion(event.index, cp.size, b(proof.leafHash), proof.proof.map(b), cp.root),
       ).toBe(true);
+    // A leap second passes the date-time format but no Date can hold it: a 400, not a 500.
+    const leap = await api('GET', '/audit/history?model=hist&from=2026-06-30T23:59:60Z');
+    expect(leap.statusCode).toBe(400);
+    expect(leap.json().code).toBe('VALIDATION_FAILED');
     const later = (await api('GET', `/audit/history?model=hist&from=${between}`)).json();
     expect(later.items).toHaveLength(1);
 

@@ -1,4 +1,5 @@
 import { type TSchema, Type } from '@sinclair/typebox';
+import { ModelgateError } from '../core/errors.js';
 import { DIGEST_PATTERN } from '../core/manifest.js';
 import { ALIAS_PATTERN, NAME_PATTERN, TAG_PATTERN } from '../core/names.js';
 import { RISK_TIERS } from '../core/types.js';
@@ -141,3 +142,17 @@ export const PageQuery = {
 /** Standard error responses added to every route's OpenAPI entry. */
 export const errorResponses = (...statuses: number[]) =>
   Object.fromEntries(statuses.map((s) => [s, ErrorBody]));
+
+/**
+ * An RFC 3339 time from input as an ISO string; throws VALIDATION_FAILED for one the format
+ * check lets through but a Date cannot hold (a leap second, 23:59:60).
+ */
+export function isoTime(value: string, field: string): string {
+  const t = Date.parse(value);
+  if (Number.isNaN(t))
+    throw new ModelgateError(
+      'VALIDATION_FAILED',
+      `${field} ${JSON.stringify(value)} is not a time this server can use`,
+    );
+  return new Date(t).toISOString();
+}

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { AuditLog, AuditStore, StoredEvent } from '../../audit/audit-log.js';
 import { modelSubjects, subjects } from '../../audit/subjects.js';
 import { ModelgateError } from '../../core/errors.js';
-import { AliasName, errorResponses, Name } from '../schemas.js';
+import { AliasName, errorResponses, isoTime, Name } from '../schemas.js';
 import type { Api, RouteOpts } from './common.js';
 
 const read = { authz: { action: 'readAudit', resource: 'registry' } } as const;
@@ -260,8 +260,8 @@ export async function auditRoutes(app: Api, opts: AuditRouteOpts) {
       const q = req.query;
       await audit.signLatest();
       const events = await auditStore.eventsAbout(modelSubjects(q.model), {
-        ...(q.from && { from: new Date(q.from).toISOString() }),
-        ...(q.to && { to: new Date(q.to).toISOString() }),
+        ...(q.from && { from: isoTime(q.from, 'from') }),
+        ...(q.to && { to: isoTime(q.to, 'to') }),
         limit: Math.min(Number(q.limit ?? 500), 1000),
       });
       return withProofs(events);
@@ -294,7 +294,7 @@ export async function auditRoutes(app: Api, opts: AuditRouteOpts) {
     },
     async (req) => {
       const { model, alias } = req.query;
-      const at = new Date(req.query.at).toISOString();
+      const at = isoTime(req.query.at, 'at');
       await audit.signLatest();
       const events = await auditStore.eventsAbout(
         { equals: [subjects.alias(model, alias)], prefixes: [] },

@@ -14,7 +14,7 @@ import type { AuthzDecision } from '../../policy/authz/authorizer.js';
 import type { PolicySet } from '../../policy/authz/policy-set.js';
 import { ACTIONS } from '../../policy/authz/schema.js';
 import { loadResource } from '../authorization.js';
-import { errorResponses, Name } from '../schemas.js';
+import { errorResponses, isoTime, Name } from '../schemas.js';
 import type { Api, RouteOpts } from './common.js';
 
 export const Role = Type.String({ pattern: '^[a-z][a-z0-9-]{0,62}$' });
@@ -208,7 +208,7 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
       const created = await identities.createIdentity(
         {
           ...b,
-          ...(b.expiresAt && { expiresAt: new Date(b.expiresAt).toISOString() }),
+          ...(b.expiresAt && { expiresAt: isoTime(b.expiresAt, 'expiresAt') }),
           ...(password !== undefined && { passwordHash: await newPasswordHash(password) }),
         },
         req.actor,

@@ -7,6 +7,7 @@ import {
   AliasSchema,
   Digest,
   errorResponses,
+  isoTime,
   LineageEdgeSchema,
   LineageTargetSchema,
   NullableInteger,
@@ -323,9 +324,10 @@ export async function versionRoutes(app: Api, { deps }: RouteOpts) {
     async (req) => {
       const { model } = req.params;
       if (req.query.at === undefined) return { at: null, items: await registry.listAliases(model) };
-      const state = await registry.aliasesAt(model, req.query.at);
+      const at = isoTime(req.query.at, 'at');
+      const state = await registry.aliasesAt(model, at);
       return {
-        at: new Date(req.query.at).toISOString(),
+        at,
         items: state.map((s) => ({
           model,
           name: s.alias,
