@@ -245,6 +245,33 @@ describeEachEngine('OIDC workload federation', (db) => {
       payload: { name: 'build', kind: 'service-account', owner: 'admin', purpose: 'ci' },
     });
     await refused(await person({ email: 'build@acme.example' }), 403, /service account/);
+    // A name in a token is only a claim: someone the provider lets call themselves admin (or
+    // reuse an address) does not become an existing user that is not bound to their subject.
+    await refused(
+      await person({ sub: 'someone-else', email: 'admin@acme.example' }),
+      403,
+      /user admin is not bound to an SSO login/,
+    );
+    await refused(await person({ sub: 'u-999', groups: [] }), 403, /bound to another SSO login/);
+    await refused(
+      await person({ email: '\u212Aelly@acme.example' }),
+      403,
+      /outside printable ASCII/,
+    );
+    // An admin binds a user to a subject; that subject, and only it, logs in as the user.
+    await t.call({
+      method: 'POST',
+      url: '/api/v1/identities',
+      payload: { name: 'carol', kind: 'user', sso: { issuer, subject: 'u-carol' } },
+    });
+    const carol = await exchange(await person({ sub: 'u-carol', email: 'carol@acme.example' }));
+    expect(carol.statusCode, carol.body).toBe(201);
+    expect(carol.json()).toMatchObject({ identity: 'carol' });
+    await refused(
+      await person({ sub: 'u-mallory', email: 'carol@acme.example' }),
+      403,
+      /bound to another SSO login/,
+    );
     await t.composed.app.close();
   });
 

@@ -14,6 +14,8 @@ export interface IdentityInfo {
   expiresAt: string | null;
   /** Whether a local password is set (the hash never leaves the store). */
   hasPassword: boolean;
+  /** The SSO login this user is bound to, if any. */
+  sso: { issuer: string; subject: string } | null;
   createdAt: string;
   /** Who created it; null for the first admin and identities from before this was recorded. */
   createdBy: string | null;
@@ -61,6 +63,7 @@ export interface IdentityInput extends NewIdentity {
   purpose?: string;
   expiresAt?: string;
   passwordHash?: string;
+  sso?: { issuer: string; subject: string };
 }
 
 /** Changes to an identity's roles and teams: whole lists replaced, or single grants added or removed. */

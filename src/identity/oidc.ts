@@ -203,6 +203,11 @@ function userName(rule: PersonTrust, c: JWTPayload): string {
     throw forbid(`the token has no ${rule.usernameClaim} claim to name a user`);
   if (rule.usernameClaim === 'email' && c.email_verified !== true)
     throw forbid('the email address in the token is not verified (email_verified)');
+  // Lowercasing beyond ASCII folds different names together (the Kelvin sign becomes k).
+  if (!/^[\x21-\x7e]+$/.test(raw))
+    throw forbid(
+      `${JSON.stringify(raw)} has characters outside printable ASCII; it names no Modelgate user`,
+    );
   let name = raw.toLowerCase();
   if (rule.emailDomain) {
     const at = name.lastIndexOf('@');

@@ -59,6 +59,10 @@ export class KyselyIdentityStore implements IdentityStore {
       purpose: row.purpose,
       expiresAt: row.expires_at,
       hasPassword: row.password_hash !== null,
+      sso:
+        row.sso_issuer !== null && row.sso_subject !== null
+          ? { issuer: row.sso_issuer, subject: row.sso_subject }
+          : null,
       createdAt: row.created_at,
       createdBy: row.created_by,
     };
@@ -95,6 +99,8 @@ export class KyselyIdentityStore implements IdentityStore {
             purpose: i.purpose ?? null,
             expires_at: i.expiresAt ?? null,
             password_hash: i.passwordHash ?? null,
+            sso_issuer: i.sso?.issuer ?? null,
+            sso_subject: i.sso?.subject ?? null,
             created_by: by.identity,
             created_credential: by.credentialId,
           })
@@ -126,6 +132,7 @@ export class KyselyIdentityStore implements IdentityStore {
               expiresAt: i.expiresAt ?? null,
               // Whether a password was set; never the hash.
               password: i.passwordHash !== undefined,
+              sso: i.sso ?? null,
             },
           },
           this.now().toISOString(),

@@ -296,6 +296,10 @@ const m0004: PortableMigration = {
     // Local passwords (scrypt, optional) and service-account expiry.
     await db.schema.alterTable('identities').addColumn('password_hash', 'text').execute();
     await db.schema.alterTable('identities').addColumn('expires_at', 'text').execute();
+    // The SSO login (issuer and subject) a user is bound to: a login with another subject never
+    // becomes this user, whatever name its claims carry.
+    await db.schema.alterTable('identities').addColumn('sso_issuer', 'text').execute();
+    await db.schema.alterTable('identities').addColumn('sso_subject', 'text').execute();
     // Operators' Cedar policies added through the API; validated with the rest before storing.
     await db.schema
       .createTable('authz_policies')

@@ -12,6 +12,8 @@ export interface IdentitiesTable {
   created_credential: string | null;
   password_hash: string | null;
   expires_at: string | null;
+  sso_issuer: string | null;
+  sso_subject: string | null;
 }
 
 export interface TokensTable {

@@ -19,6 +19,7 @@ function identityFields(i: IdentityInfo, extra: [string, string][] = []): string
     ['purpose', i.purpose],
     ['expires', i.expiresAt],
     ['password', i.kind === 'user' ? (i.hasPassword ? 'set' : 'none') : null],
+    ['sso', i.sso ? `${i.sso.subject} at ${i.sso.issuer}` : null],
     ['created', `${i.createdAt}${i.createdBy ? ` by ${i.createdBy}` : ''}`],
     ...extra,
   ]);
@@ -61,6 +62,8 @@ export function registerIdentity(program: Command, ctx: CliContext): void {
         purpose?: string;
         expires?: string;
         password?: boolean;
+        ssoIssuer?: string;
+        ssoSubject?: string;
       },
       cmd: Command,
     ) => {
@@ -71,6 +74,8 @@ export function registerIdentity(program: Command, ctx: CliContext): void {
           throw new CliError(`--expires ${o.expires} is not a date (e.g. 2027-06-30)`, 2);
         expiresAt = new Date(t).toISOString();
       }
+      if (Boolean(o.ssoIssuer) !== Boolean(o.ssoSubject))
+        throw new CliError('give --sso-issuer and --sso-subject together', 2);
       const password = o.password ? (await readSecrets([`password for ${name}: `]))[0] : undefined;
       const i = await ctx.client().request<IdentityInfo>('POST', '/api/v1/identities', {
         name,
@@ -81,6 +86,7 @@ export function registerIdentity(program: Command, ctx: CliContext): void {
         ...(o.purpose && { purpose: o.purpose }),
         ...(expiresAt && { expiresAt }),
         ...(password !== undefined && { password }),
+        ...(o.ssoIssuer && { sso: { issuer: o.ssoIssuer, subject: o.ssoSubject } }),
       });
       ctx.print(cmd, i, () => `created ${kind} ${i.name}\n${identityFields(i)}`);
     };
@@ -98,6 +104,8 @@ export function registerIdentity(program: Command, ctx: CliContext): void {
     )
     .option('--team <team>', 'a team it belongs to (repeatable)', collect)
     .option('--password', 'set a local password: prompted, or one line on standard input')
+    .option('--sso-issuer <url>', "bind the user to an SSO login: the identity provider's issuer")
+    .option('--sso-subject <sub>', "with --sso-issuer: the user's subject (sub claim) there")
     .action(create('user'));
   user
     .command('set-password [name]')

@@ -54,7 +54,8 @@ export async function auditRoutes(app: Api, opts: AuditRouteOpts) {
     const latest = await audit.signLatest();
     const size = latest?.size ?? 0;
     return {
-      checkpoint: await audit.checkpoint(),
+      // The checkpoint the proofs were made for: signing again here could return a larger one.
+      checkpoint: latest ? await audit.withCosignatures(latest) : await audit.checkpoint(),
       items: await Promise.all(
         events.map(async (e) => {
           if (e.seq >= size) return { event: toEvent(e), proof: null };

@@ -29,6 +29,7 @@ export const IdentitySchema = Type.Object({
   purpose: Type.Union([Type.String(), Type.Null()]),
   expiresAt: Type.Union([Type.String(), Type.Null()]),
   hasPassword: Type.Boolean(),
+  sso: Type.Union([Type.Object({ issuer: Type.String(), subject: Type.String() }), Type.Null()]),
   createdAt: Type.String(),
   createdBy: Type.Union([Type.String(), Type.Null()]),
 });
@@ -178,6 +179,19 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
               ...Password,
               description: 'users: a local password (at least 12 characters); SSO needs none',
             }),
+            sso: Type.Optional(
+              Type.Object(
+                {
+                  issuer: Type.String({ minLength: 1, maxLength: 500 }),
+                  subject: Type.String({ minLength: 1, maxLength: 255 }),
+                },
+                {
+                  additionalProperties: false,
+                  description:
+                    "users: the SSO login (issuer and the token's sub) that logs in as this user",
+                },
+              ),
+            ),
           },
           { additionalProperties: false },
         ),
@@ -195,6 +209,11 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
         throw new ModelgateError(
           'VALIDATION_FAILED',
           'owner, purpose and expiresAt are for service accounts; a user has none',
+        );
+      if (b.kind === 'service-account' && b.sso)
+        throw new ModelgateError(
+          'VALIDATION_FAILED',
+          'a service account logs in through workload trust rules, not an SSO binding',
         );
       if (b.kind === 'service-account' && password !== undefined)
         throw new ModelgateError(

@@ -160,6 +160,7 @@ async function personFor(
           kind: 'user',
           roles: match.rule.defaultRoles,
           teams: match.teams ?? [],
+          sso: { issuer: match.issuer, subject: match.subject },
         },
         by,
       );
@@ -171,6 +172,15 @@ async function personFor(
   }
   if (who.kind !== 'user')
     throw new ModelgateError('FORBIDDEN', `${who.name} is a service account, not a person`);
+  // A name in a token is only a claim: the identity must be bound to this issuer's subject,
+  // or anyone the provider lets choose that name (admin, say) would become it.
+  if (who.sso?.issuer !== match.issuer || who.sso.subject !== match.subject)
+    throw new ModelgateError(
+      'FORBIDDEN',
+      who.sso
+        ? `user ${who.name} is bound to another SSO login; this token's subject is not it`
+        : `user ${who.name} is not bound to an SSO login: an admin binds it (modelgate user create ${who.name} --sso-issuer ISSUER --sso-subject SUBJECT), or provisioning creates SSO users`,
+    );
   // The identity provider owns team membership for the users it logs in.
   if (match.teams && match.teams.join('\n') !== who.teams.join('\n'))
     who = await identities.changeGrants(who.name, { teams: match.teams }, by);
