@@ -60,6 +60,8 @@ describeEachEngine('passwords, teams, roles and operator policies', (db) => {
       issued.secret,
     );
     expect(bad.statusCode).toBe(400);
+    // A second session from the old password, say a stolen one.
+    const other = ((await login('ann', pw)).json() as { secret: string }).secret;
     const changed = await api(
       'POST',
       '/password',
@@ -68,10 +70,16 @@ describeEachEngine('passwords, teams, roles and operator policies', (db) => {
     );
     expect(changed.statusCode).toBe(204);
     expect((await login('ann', pw)).statusCode).toBe(401);
-    expect((await login('ann', 'another long passphrase')).statusCode).toBe(201);
-    // An admin removes it: password login stops.
+    // The session that changed it goes on; the other one from the old password ends.
+    expect((await api('GET', '/whoami', undefined, issued.secret)).statusCode).toBe(200);
+    expect((await api('GET', '/whoami', undefined, other)).statusCode).toBe(401);
+    const fresh = ((await login('ann', 'another long passphrase')).json() as { secret: string })
+      .secret;
+    // An admin removes it: password login stops, and so do the sessions it gave.
     expect((await api('DELETE', '/identities/ann/password')).statusCode).toBe(204);
     expect((await login('ann', 'another long passphrase')).statusCode).toBe(401);
+    expect((await api('GET', '/whoami', undefined, fresh)).statusCode).toBe(401);
+    expect((await api('GET', '/whoami', undefined, issued.secret)).statusCode).toBe(401);
   });
 
   it('rate-limits repeated failed password logins from one address', async () => {
@@ -94,6 +102,26 @@ describeEachEngine('passwords, teams, roles and operator policies', (db) => {
     );
     expect(blocked.statusCode).toBe(429);
     expect(blocked.headers['retry-after']).toBeDefined();
+  });
+
+  it('counts wrong current passwords towards the same limit', async () => {
+    const t = await testApp(db(), { authFailureLimit: 3 });
+    const api = apiOf(t);
+    await api('POST', '/identities', { name: 'bo', kind: 'user', password: 'a long password!' });
+    const bo = await tokenFor(t, { name: 'bo', kind: 'user' });
+    const codes: number[] = [];
+    for (let i = 0; i < 4; i++)
+      codes.push(
+        (
+          await api(
+            'POST',
+            '/password',
+            { current: `guess ${i} guess`, password: 'new long password' },
+            bo,
+          )
+        ).statusCode,
+      );
+    expect(codes).toEqual([400, 400, 400, 429]);
   });
 
   it('grants and revokes roles and team memberships, and never removes the last admin', async () => {

@@ -89,8 +89,16 @@ export interface IdentityStore {
   listIdentities(): Promise<IdentityInfo[]>;
   /** Applies a grant change in one transaction; throws LAST_ADMIN. */
   changeGrants(name: string, change: GrantChange, by: Actor): Promise<IdentityInfo>;
-  /** Sets (or, with null, removes) a user's password hash. */
-  setPasswordHash(name: string, hash: string | null, by: Actor): Promise<void>;
+  /**
+   * Sets (or, with null, removes) a user's password hash, and revokes the tokens password
+   * logins gave it (but `keepToken`); returns their hashes, so caches can drop them.
+   */
+  setPasswordHash(
+    name: string,
+    hash: string | null,
+    by: Actor,
+    keepToken?: string,
+  ): Promise<string[]>;
   /** The stored password hash, or null (also for an unknown name). */
   passwordHashOf(name: string): Promise<string | null>;
   listTeams(): Promise<TeamInfo[]>;

@@ -383,7 +383,13 @@ export async function buildApp(deps: AppDeps) {
       await api.register(datasetRoutes, { deps });
       await api.register(blobRoutes, { deps });
       await api.register(evaluationRoutes, { deps });
-      const identityOpts = { deps, identities: deps.identities, policies, tokenCache: tokens };
+      const identityOpts = {
+        deps,
+        identities: deps.identities,
+        policies,
+        tokenCache: tokens,
+        throttle,
+      };
       await api.register(identityRoutes, identityOpts);
       await api.register(accessRoutes, identityOpts);
       await api.register(explainRoute, identityOpts);

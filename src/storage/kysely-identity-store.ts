@@ -225,24 +225,50 @@ export class KyselyIdentityStore implements IdentityStore {
     return this.getIdentity(name);
   }
 
-  async setPasswordHash(name: string, hash: string | null, by: Actor): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
+  async setPasswordHash(
+    name: string,
+    hash: string | null,
+    by: Actor,
+    keepToken?: string,
+  ): Promise<string[]> {
+    return this.db.transaction().execute(async (trx) => {
       const { id } = await this.row(name, trx);
+      const at = this.now().toISOString();
       await trx
         .updateTable('identities')
         .set({ password_hash: hash })
         .where('id', '=', id)
         .execute();
+      // Whoever logged in with the old password keeps no session from it.
+      let q = trx
+        .selectFrom('tokens')
+        .select(['id', 'token_hash'])
+        .where('identity_id', '=', id)
+        .where('created_credential', '=', 'password')
+        .where('revoked_at', 'is', null);
+      if (keepToken) q = q.where('id', '!=', keepToken);
+      const ended = await q.execute();
+      if (ended.length > 0)
+        await trx
+          .updateTable('tokens')
+          .set({ revoked_at: at, revoked_by: by.identity, revoked_credential: by.credentialId })
+          .where(
+            'id',
+            'in',
+            ended.map((t) => t.id),
+          )
+          .execute();
       await appendAudit(
         trx,
         {
           actor: by,
           action: hash === null ? 'identity.password.remove' : 'identity.password.set',
           subject: subjects.identity(name),
-          content: { name, password: hash !== null },
+          content: { name, password: hash !== null, revokedTokens: ended.map((t) => t.id) },
         },
-        this.now().toISOString(),
+        at,
       );
+      return ended.map((t) => t.token_hash);
     });
   }
 

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { ModelgateError } from '../../core/errors.js';
+import type { AuthThrottle } from '../../identity/auth-throttle.js';
 import type { IdentityStore, TokenInfo } from '../../identity/identity-store.js';
 import {
   hashPassword,
@@ -62,6 +63,8 @@ export interface IdentityRouteOpts extends RouteOpts {
   identities: IdentityStore;
   policies: PolicySet;
   tokenCache: TokenCache;
+  /** Failed authentications per address: a wrong current password counts as one. */
+  throttle: AuthThrottle;
 }
 
 const Password = Type.String({ minLength: 1, maxLength: PASSWORD_MAX });
@@ -87,7 +90,7 @@ export function assertKnownRoles(policies: PolicySet, roles: readonly string[] =
 
 /** Users, service accounts, their roles and teams, and their tokens. */
 export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
-  const { identities, policies, tokenCache } = opts;
+  const { identities, policies, tokenCache, throttle } = opts;
   const manage = { authz: { action: 'manageIdentities', resource: 'registry' } } as const;
 
   /** A caller may act on their own tokens; on anyone else's only with manageIdentities. */
@@ -292,7 +295,12 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
           'VALIDATION_FAILED',
           `${i.name} is a service account: no password`,
         );
-      await identities.setPasswordHash(i.name, await newPasswordHash(req.body.password), req.actor);
+      const ended = await identities.setPasswordHash(
+        i.name,
+        await newPasswordHash(req.body.password),
+        req.actor,
+      );
+      for (const h of ended) tokenCache.forget(h);
       return reply.status(204).send(null);
     },
   );
@@ -310,7 +318,8 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
     },
     async (req, reply) => {
       await identities.getIdentity(req.params.identity);
-      await identities.setPasswordHash(req.params.identity, null, req.actor);
+      const ended = await identities.setPasswordHash(req.params.identity, null, req.actor);
+      for (const h of ended) tokenCache.forget(h);
       return reply.status(204).send(null);
     },
   );
@@ -331,12 +340,29 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
     },
     async (req, reply) => {
       const name = req.actor.identity;
-      if (!(await verifyPassword(req.body.current, await identities.passwordHashOf(name))))
+      // Guessing the current password with a token is guessing a password: throttled alike.
+      const wait = throttle.blockedFor(req.ip);
+      if (wait > 0)
+        throw new ModelgateError(
+          'RATE_LIMITED',
+          `too many failed authentication attempts from this address: try again in ${wait} s`,
+          { retryAfter: wait },
+        );
+      if (!(await verifyPassword(req.body.current, await identities.passwordHashOf(name)))) {
+        throttle.failed(req.ip);
         throw new ModelgateError(
           'VALIDATION_FAILED',
           'the current password is wrong (an admin can set one with modelgate user set-password)',
         );
-      await identities.setPasswordHash(name, await newPasswordHash(req.body.password), req.actor);
+      }
+      // Other sessions from the old password end; the one making the change goes on.
+      const ended = await identities.setPasswordHash(
+        name,
+        await newPasswordHash(req.body.password),
+        req.actor,
+        req.actor.credentialId,
+      );
+      for (const h of ended) tokenCache.forget(h);
       return reply.status(204).send(null);
     },
   );
