@@ -210,6 +210,30 @@ describeEachEngine('passwords, teams, roles and operator policies', (db) => {
     ]);
   });
 
+  it('does not count an expired admin service account as an admin', async () => {
+    const t = await testApp(db());
+    const api = apiOf(t);
+    await api('POST', '/identities', {
+      name: 'old-robot',
+      kind: 'service-account',
+      owner: 'admin',
+      purpose: 'once an admin',
+      roles: ['admin'],
+      expiresAt: '2099-01-01T00:00:00Z',
+    });
+    await sql`UPDATE identities SET expires_at = '2021-01-01T00:00:00.000Z' WHERE name = 'old-robot'`.execute(
+      t.composed.database.db,
+    );
+    // Earlier tests in this file left other admins behind (ann): this test wants only two.
+    await sql`DELETE FROM identity_roles WHERE role = 'admin' AND identity_id IN (SELECT id FROM identities WHERE name NOT IN ('admin', 'old-robot'))`.execute(
+      t.composed.database.db,
+    );
+    const last = await api('DELETE', '/identities/admin/roles/admin');
+    expect(last.json()).toMatchObject({ code: 'LAST_ADMIN' });
+    // Changes that do not touch admin go through, whatever the admin count.
+    expect((await api('PUT', '/teams/ops/members/admin')).statusCode).toBe(200);
+  });
+
   it('ends a service account at its expiry', async () => {
     const t = await testApp(db());
     const api = apiOf(t);
@@ -272,6 +296,13 @@ describeEachEngine('passwords, teams, roles and operator policies', (db) => {
         })
       ).json().message,
     ).toMatch(/built-in or file policy/);
+    // A policy that would leave no admin able to manage identities would lock everyone out,
+    // the undo included: refused.
+    const lockout = await api('PUT', '/authz/policies/freeze-all', {
+      text: 'forbid (principal, action, resource);',
+    });
+    expect(lockout.statusCode).toBe(400);
+    expect(lockout.json().message).toMatch(/no admin could manage identities/);
     const count = async () =>
       (
         await sql<{ n: number }>`SELECT count(*) AS n FROM authz_policies`.execute(

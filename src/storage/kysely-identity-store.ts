@@ -170,6 +170,7 @@ export class KyselyIdentityStore implements IdentityStore {
         ['identity_roles', 'role', c.roles, c.addRoles, c.removeRoles],
         ['team_members', 'team', c.teams, c.addTeams, c.removeTeams],
       ] as const;
+      let removesAdmin = false;
       for (const [table, column, replace, add, remove] of lists) {
         const current = new Set(
           (await trx.selectFrom(table).select(column).where('identity_id', '=', id).execute()).map(
@@ -188,6 +189,7 @@ export class KyselyIdentityStore implements IdentityStore {
           want.delete(x);
         }
         const gone = [...current].filter((x) => !want.has(x));
+        if (table === 'identity_roles' && gone.includes('admin')) removesAdmin = true;
         if (gone.length > 0)
           await trx
             .deleteFrom(table)
@@ -201,11 +203,23 @@ export class KyselyIdentityStore implements IdentityStore {
               .values({ identity_id: id, [column]: x, ...this.grant(by) } as never)
               .execute();
       }
-      const admins = await trx
-        .selectFrom('identity_roles')
-        .select((eb) => eb.fn.countAll<number>().as('n'))
-        .where('role', '=', 'admin')
-        .executeTakeFirstOrThrow();
+      // Only a change that takes admin away can lock the registry out; an expired service
+      // account's admin role counts for nothing, since none of its tokens works.
+      const now = this.now().toISOString();
+      const admins = removesAdmin
+        ? await trx
+            .selectFrom('identity_roles')
+            .innerJoin('identities', 'identities.id', 'identity_roles.identity_id')
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .where('identity_roles.role', '=', 'admin')
+            .where((eb) =>
+              eb.or([
+                eb('identities.expires_at', 'is', null),
+                eb('identities.expires_at', '>', now),
+              ]),
+            )
+            .executeTakeFirstOrThrow()
+        : { n: 1 };
       if (Number(admins.n) === 0)
         throw new ModelgateError(
           'LAST_ADMIN',

@@ -99,7 +99,12 @@ export class PolicySet {
    * Adds or replaces one API policy after validating the whole set with it; throws
    * POLICY_INVALID (nothing stored) with the validator's messages.
    */
-  async put(id: string, text: string, by: Actor): Promise<StoredPolicy> {
+  async put(
+    id: string,
+    text: string,
+    by: Actor,
+    guard?: (next: Authorizer) => Promise<string | undefined>,
+  ): Promise<StoredPolicy> {
     if (!this.store)
       throw new ModelgateError('POLICY_INVALID', 'this server takes no policies through the API');
     if (this.base[id] !== undefined)
@@ -127,6 +132,8 @@ export class PolicySet {
         throw new ModelgateError('POLICY_INVALID', e.message, { problems: e.problems });
       throw e;
     }
+    const refused = await guard?.(next);
+    if (refused) throw new ModelgateError('POLICY_INVALID', refused);
     const saved = await this.store.put({ id, text, digest: digestOf(text) }, by);
     this.authorizer = next;
     this.checkedAt = 0;
@@ -134,8 +141,15 @@ export class PolicySet {
   }
 
   /** Removes one API policy; throws POLICY_NOT_FOUND. */
-  async remove(id: string, by: Actor): Promise<void> {
+  async remove(
+    id: string,
+    by: Actor,
+    guard?: (next: Authorizer) => Promise<string | undefined>,
+  ): Promise<void> {
     if (!this.store) throw new ModelgateError('POLICY_NOT_FOUND', `no API policy ${id}`);
+    const rest = (await this.store.list()).filter((p) => p.id !== id);
+    const refused = await guard?.(new Authorizer(this.combine(rest)));
+    if (refused) throw new ModelgateError('POLICY_INVALID', refused);
     await this.store.remove(id, by);
     this.checkedAt = 0;
     await this.refreshIfStale();

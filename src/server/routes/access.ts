@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { ModelgateError } from '../../core/errors.js';
+import type { Authorizer } from '../../policy/authz/authorizer.js';
 import { BUILTIN_ROLES } from '../../policy/authz/builtin-policies.js';
 import { POLICY_ID_PATTERN } from '../../policy/authz/policy-set.js';
 import { errorResponses, Name } from '../schemas.js';
@@ -25,6 +26,25 @@ const PolicyParams = Type.Object({ policy: Type.String({ pattern: POLICY_ID_PATT
 /** Teams, roles, and the Cedar policies operators add through the API. */
 export async function accessRoutes(app: Api, opts: IdentityRouteOpts) {
   const { identities, policies, tokenCache } = opts;
+  // A policy change that leaves no admin able to manage identities would lock the registry out
+  // (even from undoing the change): refused, like removing the last admin role.
+  const keepsAnAdmin = async (next: Authorizer): Promise<string | undefined> => {
+    const now = new Date().toISOString();
+    const admins = (await identities.listIdentities()).filter(
+      (i) => i.roles.includes('admin') && (i.expiresAt === null || i.expiresAt > now),
+    );
+    const able = admins.some(
+      (i) =>
+        next.decide({
+          principal: { kind: i.kind, name: i.name, roles: i.roles, teams: i.teams },
+          action: 'manageIdentities',
+          resource: { kind: 'registry' },
+        }).allowed,
+    );
+    return able
+      ? undefined
+      : 'with this change no admin could manage identities or policies any more (LAST_ADMIN): the registry would be locked out';
+  };
   const manage = { authz: { action: 'manageIdentities', resource: 'registry' } } as const;
 
   app.get(
@@ -204,7 +224,7 @@ export async function accessRoutes(app: Api, opts: IdentityRouteOpts) {
         response: { 200: PolicySchema, ...errorResponses(400, 401) },
       },
     },
-    async (req) => policies.put(req.params.policy, req.body.text, req.actor),
+    async (req) => policies.put(req.params.policy, req.body.text, req.actor, keepsAnAdmin),
   );
 
   app.delete(
@@ -219,7 +239,7 @@ export async function accessRoutes(app: Api, opts: IdentityRouteOpts) {
       },
     },
     async (req, reply) => {
-      await policies.remove(req.params.policy, req.actor);
+      await policies.remove(req.params.policy, req.actor, keepsAnAdmin);
       return reply.status(204).send(null);
     },
   );
