@@ -2,7 +2,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { noteWithCosignatures } from '../../audit/audit-log.js';
-import { verifierKeyOf } from '../../audit/signed-note.js';
+import { parseCheckpoint } from '../../audit/checkpoint.js';
+import { parseNote, verifierKeyOf } from '../../audit/signed-note.js';
 import { type CurrentState, StateChecker, type StateViolation } from '../../audit/state-check.js';
 import { formatReport, type LogLeaf, LogVerifier, type VerifyReport } from '../../audit/verify.js';
 import type { Version } from '../../core/types.js';
@@ -176,7 +177,9 @@ async function verifyServer(
       throw new CliError(`${path}: the server answered ${res.status}: ${await res.text()}`, 1);
     return res;
   };
-  // The latest first (signed now if the log grew), then the stored ones up to it.
+  // The latest (signed now if the log grew), then the stored ones; the latest is added only if
+  // it is newer than the last stored, since the same checkpoint may have gained a witness's
+  // cosignature in between (different text, same size and root).
   const latest = await (await get('/api/v1/audit/checkpoint')).text();
   const checkpoints: string[] = [];
   for (let from = 0; ; ) {
@@ -188,7 +191,14 @@ async function verifyServer(
     if (r.items.length < 500 || !last) break;
     from = last.size + 1;
   }
-  if (!checkpoints.includes(latest)) checkpoints.push(latest);
+  const sizeOf = (note: string | undefined) => {
+    try {
+      return note === undefined ? -1 : parseCheckpoint(parseNote(note).text).size;
+    } catch {
+      return -1;
+    }
+  };
+  if (sizeOf(latest) > sizeOf(checkpoints.at(-1))) checkpoints.push(latest);
   const verifier = new LogVerifier({
     checkpoints,
     logKey: checks.logKey,
