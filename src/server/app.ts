@@ -120,9 +120,9 @@ function findUnrepresentable(
   if (typeof v === 'number')
     return Number.isFinite(v) ? undefined : { path: here, what: 'is a number out of range' };
   if (depth > 32 || v === null || typeof v !== 'object') return undefined;
-  // Parsed JSON only: an upload's body is a stream, whose internals are not input.
-  const proto = Object.getPrototypeOf(v);
-  if (!Array.isArray(v) && proto !== Object.prototype && proto !== null) return undefined;
+  // Parsed input only: an upload's body is a stream (or bytes), whose internals are not input.
+  // (Query objects have a prototype of their own, so a plain-object test would skip them.)
+  if (Buffer.isBuffer(v) || typeof (v as { pipe?: unknown }).pipe === 'function') return undefined;
   for (const [k, x] of Object.entries(v)) {
     const p = path ? `${path}.${k}` : k;
     const key = findUnrepresentable(k, p, depth + 1);
