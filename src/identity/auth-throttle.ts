@@ -1,3 +1,5 @@
+import { ModelgateError } from '../core/errors.js';
+
 /**
  * Counts failed authentications per client address in fixed windows; an address over the
  * limit is refused (without a token lookup) until its window ends. Bounded: at most
@@ -23,6 +25,17 @@ export class AuthThrottle {
       return 0;
     }
     return f.count >= this.limit ? Math.ceil((f.until - t) / 1000) : 0;
+  }
+
+  /** Throws RATE_LIMITED (with the wait, for Retry-After) while the address is blocked. */
+  refuseIfBlocked(address: string): void {
+    const wait = this.blockedFor(address);
+    if (wait > 0)
+      throw new ModelgateError(
+        'RATE_LIMITED',
+        `too many failed authentication attempts from this address: try again in ${wait} s`,
+        { retryAfter: wait },
+      );
   }
 
   failed(address: string): void {

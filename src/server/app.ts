@@ -292,13 +292,7 @@ export async function buildApp(deps: AppDeps) {
   // An address over the limit is answered 429 without a token lookup, unless its token is one
   // this process already knows to be valid: one client's typos do not lock out its neighbours.
   const refuseIfThrottled = (ip: string, hash: string | undefined) => {
-    const wait = throttle.blockedFor(ip);
-    if (wait > 0 && !(hash && tokens.has(hash)))
-      throw new ModelgateError(
-        'RATE_LIMITED',
-        `too many failed authentication attempts from this address: try again in ${wait} s`,
-        { retryAfter: wait },
-      );
+    if (!(hash && tokens.has(hash))) throttle.refuseIfBlocked(ip);
   };
   app.addHook('onRequest', async (request) => {
     if (request.routeOptions.config?.public) return;

@@ -341,13 +341,7 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
     async (req, reply) => {
       const name = req.actor.identity;
       // Guessing the current password with a token is guessing a password: throttled alike.
-      const wait = throttle.blockedFor(req.ip);
-      if (wait > 0)
-        throw new ModelgateError(
-          'RATE_LIMITED',
-          `too many failed authentication attempts from this address: try again in ${wait} s`,
-          { retryAfter: wait },
-        );
+      throttle.refuseIfBlocked(req.ip);
       if (!(await verifyPassword(req.body.current, await identities.passwordHashOf(name)))) {
         throttle.failed(req.ip);
         throw new ModelgateError(

@@ -31,13 +31,7 @@ export async function loginRoutes(
 ) {
   const { federation, identities, throttle } = opts;
   const guarded = async <T>(ip: string, work: () => Promise<T>): Promise<T> => {
-    const wait = throttle.blockedFor(ip);
-    if (wait > 0)
-      throw new ModelgateError(
-        'RATE_LIMITED',
-        `too many failed authentication attempts from this address: try again in ${wait} s`,
-        { retryAfter: wait },
-      );
+    throttle.refuseIfBlocked(ip);
     try {
       return await work();
     } catch (e) {
