@@ -234,6 +234,30 @@ describeEachEngine('passwords, teams, roles and operator policies', (db) => {
     expect((await api('PUT', '/teams/ops/members/admin')).statusCode).toBe(200);
   });
 
+  it('keeps deciding with the last valid policy set when the stored one stops validating', async () => {
+    const t = await testApp(db(), { refreshMs: 100 });
+    const api = apiOf(t);
+    await api('POST', '/models', { name: 'kept' });
+    await api('POST', '/identities', { name: 'kim', kind: 'user' });
+    const kim = await tokenFor(t, { name: 'kim', kind: 'user' });
+    await api('PUT', '/authz/policies/kim-reads', {
+      text: 'permit (principal == User::"kim", action == Action::"read", resource);',
+    });
+    expect((await api('GET', '/models/kept', undefined, kim)).statusCode).toBe(200);
+    // Someone (another version of the server, or the database's owner) stores a policy this
+    // process cannot validate.
+    await sql`UPDATE authz_policies SET text = 'permit (principal, action == Action::"nope", resource);', digest = 'sha256:changed' WHERE id = 'kim-reads'`.execute(
+      t.composed.database.db,
+    );
+    await new Promise((r) => setTimeout(r, 150));
+    const after = await api('GET', '/models/kept', undefined, kim);
+    expect(after.statusCode, after.body).toBe(200);
+    expect((await api('GET', '/models/kept')).statusCode).toBe(200);
+    // A server starting on that set refuses to start: an invalid set is not half applied.
+    await expect(testApp(db())).rejects.toThrow(/nope/);
+    await sql`DELETE FROM authz_policies WHERE id = 'kim-reads'`.execute(t.composed.database.db);
+  });
+
   it('ends a service account at its expiry', async () => {
     const t = await testApp(db());
     const api = apiOf(t);

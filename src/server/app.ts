@@ -251,6 +251,11 @@ export async function buildApp(deps: AppDeps) {
     request.loaded = {};
   });
   const policies = deps.policies ?? PolicySet.fixed(new Authorizer(BUILTIN_POLICIES));
+  policies.onStale = (e) =>
+    app.log.error(
+      { problems: e.problems },
+      'stored authorization policies do not validate here; deciding with the last set that did',
+    );
   const tokens = new TokenCache((hash, ip) => deps.store.findToken(hash, ip), deps.tokenCacheMs);
 
   await app.register(swagger, {

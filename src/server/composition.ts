@@ -164,7 +164,8 @@ export async function compose(
       },
     };
   } catch (e) {
-    await database.close().catch(() => {});
+    // A database the caller handed in is the caller's to close.
+    if (!opts.database) await database.close().catch(() => {});
     throw e;
   }
 }

@@ -73,15 +73,27 @@ export class PolicySet {
   /** Reloads from the store when the last look is older than `refreshMs`. */
   async refreshIfStale(): Promise<void> {
     if (!this.store || Date.now() - this.checkedAt < this.refreshMs) return;
-    await this.reload(await this.store.list());
+    try {
+      await this.reload(await this.store.list());
+    } catch (e) {
+      // The stored set no longer validates here (another process with a newer schema stored a
+      // policy this one cannot read, say): keep deciding with the last set that validated, and
+      // say so, rather than failing requests. At start, an invalid set still stops the server.
+      if (!(e instanceof PolicyValidationError)) throw e;
+      this.onStale?.(e);
+    }
   }
+
+  /** Called when a refresh found a stored set that does not validate (the last good one stays). */
+  onStale: ((e: PolicyValidationError) => void) | undefined;
 
   private async reload(stored: StoredPolicy[]): Promise<void> {
     this.checkedAt = Date.now();
     const digest = digestOf(stored.map((p) => `${p.id} ${p.digest}`).join('\n'));
     if (digest === this.storedDigest) return;
-    this.authorizer = new Authorizer(this.combine(stored));
+    // Remembered before building: a set that fails is not tried again until it changes.
     this.storedDigest = digest;
+    this.authorizer = new Authorizer(this.combine(stored));
   }
 
   private combine(stored: { id: string; text: string }[]): Record<string, string> {
