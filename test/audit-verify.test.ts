@@ -156,6 +156,26 @@ describeEachEngine('audit verify', (db) => {
     await expectCaught(/event 7 .*does not hash to the digest/);
     await sql`UPDATE audit_events SET content = ${target.content} WHERE seq = 7`.execute(k);
 
+    // An alias deleted directly in the database: the log still says where it points.
+    const aliasRow = await k
+      .selectFrom('aliases')
+      .selectAll()
+      .where('name', '=', 'candidate')
+      .where('model_id', '=', (eb) =>
+        eb.selectFrom('models').select('id').where('name', '=', 'm2-0'),
+      )
+      .executeTakeFirstOrThrow();
+    await k
+      .deleteFrom('aliases')
+      .where('name', '=', 'candidate')
+      .where('model_id', '=', aliasRow.model_id)
+      .execute();
+    await expectCaught(
+      /alias candidate of m2-0 is missing from the database, but the log last set it to version 1 \(event \d+\)/,
+    );
+    await k.insertInto('aliases').values(aliasRow).execute();
+    await expectClean();
+
     // A version row edited directly in the database, without going through the log.
     await sql`UPDATE versions SET description = 'nothing to see' WHERE number = 1 AND model_id = (SELECT id FROM models WHERE name = 'm1-2')`.execute(
       k,

@@ -74,7 +74,21 @@ export class StateChecker {
     }
     // Only what the rows are compared with is kept: the content of a subject's last event.
     if (this.wanted.has(e.subject)) this.last.set(e.subject, e);
+    // Aliases are few and matter most: for each, where the log last left it, so that one
+    // deleted behind the log's back is found too.
+    if (e.subject.startsWith('alias:')) {
+      const version = (JSON.parse(e.content) as { version?: unknown }).version;
+      this.aliasState.set(e.subject, {
+        seq: e.seq,
+        version: typeof version === 'number' ? version : null,
+      });
+    }
   }
+
+  private readonly aliasState = new Map<
+    string,
+    { seq: number | undefined; version: number | null }
+  >();
 
   /** The first violation, comparing the current rows with the last events seen. */
   finish(): StateViolation | undefined {
@@ -118,6 +132,16 @@ export class StateChecker {
         (c) => c.version as object,
       );
       if (v) return v;
+    }
+    const present = new Set(current.aliases.map((a) => subjects.alias(a.model, a.name)));
+    for (const [subject, state] of this.aliasState) {
+      if (state.version === null || present.has(subject)) continue;
+      const [, model, alias] = subject.split(':');
+      return {
+        kind: 'row-differs',
+        ...(state.seq !== undefined && { index: state.seq }),
+        message: `alias ${alias} of ${model} is missing from the database, but the log last set it to version ${state.version} (${state.seq !== undefined ? `event ${state.seq}` : 'a queued event'})`,
+      };
     }
     for (const a of current.aliases) {
       const v = compare(
