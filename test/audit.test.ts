@@ -196,6 +196,8 @@ describeEachEngine('tamper-evident audit log', (db) => {
     for (let i = 0; i < 2; i++)
       await api('POST', '/models/hist/versions', { files: [{ path: 'w', size: 1, digest }] });
     await api('PUT', '/models/hist/aliases/prod-candidate', { version: 1 });
+    // Times have millisecond resolution: keep `between` strictly between the two moves.
+    await new Promise((r) => setTimeout(r, 5));
     const between = new Date().toISOString();
     await new Promise((r) => setTimeout(r, 5));
     await api('PUT', '/models/hist/aliases/prod-candidate', { version: 2 });
