@@ -74,6 +74,8 @@ export class ApiClient {
   constructor(
     readonly server: string,
     private readonly token: string,
+    /** Longest wait for an answer; undefined: no limit (uploads can take hours). */
+    private readonly timeoutMs?: number,
   ) {}
 
   private fail(status: number, body: ApiErrorBody | undefined): never {
@@ -81,8 +83,12 @@ export class ApiClient {
     throw new CliError(what, status >= 400 && status < 500 ? 1 : 2);
   }
 
-  /** Sends a JSON request; returns the parsed body (undefined for 204). */
-  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /** Sends a request; returns the response body as text, after turning errors into CliErrors. */
+  private async send(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; text: string }> {
     let res: Response;
     try {
       res = await fetch(`${this.server}${path}`, {
@@ -92,6 +98,8 @@ export class ApiClient {
           ...(body !== undefined && { 'content-type': 'application/json' }),
         },
         ...(body !== undefined && { body: JSON.stringify(body) }),
+        // A server that accepts the connection and never answers must not stall a loop forever.
+        ...(this.timeoutMs !== undefined && { signal: AbortSignal.timeout(this.timeoutMs) }),
       });
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
@@ -100,16 +108,33 @@ export class ApiClient {
         2,
       );
     }
-    if (res.status === 204) return undefined as T;
     const text = await res.text();
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
+    if (!res.ok) {
+      let parsed: ApiErrorBody | undefined;
+      try {
+        parsed = text ? (JSON.parse(text) as ApiErrorBody) : undefined;
+      } catch {
+        parsed = undefined;
+      }
+      this.fail(res.status, parsed);
     }
-    if (!res.ok) this.fail(res.status, parsed as ApiErrorBody | undefined);
-    return parsed as T;
+    return { status: res.status, text };
+  }
+
+  /** Sends a JSON request; returns the parsed body (undefined for 204). */
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const { status, text } = await this.send(method, path, body);
+    if (status === 204 || !text) return undefined as T;
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new CliError(`${method} ${path}: the server's answer is not JSON`, 2);
+    }
+  }
+
+  /** GETs a text resource (a signed note, a key). */
+  async text(path: string): Promise<string> {
+    return (await this.send('GET', path)).text;
   }
 
   /**

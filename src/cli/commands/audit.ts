@@ -10,6 +10,7 @@ import type { Version } from '../../core/types.js';
 import { openDatabase } from '../../storage/database.js';
 import { KyselyAuditStore } from '../../storage/kysely-audit-store.js';
 import { KyselyRegistryStore } from '../../storage/kysely-registry-store.js';
+import { ApiClient } from '../client.js';
 import { resolveTarget } from '../config.js';
 import type { CliContext } from '../context.js';
 import { CliError } from '../errors.js';
@@ -164,28 +165,17 @@ async function verifyServer(
   checks: { logKey: string; witnessKeys: string[]; since: string | undefined },
 ) {
   const target = resolveTarget({ ...process.env, MODELGATE_SERVER: server });
-  const get = async (path: string) => {
-    let res: Response;
-    try {
-      res = await fetch(`${target.server}${path}`, {
-        headers: { authorization: `Bearer ${target.token}` },
-      });
-    } catch (e) {
-      throw new CliError(`cannot reach ${target.server}: ${(e as Error).message}`, 2);
-    }
-    if (!res.ok)
-      throw new CliError(`${path}: the server answered ${res.status}: ${await res.text()}`, 1);
-    return res;
-  };
+  const api = new ApiClient(target.server, target.token);
   // The latest (signed now if the log grew), then the stored ones; the latest is added only if
   // it is newer than the last stored, since the same checkpoint may have gained a witness's
   // cosignature in between (different text, same size and root).
-  const latest = await (await get('/api/v1/audit/checkpoint')).text();
+  const latest = await api.text('/api/v1/audit/checkpoint');
   const checkpoints: string[] = [];
   for (let from = 0; ; ) {
-    const r = (await (await get(`/api/v1/audit/checkpoints?from=${from}&limit=500`)).json()) as {
-      items: { size: number; note: string }[];
-    };
+    const r = await api.request<{ items: { size: number; note: string }[] }>(
+      'GET',
+      `/api/v1/audit/checkpoints?from=${from}&limit=500`,
+    );
     checkpoints.push(...r.items.map((c) => c.note));
     const last = r.items[r.items.length - 1];
     if (r.items.length < 500 || !last) break;
@@ -207,10 +197,10 @@ async function verifyServer(
   });
   let read = 0;
   for (;;) {
-    const r = (await (await get(`/api/v1/audit/events?from=${read}&limit=${PAGE}`)).json()) as {
-      size: number;
-      items: { index: number; leaf: string }[];
-    };
+    const r = await api.request<{ size: number; items: { index: number; leaf: string }[] }>(
+      'GET',
+      `/api/v1/audit/events?from=${read}&limit=${PAGE}`,
+    );
     for (const e of r.items) verifier.add(toLeaf({ seq: e.index, leaf: e.leaf }));
     read += r.items.length;
     progress('reading events', read, r.size);
@@ -261,14 +251,7 @@ export function registerAudit(program: Command, ctx: CliContext): void {
     .command('checkpoint')
     .description("the log's latest signed checkpoint (save it for audit verify --since)")
     .action(async (_o: unknown, cmd: Command) => {
-      const t = resolveTarget();
-      const res = await fetch(`${t.server}/api/v1/audit/checkpoint`, {
-        headers: { authorization: `Bearer ${t.token}` },
-      }).catch((e: Error) => {
-        throw new CliError(`cannot reach ${t.server}: ${e.message}`, 2);
-      });
-      const text = await res.text();
-      if (!res.ok) throw new CliError(`the server answered ${res.status}: ${text}`, 1);
+      const text = await ctx.client().text('/api/v1/audit/checkpoint');
       ctx.print(cmd, { note: text }, () => text.replace(/\n$/, ''));
     });
   audit

@@ -10,59 +10,31 @@ import {
   WitnessStateError,
   type WitnessStepResult,
 } from '../../audit/witness.js';
+import { ApiClient } from '../client.js';
 import type { CliContext } from '../context.js';
 import { CliError } from '../errors.js';
 
 /** A LogClient over the Modelgate HTTP API, authenticating as the witness's service account. */
 export class HttpLogClient implements LogClient {
+  private readonly api: ApiClient;
+
   constructor(
     readonly server: string,
-    private readonly token: string,
-    private readonly timeoutMs = 30_000,
-  ) {}
-
-  private async send(method: string, path: string, body?: unknown): Promise<Response> {
-    let res: Response;
-    try {
-      res = await fetch(`${this.server}${path}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${this.token}`,
-          ...(body !== undefined && { 'content-type': 'application/json' }),
-        },
-        ...(body !== undefined && { body: JSON.stringify(body) }),
-        // A log that accepts the connection and never answers must not stall the witness forever.
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-    } catch (e) {
-      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      const why = cause?.code ?? cause?.message ?? (e as Error).message;
-      throw new Error(`cannot reach ${this.server}: ${why}`);
-    }
-    if (!res.ok) {
-      const text = await res.text().catch(() => '');
-      let detail = '';
-      try {
-        const parsed = JSON.parse(text) as { code?: string; message?: string };
-        if (parsed.code) detail = `: ${parsed.code}: ${parsed.message ?? ''}`;
-      } catch {
-        // not a JSON error body; the status says enough
-      }
-      throw new Error(`${method} ${path} answered HTTP ${res.status}${detail}`);
-    }
-    return res;
+    token: string,
+    timeoutMs = 30_000,
+  ) {
+    this.api = new ApiClient(server, token, timeoutMs);
   }
 
   /** GET /api/v1/audit/checkpoint: the latest signed checkpoint note. */
   async checkpoint(): Promise<string> {
-    return (await this.send('GET', '/api/v1/audit/checkpoint')).text();
+    return this.api.text('/api/v1/audit/checkpoint');
   }
 
   /** GET /api/v1/audit/consistency?from=A&to=B: the proof, decoded from standard base64. */
   async consistencyProof(from: number, to: number): Promise<Buffer[]> {
     const path = `/api/v1/audit/consistency?from=${from}&to=${to}`;
-    const res = await this.send('GET', path);
-    const body = (await res.json().catch(() => undefined)) as { proof?: unknown } | undefined;
+    const body = await this.api.request<{ proof?: unknown } | undefined>('GET', path);
     const proof = Array.isArray(body?.proof) ? body.proof : undefined;
     const decoded = proof?.map((p) => (typeof p === 'string' ? decodeBase64(p) : undefined));
     if (!decoded || decoded.some((p) => p === undefined)) {
@@ -73,7 +45,7 @@ export class HttpLogClient implements LogClient {
 
   /** POST /api/v1/audit/cosignatures with the cosigned note. */
   async submitCosignature(note: string): Promise<void> {
-    await this.send('POST', '/api/v1/audit/cosignatures', { note });
+    await this.api.request('POST', '/api/v1/audit/cosignatures', { note });
   }
 }
 
