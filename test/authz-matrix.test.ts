@@ -57,20 +57,31 @@ const BODIES: Record<string, (blobDigest: string) => unknown> = {
   'POST /api/v1/oidc/token': () => ({ token: 'not-a-jwt' }),
   'POST /api/v1/audit/cosignatures': () => ({ note: 'not a note' }),
   'POST /api/v1/gate-policies': () => ({ document: GATE }),
+  'POST /api/v1/gate-policies/what-if': () => ({ document: GATE }),
+  'POST /api/v1/models/{model}/aliases/{alias}/promotions': () => ({ version: '1' }),
+  'POST /api/v1/models/{model}/aliases/{alias}/promotion-requests/{request}/reviews': () => ({
+    decision: 'approve',
+    comment: 'matrix',
+  }),
+  'POST /api/v1/models/{model}/versions/{ref}/waivers': () => WAIVER,
+  'POST /api/v1/models/{model}/waivers': () => WAIVER,
+};
+const WAIVER = {
+  findingRule: 'MATRIX',
+  justification: 'matrix',
+  expiresAt: new Date(Date.now() + 30 * 86_400_000).toISOString(),
 };
 
 // Query strings for routes that require one (validation runs before authorization, so a
 // missing query would be a 400 for every caller and say nothing about who may call).
-const GATE = readFileSync(
-  join(import.meta.dirname, '..', 'src', 'policy', 'gates', 'shipped-pack', 'staging-gate.yaml'),
-  'utf8',
-);
+const GATE = readFileSync(join(import.meta.dirname, '..', 'policies', 'staging-gate.yaml'), 'utf8');
 
 const QUERIES: Record<string, string> = {
   'GET /api/v1/audit/consistency': '?from=0&to=1',
   'GET /api/v1/audit/history': '?model=churn',
   'GET /api/v1/audit/alias': '?model=churn&alias=candidate&at=2030-01-01T00:00:00Z',
   'GET /api/v1/models/{model}/versions/{ref}/gate': '?policy=staging-gate&alias=staging',
+  'GET /api/v1/verify': `?model=churn&alias=staging&digest=sha256:${'0'.repeat(64)}`,
 };
 
 async function tokens(t: TestApp): Promise<Record<(typeof CALLERS)[number], string | undefined>> {
@@ -123,6 +134,12 @@ describeEachEngine('authorization on every route', (db) => {
     const ev = (
       await post('/api/v1/models/churn/versions/1/evaluations', { evaluator: 'artifact-scan' })
     ).json() as { id: string };
+    // A gate, a promotion request (denied: no scan ran) with its decision, and a waiver.
+    await post('/api/v1/gate-policies', { document: GATE });
+    const promoted = (
+      await post('/api/v1/models/churn/aliases/staging/promotions', { version: '1' })
+    ).json() as { details: { result: { request: { id: number }; decision: { id: number } } } };
+    const waiver = (await post('/api/v1/models/churn/waivers', WAIVER)).json() as { id: number };
     const params: Record<string, string> = {
       model: 'churn',
       ref: '1',
@@ -136,6 +153,9 @@ describeEachEngine('authorization on every route', (db) => {
       policy: 'matrix-policy',
       index: '0',
       version: '1',
+      request: String(promoted.details.result.request.id),
+      decision: String(promoted.details.result.decision.id),
+      waiver: String(waiver.id),
       // A token of another identity: only identity managers may see, revoke or rotate it.
       token: (
         (await post('/api/v1/identities/target/tokens', { name: 'target' })).json() as {
@@ -161,7 +181,12 @@ describeEachEngine('authorization on every route', (db) => {
           const r = await app.inject({
             method: m.toUpperCase() as 'GET',
             url:
-              path.replace(/\{(\w+)\}/g, (_, p: string) => params[p] ?? 'x') + (QUERIES[key] ?? ''),
+              path.replace(
+                /\{(\w+)\}/g,
+                // Promotions are for protected aliases.
+                (_, p: string) =>
+                  (p === 'alias' && path.includes('/promotion') ? 'staging' : params[p]) ?? 'x',
+              ) + (QUERIES[key] ?? ''),
             headers: {
               ...(token && { authorization: `Bearer ${token}` }),
               ...(upload && { 'content-type': 'application/octet-stream' }),
@@ -201,7 +226,8 @@ describeEachEngine('authorization on every route', (db) => {
   });
 
   it('keeps production to approvers, and high-tier production to the risk team', async () => {
-    const t = await testApp(db());
+    // Cedar's alias rules, on a deployment that protects no alias (plain sets reach them).
+    const t = await testApp(db(), { protectedAliases: [] });
     const post = (url: string, payload: object) => t.call({ method: 'POST', url, payload });
     const blob = { digest: await uploadBlob(t, Buffer.from('seed')) };
     for (const [name, riskTier] of [

@@ -38,6 +38,25 @@ const VALID_BODIES: Record<string, unknown> = {
       'apiVersion: modelgate.dev/v1\nkind: GatePolicy\nmetadata: {name: walk}\nspec:\n  bindings: {aliases: [production]}\n  validations:\n    - {name: x, expression: version.nope == 1, message: m, reason: R, action: deny}\n',
   },
   'POST /api/v1/authz/explain': { action: 'read', resource: 'model:seed-model' },
+  'POST /api/v1/gate-policies/what-if': {
+    document:
+      'apiVersion: modelgate.dev/v1\nkind: GatePolicy\nmetadata: {name: walk}\nspec:\n  bindings: {aliases: [production]}\n  validations:\n    - {name: x, expression: version.nope == 1, message: m, reason: R, action: deny}\n',
+  },
+  'POST /api/v1/models/{model}/aliases/{alias}/promotions': { version: '1' },
+  'POST /api/v1/models/{model}/aliases/{alias}/promotion-requests/{request}/reviews': {
+    decision: 'approve',
+    comment: 'walk',
+  },
+  'POST /api/v1/models/{model}/versions/{ref}/waivers': {
+    findingRule: 'WALK',
+    justification: 'walk',
+    expiresAt: new Date(Date.now() + 30 * 86_400_000).toISOString(),
+  },
+  'POST /api/v1/models/{model}/waivers': {
+    findingRule: 'WALK',
+    justification: 'walk',
+    expiresAt: new Date(Date.now() + 30 * 86_400_000).toISOString(),
+  },
 };
 
 const BAD_PARAMS: Record<string, string[]> = {
@@ -56,6 +75,9 @@ const BAD_PARAMS: Record<string, string[]> = {
   policy: ['Bad%20Name', 'admin-all', '..', 'x'.repeat(300), 'no-such-policy'],
   index: ['-1', '99999999', '1.5', 'x', '%00', '9'.repeat(30)],
   version: ['0', '-1', 'x', '9'.repeat(30)],
+  request: ['0', '-1', 'x', '9'.repeat(30), '%00', '424242'],
+  decision: ['0', '-1', 'x', '9'.repeat(30), '%00', '424242'],
+  waiver: ['0', '-1', 'x', '9'.repeat(30), '%00', '424242'],
 };
 
 /** Everything a request could have changed: every table (but token bookkeeping) and the blob folder. */
@@ -82,6 +104,10 @@ async function snapshot(db: Kysely<DB>, dataDir: string): Promise<string> {
     'audit_checkpoints',
     'audit_cosignatures',
     'gate_policies',
+    'gate_decisions',
+    'promotion_requests',
+    'promotion_reviews',
+    'waivers',
   ]) {
     const rows = await sql.raw(`SELECT * FROM ${table} ORDER BY 1, 2`).execute(db);
     h.update(table).update(JSON.stringify(rows.rows));
@@ -121,7 +147,7 @@ describeEachEngine('every route refuses bad input cleanly', (db) => {
     await t.call({ method: 'POST', url: '/api/v1/models/seed-model/versions', payload: { files } });
     await t.call({
       method: 'PUT',
-      url: '/api/v1/models/seed-model/aliases/staging',
+      url: '/api/v1/models/seed-model/aliases/candidate',
       payload: { version: 1 },
     });
     await t.call({
@@ -144,8 +170,11 @@ describeEachEngine('every route refuses bad input cleanly', (db) => {
       policy: 'seed-policy',
       model: 'seed-model',
       ref: '1',
-      alias: 'staging',
+      alias: 'candidate',
       dataset: 'seed-data',
+      request: '1',
+      decision: '1',
+      waiver: '1',
       digest: blob.digest,
       identity: 'seed-user',
       token: seedToken.token.id,

@@ -124,20 +124,20 @@ describeEachEngine('modelgate CLI against a running server', (db) => {
     expect(p3.stdout).toMatch(/^pushed fraud-detector@2 sha256:[0-9a-f]{64}/);
 
     // Aliases: set, move, and ask what it was between the two moves.
-    expect((await mg('alias', 'set', 'fraud-detector', 'production', '1')).code).toBe(0);
+    expect((await mg('alias', 'set', 'fraud-detector', 'champion', '1')).code).toBe(0);
     await new Promise((r) => setTimeout(r, 50));
     const between = new Date().toISOString();
     await new Promise((r) => setTimeout(r, 50));
-    expect((await mg('alias', 'set', 'fraud-detector', 'production', '2')).stdout).toContain(
-      'fraud-detector@production -> 2',
+    expect((await mg('alias', 'set', 'fraud-detector', 'champion', '2')).stdout).toContain(
+      'fraud-detector@champion -> 2',
     );
     const at = JSON.parse(
       (await mg('alias', 'history', 'fraud-detector', '--at', between, '--json')).stdout,
     );
-    expect(at.items).toMatchObject([{ name: 'production', version: 1 }]);
+    expect(at.items).toMatchObject([{ name: 'champion', version: 1 }]);
     const hist = await mg('alias', 'history', 'fraud-detector');
     expect(hist.stdout.trim().split('\n')).toHaveLength(3);
-    const shown = await mg('version', 'show', 'fraud-detector@production');
+    const shown = await mg('version', 'show', 'fraud-detector@champion');
     expect(shown.stdout).toMatch(/version:\s+fraud-detector@2/);
 
     // Lineage both ways.

@@ -8,7 +8,7 @@ import { apiOf, testApp, tokenFor, uploadBlob } from './helpers/app.js';
 import { describeEachEngine } from './helpers/engines.js';
 import { CLI } from './helpers/server-process.js';
 
-const PACK = join(import.meta.dirname, '..', 'src', 'policy', 'gates', 'shipped-pack');
+const PACK = join(import.meta.dirname, '..', 'policies');
 const production = readFileSync(join(PACK, 'production-gate.yaml'), 'utf8');
 
 describeEachEngine('gate policies', (db) => {

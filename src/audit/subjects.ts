@@ -14,13 +14,23 @@ export const subjects = {
   token: (id: string) => `token:${id}`,
   policy: (id: string) => `policy:${id}`,
   gatePolicy: (name: string, version: number) => `gate-policy:${name}@${version}`,
+  decision: (model: string, alias: string, id: number) => `decision:${model}:${alias}/${id}`,
+  request: (model: string, alias: string, id: number) => `request:${model}:${alias}/${id}`,
+  waiver: (model: string, id: number) => `waiver:${model}/${id}`,
 };
 
 /** Subject prefixes of every event about a model: itself, its versions, aliases and evaluations. */
 export function modelSubjects(name: string): { equals: string[]; prefixes: string[] } {
   return {
     equals: [subjects.model(name)],
-    prefixes: [`version:${name}@`, `alias:${name}:`, `evaluation:${name}@`],
+    prefixes: [
+      `version:${name}@`,
+      `alias:${name}:`,
+      `evaluation:${name}@`,
+      `decision:${name}:`,
+      `request:${name}:`,
+      `waiver:${name}/`,
+    ],
   };
 }
 

@@ -83,15 +83,9 @@ export class ApiClient {
     throw new CliError(what, status >= 400 && status < 500 ? 1 : 2);
   }
 
-  /** Sends a request; returns the response body as text, after turning errors into CliErrors. */
-  private async send(
-    method: string,
-    path: string,
-    body?: unknown,
-  ): Promise<{ status: number; text: string }> {
-    let res: Response;
+  private async fetch(method: string, path: string, body: unknown): Promise<Response> {
     try {
-      res = await fetch(`${this.server}${path}`, {
+      return await fetch(`${this.server}${path}`, {
         method,
         headers: {
           authorization: `Bearer ${this.token}`,
@@ -108,6 +102,15 @@ export class ApiClient {
         2,
       );
     }
+  }
+
+  /** Sends a request; returns the response body as text, after turning errors into CliErrors. */
+  private async send(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; text: string }> {
+    const res = await this.fetch(method, path, body);
     const text = await res.text();
     if (!res.ok) {
       let parsed: ApiErrorBody | undefined;
@@ -129,6 +132,28 @@ export class ApiClient {
       return JSON.parse(text) as T;
     } catch {
       throw new CliError(`${method} ${path}: the server's answer is not JSON`, 2);
+    }
+  }
+
+  /**
+   * Sends a JSON request and returns the status with the parsed body, error answers included,
+   * for commands whose exit code depends on which answer came (a promotion: moved, pending or
+   * denied). Connection failures still throw.
+   */
+  async attempt<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: T }> {
+    const res = await this.fetch(method, path, body);
+    const text = await res.text();
+    try {
+      return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+    } catch {
+      throw new CliError(
+        `${method} ${path}: the server's answer is not JSON (HTTP ${res.status})`,
+        2,
+      );
     }
   }
 

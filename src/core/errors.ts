@@ -136,6 +136,46 @@ export const ERROR_CATALOG = {
     description: 'The token is revoked: it cannot be rotated; issue a new one instead.',
   },
   DUPLICATE_PATH: { status: 409, description: 'Two files of one version have the same path.' },
+  ALIAS_PROTECTED: {
+    status: 409,
+    description:
+      'The alias is protected (MODELGATE_PROTECTED_ALIASES): only a promotion through its gate moves it (`modelgate promote`).',
+  },
+  ALIAS_NOT_PROTECTED: {
+    status: 400,
+    description:
+      'Promotions are for protected aliases; set any other alias directly (`modelgate alias set`).',
+  },
+  GATE_DENIED: {
+    status: 409,
+    description:
+      'The gate refused the promotion: the details hold the decision id and each failed rule with its message.',
+  },
+  REQUEST_NOT_FOUND: {
+    status: 404,
+    description: 'No promotion request has this id (for this model and alias).',
+  },
+  REQUEST_CLOSED: {
+    status: 409,
+    description:
+      'The promotion request is no longer pending (promoted, denied, rejected or superseded); request the promotion again.',
+  },
+  ALREADY_REVIEWED: {
+    status: 409,
+    description: 'This identity has already approved or rejected this promotion request.',
+  },
+  SEPARATION_OF_DUTIES: {
+    status: 403,
+    description:
+      "The version's author, the promotion's requester and whoever ran its evaluations cannot approve it.",
+  },
+  DECISION_NOT_FOUND: { status: 404, description: 'No gate decision has this id.' },
+  WAIVER_NOT_FOUND: { status: 404, description: 'The model has no waiver with this id.' },
+  INVALID_WAIVER: {
+    status: 400,
+    description:
+      'A waiver names exactly one finding rule or one gate rule (`policy/validation`), a justification, and an expiry in the future and at most 365 days away.',
+  },
   // Server side
   BLOB_CORRUPT: {
     status: 500,

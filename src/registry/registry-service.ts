@@ -56,12 +56,26 @@ export function parseVersionRef(ref: string): { number: number } | { alias: stri
 }
 
 /** The registry's use cases: models, versions, aliases, datasets and lineage. */
+/** Aliases that only a promotion moves, unless configured otherwise. */
+export const DEFAULT_PROTECTED_ALIASES: ReadonlySet<string> = new Set(['production', 'staging']);
+
 export class RegistryService {
   constructor(
     private readonly store: RegistryStore,
     private readonly blobs: BlobStore,
     private readonly limits: RegistryLimits = { maxFilesPerVersion: 10_000, maxLineageDepth: 10 },
+    /** Aliases only a promotion moves (`MODELGATE_PROTECTED_ALIASES`); set and delete refuse them. */
+    readonly protectedAliases: ReadonlySet<string> = DEFAULT_PROTECTED_ALIASES,
   ) {}
+
+  private refuseProtected(model: string, alias: string, what: string) {
+    if (this.protectedAliases.has(alias))
+      throw new ModelgateError(
+        'ALIAS_PROTECTED',
+        `${alias} is a protected alias: only a promotion through its gate ${what} it (modelgate promote ${model}@<version> --to ${alias})`,
+        { model, alias },
+      );
+  }
 
   async createModel(
     input: {
@@ -285,6 +299,7 @@ export class RegistryService {
   async setAlias(model: string, alias: string, ref: string, actor: Actor): Promise<Alias> {
     assertName('model', model);
     assertAlias(alias);
+    this.refuseProtected(model, alias, 'moves');
     const number = await this.resolveRef(model, ref);
     return this.store.setAlias(model, alias, number, actor);
   }
@@ -292,6 +307,7 @@ export class RegistryService {
   async deleteAlias(model: string, alias: string, actor: Actor): Promise<void> {
     assertName('model', model);
     assertAlias(alias);
+    this.refuseProtected(model, alias, 'changes');
     await this.store.deleteAlias(model, alias, actor);
   }
 

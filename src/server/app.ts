@@ -22,6 +22,8 @@ import { Authorizer, type Principal } from '../policy/authz/authorizer.js';
 import { BUILTIN_POLICIES } from '../policy/authz/builtin-policies.js';
 import { PolicySet } from '../policy/authz/policy-set.js';
 import type { GatePolicyStore } from '../policy/gates/gate-policy-store.js';
+import type { GateStore } from '../policy/gates/gate-store.js';
+import type { GateRechecker } from '../policy/gates/rechecker.js';
 import type { BlobStore } from '../registry/blob-store.js';
 import type { RegistryService } from '../registry/registry-service.js';
 import type { RegistryStore } from '../registry/registry-store.js';
@@ -36,6 +38,7 @@ import { healthRoutes } from './routes/health.js';
 import { explainRoute, identityRoutes } from './routes/identities.js';
 import { loginRoutes } from './routes/login.js';
 import { modelRoutes } from './routes/models.js';
+import { promotionRoutes } from './routes/promotions.js';
 import { versionRoutes } from './routes/versions.js';
 import { errorResponses } from './schemas.js';
 
@@ -80,6 +83,10 @@ export interface AppDeps {
   tokenCacheMs?: number;
   /** Published gate policies. */
   gatePolicies: GatePolicyStore;
+  /** Promotions, reviews, waivers and gate decisions. */
+  gates: GateStore;
+  /** Re-checks of protected aliases (periodic, and after every policy publish). */
+  rechecker: GateRechecker;
   /** The tamper-evident audit log the stores append to. */
   audit: AuditLog;
   auditStore: AuditStore;
@@ -394,6 +401,7 @@ export async function buildApp(deps: AppDeps) {
       await api.register(explainRoute, identityOpts);
       await api.register(auditRoutes, { deps, audit: deps.audit, auditStore: deps.auditStore });
       await api.register(gatePolicyRoutes, { deps, gatePolicies: deps.gatePolicies });
+      await api.register(promotionRoutes, { deps });
       await api.register(loginRoutes, {
         federation: deps.federation,
         identities: deps.identities,

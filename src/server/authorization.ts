@@ -5,9 +5,6 @@ import type { Authorizer, AuthzRequest, Principal, Resource } from '../policy/au
 import type { Action } from '../policy/authz/schema.js';
 import type { RegistryService } from '../registry/registry-service.js';
 
-/** Aliases that only a promotion may move (issue 6 makes this configurable). */
-export const PROTECTED_ALIASES: ReadonlySet<string> = new Set(['production', 'staging']);
-
 /**
  * What a route does, for authorization: the action, and which resource it acts on, loaded
  * from the route's path parameters before the check. Every authenticated route declares one
@@ -16,6 +13,8 @@ export const PROTECTED_ALIASES: ReadonlySet<string> = new Set(['production', 'st
 export interface RouteAuthz {
   action: Action;
   resource: 'registry' | 'model' | 'version' | 'alias';
+  /** The context attributes the action declares (approvePromotion: versionAuthor). */
+  context?: (request: FastifyRequest) => Promise<Record<string, string>>;
 }
 
 const modelOf = (m: Model) => ({ name: m.name, team: m.ownerTeam, tier: m.riskTier });
@@ -39,7 +38,7 @@ export async function loadResource(
   if (kind === 'model') return { kind: 'model', ...model };
   if (kind === 'alias') {
     const name = params.alias ?? '';
-    return { kind: 'alias', model, name, protected: PROTECTED_ALIASES.has(name) };
+    return { kind: 'alias', model, name, protected: registry.protectedAliases.has(name) };
   }
   const v = await registry.getVersion(model.name, params.ref ?? '');
   loaded.version = v;
@@ -60,7 +59,12 @@ export async function authorizeRequest(
     request.params as Record<string, string>,
     request.loaded,
   );
-  const req: AuthzRequest = { principal, action: route.action, resource };
+  const req: AuthzRequest = {
+    principal,
+    action: route.action,
+    resource,
+    ...(route.context && { context: await route.context(request) }),
+  };
   const d = authorizer.decide(req);
   if (!d.allowed)
     throw new ModelgateError('FORBIDDEN', d.explanation, {

@@ -2,13 +2,16 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AuditLog, loadOrCreateLogKey } from '../audit/audit-log.js';
 import { ArtifactScanEvaluator } from '../evaluators/artifact-scan/artifact-scan-evaluator.js';
-import { EvaluationRunner } from '../evaluators/evaluation-runner.js';
+import { EvaluationRunner, SYSTEM_ACTOR } from '../evaluators/evaluation-runner.js';
 import { loadOidcConfig, OidcFederation } from '../identity/oidc.js';
 import { issueToken } from '../identity/tokens.js';
 import type { Authorizer } from '../policy/authz/authorizer.js';
 import { BUILTIN_POLICIES } from '../policy/authz/builtin-policies.js';
 import { readPolicyFolder } from '../policy/authz/policy-files.js';
 import { PolicySet } from '../policy/authz/policy-set.js';
+import { compilePolicy, parsePolicyDocument } from '../policy/gates/policy-document.js';
+import { GateRechecker } from '../policy/gates/rechecker.js';
+import { shippedPolicies } from '../policy/gates/shipped-pack.js';
 import { FsBlobStore } from '../registry/fs-blob-store.js';
 import { RegistryService } from '../registry/registry-service.js';
 import { type Database, openDatabase } from '../storage/database.js';
@@ -16,6 +19,7 @@ import { KyselyAuditStore } from '../storage/kysely-audit-store.js';
 import { KyselyAuthzPolicyStore } from '../storage/kysely-authz-policy-store.js';
 import { KyselyEvaluationStore } from '../storage/kysely-evaluation-store.js';
 import { KyselyGatePolicyStore } from '../storage/kysely-gate-policy-store.js';
+import { KyselyGateStore } from '../storage/kysely-gate-store.js';
 import { KyselyIdentityStore } from '../storage/kysely-identity-store.js';
 import { KyselyRegistryStore } from '../storage/kysely-registry-store.js';
 import { migrate } from '../storage/migrations.js';
@@ -62,7 +66,8 @@ export async function compose(
     await migrate(database);
     const store = new KyselyRegistryStore(database);
     const blobs = new FsBlobStore(join(config.dataDir, 'blobs'));
-    const registry = new RegistryService(store, blobs);
+    const protectedAliases = new Set(config.protectedAliases);
+    const registry = new RegistryService(store, blobs, undefined, protectedAliases);
     let bootstrapToken: Composed['bootstrapToken'];
     if ((await store.countTokens()) === 0) {
       const t = issueToken(config.bootstrapToken);
@@ -93,6 +98,25 @@ export async function compose(
         `the audit log key is for origin ${audit.origin}, but MODELGATE_AUDIT_ORIGIN says ${config.auditOrigin}`,
       );
     const evaluations = new KyselyEvaluationStore(database);
+    const gatePolicies = new KyselyGatePolicyStore(database);
+    if (config.gatePolicyPack === 'shipped' && (await gatePolicies.list()).length === 0)
+      for (const { text } of shippedPolicies()) {
+        const c = compilePolicy(parsePolicyDocument(text));
+        await gatePolicies.publish(
+          { name: c.name, digest: c.digest, document: c.document, source: text },
+          SYSTEM_ACTOR,
+        );
+      }
+    const gates = new KyselyGateStore(database, { protectedAliases });
+    const rechecker = new GateRechecker(
+      gates,
+      SYSTEM_ACTOR,
+      (err) => runnerLog.error({ err }, 'gate re-check failed'),
+      (r) => {
+        if (r.flagged.length + r.demoted.length + r.cleared.length > 0)
+          runnerLog.info({ recheck: r }, 'gate re-check changed alias status');
+      },
+    );
     const runnerLog = { info: () => {}, error: () => {} } as {
       info(o: object, m: string): void;
       error(o: object, m: string): void;
@@ -122,7 +146,9 @@ export async function compose(
       identities: new KyselyIdentityStore(database),
       audit,
       auditStore,
-      gatePolicies: new KyselyGatePolicyStore(database),
+      gatePolicies,
+      gates,
+      rechecker,
       ...(config.oidcConfig && {
         federation: new OidcFederation(loadOidcConfig(config.oidcConfig)),
       }),
@@ -144,6 +170,7 @@ export async function compose(
     runnerLog.info = (o, m) => app.log.info(o, m);
     runnerLog.error = (o, m) => app.log.error(o, m);
     if (opts.startWorker ?? false) runner.start();
+    rechecker.start(config.gateRecheckMs);
     // A checkpoint after each batch of appends: signed when the log has grown since the last.
     const checkpointer = setInterval(() => {
       audit
@@ -158,6 +185,7 @@ export async function compose(
       bootstrapToken,
       close: async () => {
         clearInterval(checkpointer);
+        await rechecker.stop();
         await runner.stop();
         await app.close();
         await database.close();

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { ALIAS_PATTERN } from '../core/names.js';
 
 /** Server settings, from flags, then environment, then defaults. */
 export interface ServerConfig {
@@ -25,6 +26,12 @@ export interface ServerConfig {
   witnessKeys: string[];
   /** How often a new checkpoint is signed when events were appended. */
   checkpointIntervalMs: number;
+  /** Aliases only a promotion through a gate may move. */
+  protectedAliases: string[];
+  /** How often the holder of every protected alias is re-checked against its gate; 0: never. */
+  gateRecheckMs: number;
+  /** Publish the shipped gate policies (policies/) on first start: `shipped` or `none`. */
+  gatePolicyPack: 'shipped' | 'none';
 }
 
 export const DEFAULT_MAX_UPLOAD_BYTES = 64 * 1024 ** 3;
@@ -41,6 +48,24 @@ function boolFrom(name: string, v: string | undefined, fallback: boolean): boole
   if (/^(1|true|yes|on)$/i.test(v)) return true;
   if (/^(0|false|no|off)$/i.test(v)) return false;
   throw new Error(`${name} must be true or false, got ${JSON.stringify(v)}`);
+}
+
+function protectedFrom(v: string | undefined): string[] {
+  if (v === undefined) return ['production', 'staging'];
+  const names = v.split(/[\s,]+/).filter(Boolean);
+  const alias = new RegExp(ALIAS_PATTERN);
+  for (const n of names)
+    if (!alias.test(n))
+      throw new Error(
+        `MODELGATE_PROTECTED_ALIASES: ${JSON.stringify(n)} is not an alias name (docs/names.md)`,
+      );
+  return [...new Set(names)];
+}
+
+function packFrom(v: string | undefined): 'shipped' | 'none' {
+  if (v === undefined || v === '' || v === 'shipped') return 'shipped';
+  if (v === 'none') return 'none';
+  throw new Error(`MODELGATE_GATE_POLICY_PACK must be shipped or none, got ${JSON.stringify(v)}`);
 }
 
 /** Builds the configuration; throws with a message naming the bad setting. */
@@ -75,5 +100,12 @@ export function loadConfig(
       env.MODELGATE_CHECKPOINT_INTERVAL_MS,
       1000,
     ),
+    protectedAliases: protectedFrom(env.MODELGATE_PROTECTED_ALIASES),
+    gateRecheckMs: intFrom(
+      'MODELGATE_GATE_RECHECK_INTERVAL_MS',
+      env.MODELGATE_GATE_RECHECK_INTERVAL_MS,
+      600_000,
+    ),
+    gatePolicyPack: packFrom(env.MODELGATE_GATE_POLICY_PACK),
   };
 }

@@ -515,9 +515,12 @@ export class KyselyRegistryStore implements RegistryStore {
           updated_by: actor.identity,
         })
         .onConflict((oc) =>
-          oc
-            .columns(['model_id', 'name'])
-            .doUpdateSet({ version_id: v.id, updated_at: at, updated_by: actor.identity }),
+          oc.columns(['model_id', 'name']).doUpdateSet({
+            version_id: v.id,
+            updated_at: at,
+            updated_by: actor.identity,
+            decision_id: null,
+          }),
         )
         .execute();
       await trx

@@ -448,6 +448,123 @@ const m0006: PortableMigration = {
   },
 };
 
+// Append-only tables of 0007: a decision or a review, once written, is what happened.
+async function appendOnly(db: AnyDb, caps: EngineCaps, table: string, code: string) {
+  if (caps.engine === 'sqlite') {
+    for (const [name, event] of [
+      ['immutable', 'UPDATE'],
+      ['no_delete', 'DELETE'],
+    ])
+      await sql
+        .raw(`CREATE TRIGGER ${table}_${name} BEFORE ${event} ON ${table}
+              BEGIN SELECT RAISE(ABORT, '${code}'); END`)
+        .execute(db);
+  } else {
+    await sql
+      .raw(`CREATE FUNCTION modelgate_refuse_${table}_change() RETURNS trigger
+            LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '${code}'; END $$`)
+      .execute(db);
+    await sql
+      .raw(`CREATE TRIGGER ${table}_immutable BEFORE UPDATE OR DELETE ON ${table}
+            FOR EACH ROW EXECUTE FUNCTION modelgate_refuse_${table}_change()`)
+      .execute(db);
+  }
+}
+
+const m0007: PortableMigration = {
+  async up(db, caps) {
+    const serial = (c: ColumnDefinitionBuilder) =>
+      caps.engine === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey();
+    // Every gate evaluation: the policies (name, version, digest) and each rule's result, the
+    // engine, the facts as canonical JSON and their digest, the outcome, and whether the alias
+    // moved because of it.
+    await db.schema
+      .createTable('gate_decisions')
+      .addColumn('id', caps.serialType, serial)
+      .addColumn('model_id', 'integer', (c) => c.notNull().references('models.id'))
+      .addColumn('version', 'integer', (c) => c.notNull())
+      .addColumn('digest', 'text', (c) => c.notNull())
+      .addColumn('alias', 'text', (c) => c.notNull())
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('request_id', 'integer')
+      .addColumn('policies', 'text', (c) => c.notNull())
+      .addColumn('engine', 'text', (c) => c.notNull())
+      .addColumn('facts', 'text', (c) => c.notNull())
+      .addColumn('facts_digest', 'text', (c) => c.notNull())
+      .addColumn('outcome', 'text', (c) => c.notNull())
+      .addColumn('waivers', 'text', (c) => c.notNull())
+      .addColumn('moved', 'integer', (c) => c.notNull())
+      .addColumn('decided_by', 'text', (c) => c.notNull())
+      .addColumn('credential', 'text', (c) => c.notNull())
+      .addColumn('at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createIndex('gate_decisions_alias')
+      .on('gate_decisions')
+      .columns(['model_id', 'alias', 'id'])
+      .execute();
+    await appendOnly(db, caps, 'gate_decisions', 'GATE_DECISION_IMMUTABLE');
+    await db.schema
+      .createTable('promotion_requests')
+      .addColumn('id', caps.serialType, serial)
+      .addColumn('model_id', 'integer', (c) => c.notNull().references('models.id'))
+      .addColumn('version', 'integer', (c) => c.notNull())
+      .addColumn('alias', 'text', (c) => c.notNull())
+      .addColumn('requested_by', 'text', (c) => c.notNull())
+      .addColumn('credential', 'text', (c) => c.notNull())
+      .addColumn('requested_at', 'text', (c) => c.notNull())
+      // pending, promoted, denied, rejected, superseded
+      .addColumn('state', 'text', (c) => c.notNull())
+      .addColumn('closed_at', 'text')
+      .addColumn('decision_id', 'integer')
+      .execute();
+    await db.schema
+      .createIndex('promotion_requests_state')
+      .on('promotion_requests')
+      .columns(['state', 'model_id', 'alias'])
+      .execute();
+    await db.schema
+      .createTable('promotion_reviews')
+      .addColumn('id', caps.serialType, serial)
+      .addColumn('request_id', 'integer', (c) => c.notNull().references('promotion_requests.id'))
+      .addColumn('reviewer', 'text', (c) => c.notNull())
+      .addColumn('roles', 'text', (c) => c.notNull())
+      .addColumn('teams', 'text', (c) => c.notNull())
+      .addColumn('decision', 'text', (c) => c.notNull())
+      .addColumn('comment', 'text', (c) => c.notNull())
+      .addColumn('credential', 'text', (c) => c.notNull())
+      .addColumn('at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createIndex('promotion_reviews_request')
+      .on('promotion_reviews')
+      .column('request_id')
+      .execute();
+    await appendOnly(db, caps, 'promotion_reviews', 'PROMOTION_REVIEW_IMMUTABLE');
+    // A waiver accepts findings of one rule (finding_rule) or the failure of one gate rule
+    // (`policy/validation`), for one version or (version null) every version of a model.
+    await db.schema
+      .createTable('waivers')
+      .addColumn('id', caps.serialType, serial)
+      .addColumn('model_id', 'integer', (c) => c.notNull().references('models.id'))
+      .addColumn('version', 'integer')
+      .addColumn('finding_rule', 'text')
+      .addColumn('rule', 'text')
+      .addColumn('justification', 'text', (c) => c.notNull())
+      .addColumn('approved_by', 'text', (c) => c.notNull())
+      .addColumn('credential', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('expires_at', 'text', (c) => c.notNull())
+      .addColumn('revoked_at', 'text')
+      .addColumn('revoked_by', 'text')
+      .addColumn('revoked_credential', 'text')
+      .execute();
+    await db.schema.createIndex('waivers_model').on('waivers').column('model_id').execute();
+    // The decision that moved a protected alias to its version (null for plain aliases).
+    await db.schema.alterTable('aliases').addColumn('decision_id', 'integer').execute();
+  },
+};
+
 /** Every migration, in order. Append only: a released migration is never edited. */
 const MIGRATIONS: Record<string, PortableMigration> = {
   '0001_registry_core': m0001,
@@ -456,6 +573,7 @@ const MIGRATIONS: Record<string, PortableMigration> = {
   '0004_identity_admin': m0004,
   '0005_audit_log': m0005,
   '0006_gate_policies': m0006,
+  '0007_promotions': m0007,
 };
 
 /** Brings the schema up to date. Safe to call from several processes at once (the migrator locks). */

@@ -159,6 +159,7 @@ export interface AliasesTable {
   version_id: number;
   updated_at: string;
   updated_by: string;
+  decision_id: number | null;
 }
 
 export interface AliasEventsTable {
@@ -230,6 +231,67 @@ export interface FindingsTable {
   created_at: string;
 }
 
+export interface GateDecisionsTable {
+  id: Generated<number>;
+  model_id: number;
+  version: number;
+  digest: string;
+  alias: string;
+  kind: string;
+  request_id: number | null;
+  policies: string;
+  engine: string;
+  facts: string;
+  facts_digest: string;
+  outcome: string;
+  waivers: string;
+  moved: number;
+  decided_by: string;
+  credential: string;
+  at: string;
+}
+
+export interface PromotionRequestsTable {
+  id: Generated<number>;
+  model_id: number;
+  version: number;
+  alias: string;
+  requested_by: string;
+  credential: string;
+  requested_at: string;
+  state: string;
+  closed_at: string | null;
+  decision_id: number | null;
+}
+
+export interface PromotionReviewsTable {
+  id: Generated<number>;
+  request_id: number;
+  reviewer: string;
+  roles: string;
+  teams: string;
+  decision: string;
+  comment: string;
+  credential: string;
+  at: string;
+}
+
+export interface WaiversTable {
+  id: Generated<number>;
+  model_id: number;
+  version: number | null;
+  finding_rule: string | null;
+  rule: string | null;
+  justification: string;
+  approved_by: string;
+  credential: string;
+  created_at: string;
+  expires_at: string;
+  revoked_at: string | null;
+  revoked_by: string | null;
+  revoked_credential: string | null;
+}
+
 /** The whole schema as Kysely sees it. */
 export interface DB {
   identities: IdentitiesTable;
@@ -253,4 +315,8 @@ export interface DB {
   lineage_edges: LineageEdgesTable;
   evaluations: EvaluationsTable;
   findings: FindingsTable;
+  gate_decisions: GateDecisionsTable;
+  promotion_requests: PromotionRequestsTable;
+  promotion_reviews: PromotionReviewsTable;
+  waivers: WaiversTable;
 }

@@ -66,6 +66,10 @@ export async function testApp(
     refreshMs?: number;
     /** Witness verifier keys the audit log accepts cosignatures from. */
     witnessKeys?: string[];
+    /** Publish the shipped gate policies on first start (off: tests publish their own). */
+    gatePack?: boolean;
+    /** Aliases only promotions move (default production, staging). */
+    protectedAliases?: string[];
   } = {},
 ): Promise<TestApp> {
   const token = issueToken().secret;
@@ -76,6 +80,10 @@ export async function testApp(
     ...(opts.oidcConfig && { oidcConfig: opts.oidcConfig }),
     ...(opts.authzPolicies && { authzPolicies: opts.authzPolicies }),
     ...(opts.witnessKeys && { witnessKeys: opts.witnessKeys }),
+    gatePolicyPack: opts.gatePack ? ('shipped' as const) : ('none' as const),
+    ...(opts.protectedAliases && { protectedAliases: opts.protectedAliases }),
+    // Tests re-check when they mean to (POST /gate-rechecks).
+    gateRecheckMs: 0,
   };
   const composed = await compose(
     { ...config, jobPollMs: 50, jobLeaseMs: 2000 },

@@ -109,6 +109,70 @@ export function registerPolicy(program: Command, ctx: CliContext): void {
       );
     });
 
+  policy
+    .command('what-if <file>')
+    .description(
+      'evaluate a draft policy against every version under a bound alias (--all-versions: every version of every bound model) without changing anything; exit 0 when none would fail, 1 when some would',
+    )
+    .option('--all-versions', 'every version of the bound models, not only current holders')
+    .action(async (file: string, o: { allVersions?: boolean }, cmd: Command) => {
+      const r = await ctx.client().request<{
+        policy: { name: string; digest: string };
+        evaluated: number;
+        passing: number;
+        failing: {
+          model: string;
+          version: number;
+          alias: string;
+          current: boolean;
+          outcome: string;
+          failed: { rule: string; action: string; message: string }[];
+        }[];
+      }>('POST', '/api/v1/gate-policies/what-if', {
+        document: readPolicyFile(file),
+        allVersions: Boolean(o.allVersions),
+      });
+      ctx.print(cmd, r, () =>
+        [
+          ...r.failing.flatMap((f) => [
+            `${f.outcome === 'pending' ? 'needs approval' : 'would FAIL'}: ${f.model}@${f.version} for ${f.alias}${f.current ? ' (current holder)' : ''}`,
+            ...f.failed.map(
+              (x) => `  ${x.action === 'deny' ? 'FAIL' : x.action} ${x.rule}: ${x.message}`,
+            ),
+          ]),
+          `${r.policy.name} ${r.policy.digest}: ${r.evaluated} evaluated, ${r.passing} pass, ${r.failing.length} would not`,
+        ].join('\n'),
+      );
+      if (r.failing.length > 0) process.exitCode = 1;
+    });
+  policy
+    .command('recheck')
+    .description(
+      're-check the holder of every protected alias now: flag those that no longer pass, demote where the policy says so',
+    )
+    .action(async (_o: unknown, cmd: Command) => {
+      const r = await ctx.client().request<{
+        checked: number;
+        flagged: { model: string; alias: string; version: number; decisionId: number }[];
+        demoted: { model: string; alias: string; from: number; to: number; decisionId: number }[];
+        cleared: { model: string; alias: string; version: number; decisionId: number }[];
+      }>('POST', '/api/v1/gate-rechecks');
+      ctx.print(cmd, r, () =>
+        [
+          ...r.flagged.map(
+            (f) => `flagged: ${f.model}@${f.version} under ${f.alias} (decision ${f.decisionId})`,
+          ),
+          ...r.demoted.map(
+            (d) => `demoted: ${d.model}@${d.alias} ${d.from} -> ${d.to} (decision ${d.decisionId})`,
+          ),
+          ...r.cleared.map(
+            (c) => `cleared: ${c.model}@${c.version} under ${c.alias} (decision ${c.decisionId})`,
+          ),
+          `${r.checked} protected aliases checked`,
+        ].join('\n'),
+      );
+    });
+
   program
     .command('gate <ref>')
     .description(

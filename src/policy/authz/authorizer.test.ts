@@ -48,7 +48,7 @@ describe('Cedar authorization with the built-in roles', () => {
       allowed: false,
       policies: [{ id: 'production-only-approvers' }],
     });
-    expect(contributor.explanation).toMatch(/only approvers act on production/);
+    expect(contributor.explanation).toMatch(/only approvers set or approve production/);
     expect(
       decide({ principal: ada, action: 'setAlias', resource: alias(churn, 'production') }).allowed,
     ).toBe(true);

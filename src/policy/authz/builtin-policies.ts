@@ -36,12 +36,8 @@ when { principal in resource.model.team };`,
   'evaluator-read': `@reason("evaluators may read the registry")
 permit (principal in Role::"evaluator", action == Action::"read", resource);`,
 
-  'evaluator-run': `@reason("evaluators may run evaluations and waive findings")
-permit (
-  principal in Role::"evaluator",
-  action in [Action::"runEvaluation", Action::"waiveFinding"],
-  resource
-);`,
+  'evaluator-run': `@reason("evaluators may run evaluations")
+permit (principal in Role::"evaluator", action == Action::"runEvaluation", resource);`,
 
   'approver-read': `@reason("approvers may read the registry")
 permit (principal in Role::"approver", action == Action::"read", resource);`,
@@ -52,6 +48,9 @@ permit (
   action in [Action::"setAlias", Action::"requestPromotion", Action::"approvePromotion"],
   resource is Alias
 );`,
+
+  'approver-waive': `@reason("approvers may waive findings and gate rules, with a justification and an expiry")
+permit (principal in Role::"approver", action == Action::"waiveFinding", resource);`,
 
   'approver-read-audit': `@reason("approvers may read the audit log")
 permit (principal in Role::"approver", action == Action::"readAudit", resource);`,
@@ -66,10 +65,10 @@ permit (
   'admin-all': `@reason("admins may do everything the forbid rules allow")
 permit (principal in Role::"admin", action, resource);`,
 
-  'production-only-approvers': `@reason("only approvers act on production")
+  'production-only-approvers': `@reason("only approvers set or approve production (anyone allowed may request)")
 forbid (
   principal,
-  action in [Action::"setAlias", Action::"requestPromotion", Action::"approvePromotion"],
+  action in [Action::"setAlias", Action::"approvePromotion"],
   resource is Alias
 )
 when { resource.name == "production" }
@@ -87,6 +86,10 @@ unless { principal in Team::"risk" };`,
   'no-self-approval': `@reason("four eyes: nobody approves the promotion of a version they registered")
 forbid (principal, action == Action::"approvePromotion", resource)
 when { context.versionAuthor == principal.name };`,
+
+  'no-self-waiver': `@reason("four eyes: nobody waives findings of a version they registered")
+forbid (principal, action == Action::"waiveFinding", resource is ModelVersion)
+when { resource.author == principal.name };`,
 };
 
 /** The built-in roles and what each is for. */
@@ -94,8 +97,9 @@ export const BUILTIN_ROLES: Readonly<Record<string, string>> = {
   viewer: 'read the registry',
   contributor:
     'create models, push versions and set non-production aliases on models of their own team',
-  evaluator: 'run evaluations and waive findings',
-  approver: 'set, request and approve promotions, production included; read the audit log',
+  evaluator: 'run evaluations',
+  approver:
+    'request and approve promotions, production included; waive findings and gate rules; read the audit log',
   witness: 'read the audit log and cosign its checkpoints (a witness process)',
   admin: 'everything the forbid rules allow, identities and policies included',
 };

@@ -26,9 +26,13 @@ action updateModel, pushVersion appliesTo {
   principal: [User, ServiceAccount],
   resource: [Model]
 };
-action runEvaluation, waiveFinding appliesTo {
+action runEvaluation appliesTo {
   principal: [User, ServiceAccount],
   resource: [ModelVersion]
+};
+action waiveFinding appliesTo {
+  principal: [User, ServiceAccount],
+  resource: [Model, ModelVersion]
 };
 action setAlias, requestPromotion appliesTo {
   principal: [User, ServiceAccount],

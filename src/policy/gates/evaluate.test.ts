@@ -66,7 +66,9 @@ const approval = (approver: string): Facts['approvals'][number] => ({
 
 const pack = (file: string) =>
   compilePolicy(
-    parsePolicyDocument(readFileSync(new URL(`./shipped-pack/${file}`, import.meta.url), 'utf8')),
+    parsePolicyDocument(
+      readFileSync(new URL(`../../../policies/${file}`, import.meta.url), 'utf8'),
+    ),
   );
 const production = pack('production-gate.yaml');
 const staging = pack('staging-gate.yaml');

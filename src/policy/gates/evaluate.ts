@@ -17,6 +17,8 @@ export interface RuleResult {
   message: string | null;
   /** The evaluation error, when the expression could not be evaluated (the rule then failed). */
   error?: string;
+  /** The waiver (from the facts) that accepts this failure; a waived rule does not deny. */
+  waiverId?: string;
 }
 
 /** The outcome of a policy on one facts snapshot: what a decision record stores. */
@@ -27,7 +29,10 @@ export interface GateResult {
   /** `sha256:<hex>` of the RFC 8785 canonical JSON of the facts. */
   factsDigest: string;
   results: RuleResult[];
-  /** deny when any failed rule has action deny; warn and audit rules never deny. */
+  /**
+   * deny when any failed rule has action deny and no waiver in the facts accepts it; warn and
+   * audit rules never deny.
+   */
   outcome: 'allow' | 'deny';
 }
 
@@ -65,6 +70,10 @@ function describe(e: unknown): string {
   return String(e);
 }
 
+/** Whether a rule result denies the gate: a failed, unwaived deny rule. */
+export const blocks = (r: RuleResult): boolean =>
+  !r.passed && r.action === 'deny' && r.waiverId === undefined;
+
 /**
  * Evaluates every validation of a compiled policy on a facts snapshot. Pure: `now` comes from
  * the facts, nothing is read or written. A rule whose expression errors (a missing field, a
@@ -75,6 +84,13 @@ export function evaluatePolicy(compiled: CompiledPolicy, facts: Facts): GateResu
   const digest = factsDigest(facts);
   const context: Record<string, unknown> = toCelFacts(facts);
   const programs = new Map(compiled.variables.map((v) => [v.name, v.program]));
+  // Rule waivers name `<policy>/<validation>`; the facts hold only waivers in force, but `now`
+  // is checked again so that replaying old facts cannot differ from what the gate saw.
+  const now = Date.parse(facts.now);
+  const ruleWaivers = new Map<string, string>();
+  for (const w of facts.waivers ?? [])
+    if (w.rule && Date.parse(w.expiresAt) > now && !ruleWaivers.has(w.rule))
+      ruleWaivers.set(w.rule, w.id);
   context.variables = new PolicyVariables((name) => {
     const program = programs.get(name);
     if (!program) throw new Error(`variables.${name} is not defined`);
@@ -107,14 +123,23 @@ export function evaluatePolicy(compiled: CompiledPolicy, facts: Facts): GateResu
         message += ` (messageExpression failed: ${describe(e)})`;
       }
     }
-    return { ...base, message, ...(error !== undefined && { error }) };
+    const waiverId =
+      spec.action === 'deny' && spec.waivable !== false
+        ? ruleWaivers.get(`${compiled.name}/${spec.name}`)
+        : undefined;
+    return {
+      ...base,
+      message,
+      ...(error !== undefined && { error }),
+      ...(waiverId !== undefined && { waiverId }),
+    };
   });
   return {
     policy: { name: compiled.name, digest: compiled.digest },
     engine: CEL_ENGINE,
     factsDigest: digest,
     results,
-    outcome: results.some((r) => !r.passed && r.action === 'deny') ? 'deny' : 'allow',
+    outcome: results.some(blocks) ? 'deny' : 'allow',
   };
 }
 

@@ -301,7 +301,7 @@ apiVersion: modelgate.dev/v1
   });
 
   it('compiles every policy of the shipped pack', () => {
-    const dir = new URL('./shipped-pack/', import.meta.url);
+    const dir = new URL('../../../policies/', import.meta.url);
     const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
     expect(files.sort()).toEqual(['production-gate.yaml', 'staging-gate.yaml']);
     for (const f of files) {

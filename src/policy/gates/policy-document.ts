@@ -24,6 +24,11 @@ export interface PolicyValidation {
   messageExpression?: string;
   reason: string;
   action: GateAction;
+  /**
+   * Whether a waiver may accept this rule's failure (default true). Rules that carry the
+   * gate's meaning (approvals, prohibited risk) say false.
+   */
+  waivable?: boolean;
 }
 
 /** Which promotions a policy gates: target aliases, optionally narrowed by tier and model tag. */
@@ -42,6 +47,12 @@ export interface PolicyDocument {
     bindings: PolicyBindings;
     variables?: PolicyVariable[];
     validations: PolicyValidation[];
+    /**
+     * When a periodic re-check finds that the current holder of a bound alias no longer
+     * passes, move the alias back to the last earlier holder that still passes (default false:
+     * the holder is only flagged).
+     */
+    demoteOnFailure?: boolean;
   };
 }
 
@@ -166,6 +177,12 @@ class Reader {
     return v;
   }
 
+  boolean(v: unknown, path: string): boolean | undefined {
+    if (v === undefined) return undefined;
+    if (typeof v !== 'boolean') return this.fail(path, 'must be true or false');
+    return v;
+  }
+
   list<T>(
     v: unknown,
     path: string,
@@ -206,7 +223,13 @@ export function validatePolicyDocument(value: unknown): PolicyDocument {
   const description = r.string(meta?.description, 'metadata.description', {
     max: POLICY_LIMITS.textBytes,
   });
-  const spec = r.object(top.spec, 'spec', ['bindings', 'validations'], ['variables']);
+  const spec = r.object(
+    top.spec,
+    'spec',
+    ['bindings', 'validations'],
+    ['variables', 'demoteOnFailure'],
+  );
+  const demote = r.boolean(spec?.demoteOnFailure, 'spec.demoteOnFailure');
   const b = r.object(spec?.bindings, 'spec.bindings', ['aliases'], ['riskTiers', 'modelTags']);
   const n = POLICY_LIMITS.listEntries;
   const aliases = r.list(b?.aliases, 'spec.bindings.aliases', n, (x, p) =>
@@ -250,7 +273,7 @@ export function validatePolicyDocument(value: unknown): PolicyDocument {
         x,
         p,
         ['name', 'expression', 'reason', 'action'],
-        ['message', 'messageExpression'],
+        ['message', 'messageExpression', 'waivable'],
       );
       if (v && v.message === undefined && v.messageExpression === undefined)
         r.fail(p, 'needs a message or a messageExpression');
@@ -266,6 +289,8 @@ export function validatePolicyDocument(value: unknown): PolicyDocument {
       if (message !== undefined) out.message = message;
       const messageExpression = r.string(v?.messageExpression, `${p}.messageExpression`, expr);
       if (messageExpression !== undefined) out.messageExpression = messageExpression;
+      const waivable = r.boolean(v?.waivable, `${p}.waivable`);
+      if (waivable !== undefined) out.waivable = waivable;
       return out;
     },
   );
@@ -287,6 +312,7 @@ export function validatePolicyDocument(value: unknown): PolicyDocument {
       bindings,
       ...(variables && { variables: variables as PolicyVariable[] }),
       validations: validations as PolicyValidation[],
+      ...(demote !== undefined && { demoteOnFailure: demote }),
     },
   };
 }

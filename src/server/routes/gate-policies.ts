@@ -8,7 +8,6 @@ import {
   POLICY_LIMITS,
   parsePolicyDocument,
 } from '../../policy/gates/policy-document.js';
-import { loadGateFacts } from '../gate-facts.js';
 import { AliasName, errorResponses, Name } from '../schemas.js';
 import type { Api, RouteOpts } from './common.js';
 
@@ -83,6 +82,11 @@ export async function gatePolicyRoutes(app: Api, opts: GatePolicyRouteOpts) {
         },
         req.actor,
       );
+      // A new policy may change what the current holders of its aliases pass: re-check them.
+      if (created)
+        opts.deps.rechecker
+          .run()
+          .catch((err: unknown) => req.log.error({ err }, 'gate re-check failed'));
       return reply.status(created ? 201 : 200).send(p);
     },
   );
@@ -187,16 +191,12 @@ export async function gatePolicyRoutes(app: Api, opts: GatePolicyRouteOpts) {
           'GATE_POLICY_NOT_FOUND',
           `gate policy ${req.query.policy} has no version ${wanted}`,
         );
-      const model = req.loaded.model ?? (await opts.deps.registry.getModel(req.params.model));
       const version =
         req.loaded.version ??
         (await opts.deps.registry.getVersion(req.params.model, req.params.ref));
-      const facts = await loadGateFacts(
-        opts.deps,
-        model,
-        version,
-        { alias: req.query.alias, requestedBy: req.actor.identity },
-        new Date(),
+      const facts = await opts.deps.gates.factsFor(
+        { model: req.params.model, version: version.number, alias: req.query.alias },
+        req.actor.identity,
       );
       const r = evaluatePolicy(compiledOf(p), facts);
       return { ...r, policy: { name: p.name, version: p.version, digest: p.digest }, facts };

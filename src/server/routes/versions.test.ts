@@ -187,20 +187,20 @@ describeEachEngine('versions, aliases and lineage API', (db) => {
         url: `/api/v1/models/aliased/aliases/${alias}`,
         payload: { version },
       });
-    expect((await set('production', 1)).json()).toMatchObject({
-      name: 'production',
+    expect((await set('candidate', 1)).json()).toMatchObject({
+      name: 'candidate',
       version: 1,
       updatedBy: 'admin',
     });
     await new Promise((r) => setTimeout(r, 15));
     const between1 = new Date().toISOString();
     await new Promise((r) => setTimeout(r, 15));
-    await set('production', 2);
+    await set('candidate', 2);
     await new Promise((r) => setTimeout(r, 15));
     const between2 = new Date().toISOString();
     await new Promise((r) => setTimeout(r, 15));
-    await set('production', 3);
-    await t.call({ method: 'DELETE', url: '/api/v1/models/aliased/aliases/production' });
+    await set('candidate', 3);
+    await t.call({ method: 'DELETE', url: '/api/v1/models/aliased/aliases/candidate' });
 
     const at = async (time: string) =>
       (
@@ -209,10 +209,10 @@ describeEachEngine('versions, aliases and lineage API', (db) => {
           url: `/api/v1/models/aliased/aliases?at=${encodeURIComponent(time)}`,
         })
       ).json();
-    expect((await at(between1)).items).toMatchObject([{ name: 'production', version: 1 }]);
-    expect((await at(between2)).items).toMatchObject([{ name: 'production', version: 2 }]);
+    expect((await at(between1)).items).toMatchObject([{ name: 'candidate', version: 1 }]);
+    expect((await at(between2)).items).toMatchObject([{ name: 'candidate', version: 2 }]);
     expect((await at(new Date().toISOString())).items).toMatchObject([
-      { name: 'production', version: null },
+      { name: 'candidate', version: null },
     ]);
     expect((await at('2000-01-01T00:00:00Z')).items).toEqual([]);
 
@@ -229,7 +229,18 @@ describeEachEngine('versions, aliases and lineage API', (db) => {
     ).json();
     expect(h2.items.map((e: { toVersion: number }) => e.toVersion)).toEqual([1]);
 
-    expect((await set('staging', 9)).json().code).toBe('VERSION_NOT_FOUND');
+    expect((await set('canary', 9)).json().code).toBe('VERSION_NOT_FOUND');
+    // Protected aliases move only through promotions, whatever the caller's roles.
+    for (const alias of ['production', 'staging']) {
+      const refused = await set(alias, 1);
+      expect(refused.statusCode).toBe(409);
+      expect(refused.json().code).toBe('ALIAS_PROTECTED');
+      const del = await t.call({
+        method: 'DELETE',
+        url: `/api/v1/models/aliased/aliases/${alias}`,
+      });
+      expect(del.json().code).toBe('ALIAS_PROTECTED');
+    }
     expect((await set('Bad_Alias', 1)).json().code).toBe('INVALID_NAME');
     const viaAlias = await set('champion', 2);
     expect(viaAlias.statusCode).toBe(200);
@@ -237,7 +248,7 @@ describeEachEngine('versions, aliases and lineage API', (db) => {
     expect(v.json().number).toBe(2);
     const missing = await t.call({
       method: 'DELETE',
-      url: '/api/v1/models/aliased/aliases/production',
+      url: '/api/v1/models/aliased/aliases/candidate',
     });
     expect(missing.json().code).toBe('ALIAS_NOT_FOUND');
   });

@@ -1,0 +1,177 @@
+import type { Actor } from '../../core/types.js';
+import type { Facts } from './facts-schema.js';
+import type { GateOutcome, PolicyOutcome } from './gate.js';
+import type { PolicyDocument } from './policy-document.js';
+
+/** Why a gate was evaluated: a promotion request (or a review of one), a re-check, a demotion. */
+export type DecisionKind = 'promotion' | 'recheck' | 'demotion';
+
+/** A stored gate decision: exactly what the gate saw and said. */
+export interface Decision {
+  id: number;
+  model: string;
+  version: number;
+  digest: string;
+  alias: string;
+  kind: DecisionKind;
+  requestId: number | null;
+  policies: PolicyOutcome[];
+  engine: string;
+  factsDigest: string;
+  outcome: GateOutcome['outcome'];
+  waivers: string[];
+  /** Each blocking rule as `policy/rule: message`. */
+  reasons: string[];
+  /** Whether the alias moved to this version because of this decision. */
+  moved: boolean;
+  decidedBy: string;
+  at: string;
+  /** The facts snapshot (only when one decision is read). */
+  facts?: Facts;
+}
+
+/** One approval or rejection of a promotion request. */
+export interface Review {
+  reviewer: string;
+  roles: string[];
+  teams: string[];
+  decision: 'approve' | 'reject';
+  comment: string;
+  at: string;
+}
+
+export type RequestState = 'pending' | 'promoted' | 'denied' | 'rejected' | 'superseded';
+
+/** A request to move a protected alias to a version, and what became of it. */
+export interface PromotionRequest {
+  id: number;
+  model: string;
+  version: number;
+  alias: string;
+  requestedBy: string;
+  requestedAt: string;
+  state: RequestState;
+  closedAt: string | null;
+  /** The latest decision taken on it. */
+  decisionId: number | null;
+  reviews: Review[];
+}
+
+/** A waiver: accepts findings of one rule, or the failure of one gate rule, until it expires. */
+export interface Waiver {
+  id: number;
+  model: string;
+  /** null: every version of the model. */
+  version: number | null;
+  findingRule: string | null;
+  /** `policy/validation`. */
+  rule: string | null;
+  justification: string;
+  approvedBy: string;
+  createdAt: string;
+  expiresAt: string;
+  revokedAt: string | null;
+  revokedBy: string | null;
+  state: 'active' | 'expired' | 'revoked';
+}
+
+export interface NewWaiver {
+  model: string;
+  version: number | null;
+  findingRule: string | null;
+  rule: string | null;
+  justification: string;
+  expiresAt: string;
+}
+
+/** What a promotion or a review came to. */
+export interface PromotionResult {
+  /** current: the alias already pointed at the version; nothing was evaluated. */
+  status: 'promoted' | 'pending' | 'denied' | 'rejected' | 'current';
+  request: PromotionRequest | null;
+  decision: Decision | null;
+}
+
+/** A person or workload acting on a gate, with what separation of duties needs to know. */
+export interface Reviewer {
+  actor: Actor;
+  roles: string[];
+  teams: string[];
+}
+
+/** The answer a serving runtime gets before loading a model. */
+export interface VerifyAnswer {
+  approved: boolean;
+  model: string;
+  alias: string;
+  /** The version the alias points at now, and its digest (null when it points nowhere). */
+  version: number | null;
+  digest: string | null;
+  /** The decision that moved the alias there (null for a plain alias or none). */
+  decisionId: number | null;
+  /** A re-check found the holder no longer passing (a decision id), else null. */
+  flaggedBy: number | null;
+  reason: string;
+}
+
+/** One version a draft policy would refuse, and why. */
+export interface WhatIfFailure {
+  model: string;
+  version: number;
+  digest: string;
+  alias: string;
+  /** Whether the version holds the alias now. */
+  current: boolean;
+  outcome: 'deny' | 'pending';
+  failed: { rule: string; action: string; message: string }[];
+}
+
+export interface WhatIfReport {
+  policy: { name: string; digest: string };
+  evaluated: number;
+  passing: number;
+  failing: WhatIfFailure[];
+}
+
+/** What a re-check of every protected alias found. */
+export interface RecheckReport {
+  checked: number;
+  flagged: { model: string; alias: string; version: number; decisionId: number }[];
+  demoted: { model: string; alias: string; from: number; to: number; decisionId: number }[];
+  cleared: { model: string; alias: string; version: number; decisionId: number }[];
+}
+
+/** Promotions, reviews, waivers, decisions: every change of a protected alias goes through here. */
+export interface GateStore {
+  readonly protectedAliases: ReadonlySet<string>;
+  /** The facts a gate would see now for a version and alias (no approvals: a dry run). */
+  factsFor(
+    target: { model: string; version: number; alias: string },
+    requestedBy: string,
+  ): Promise<Facts>;
+  promote(
+    target: { model: string; version: number; alias: string },
+    by: Reviewer,
+  ): Promise<PromotionResult>;
+  review(
+    target: { model: string; alias: string; request: number },
+    decision: 'approve' | 'reject',
+    comment: string,
+    by: Reviewer,
+  ): Promise<PromotionResult>;
+  getRequest(id: number): Promise<PromotionRequest | undefined>;
+  listRequests(filter: {
+    state?: RequestState;
+    model?: string;
+    limit: number;
+  }): Promise<PromotionRequest[]>;
+  getDecision(id: number): Promise<Decision | undefined>;
+  listDecisions(filter: { model: string; alias?: string; limit: number }): Promise<Decision[]>;
+  createWaiver(w: NewWaiver, by: Actor): Promise<Waiver>;
+  revokeWaiver(model: string, id: number, by: Actor): Promise<Waiver>;
+  listWaivers(filter: { model?: string; includeInactive: boolean }): Promise<Waiver[]>;
+  verify(model: string, alias: string, digest: string): Promise<VerifyAnswer>;
+  whatIf(doc: PolicyDocument, allVersions: boolean): Promise<WhatIfReport>;
+  /** Re-evaluates the holder of every protected alias; flags, clears and demotes. */
+  recheck(by: Actor): Promise<RecheckReport>;
+}

@@ -1,0 +1,1407 @@
+import type { Kysely, Selectable } from 'kysely';
+import { canonicalize } from '../audit/canonical-json.js';
+import { subjects } from '../audit/subjects.js';
+import { ModelgateError } from '../core/errors.js';
+import type { Actor } from '../core/types.js';
+import {
+  FACTS_SCHEMA_VERSION,
+  type Facts,
+  type FindingFacts,
+  type WaiverFacts,
+} from '../policy/gates/facts-schema.js';
+import { decideGate, type GateOutcome, type GatePolicy } from '../policy/gates/gate.js';
+import type {
+  Decision,
+  DecisionKind,
+  GateStore,
+  NewWaiver,
+  PromotionRequest,
+  PromotionResult,
+  RecheckReport,
+  RequestState,
+  Review,
+  Reviewer,
+  VerifyAnswer,
+  Waiver,
+  WhatIfFailure,
+  WhatIfReport,
+} from '../policy/gates/gate-store.js';
+import {
+  type CompiledPolicy,
+  compilePolicy,
+  type PolicyDocument,
+  policyBinds,
+} from '../policy/gates/policy-document.js';
+import { appendAudit } from './audit-append.js';
+import type { Database } from './database.js';
+import type {
+  DB,
+  GateDecisionsTable,
+  ModelsTable,
+  PromotionRequestsTable,
+  VersionsTable,
+  WaiversTable,
+} from './schema.js';
+
+type Db = Kysely<DB>;
+type ModelRow = Selectable<ModelsTable>;
+type VersionRow = Selectable<VersionsTable>;
+
+/** The request a gate sees, and the reviews it has gathered. */
+interface GateRequestFacts {
+  alias: string;
+  requestedBy: string;
+  requestedAt: string;
+  requestId: number | null;
+}
+
+/** Longest a waiver may run: a waiver is a decision to revisit, not a permanent exemption. */
+export const MAX_WAIVER_DAYS = 365;
+const PAGE = 500;
+
+const parse = <T>(text: string): T => JSON.parse(text) as T;
+
+function chunks<T>(xs: readonly T[], n: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
+  return out;
+}
+
+function reasonsOf(policies: Decision['policies'], alias: string): string[] {
+  if (policies.length === 0) return [`no gate policy binds alias ${alias}`];
+  return policies.flatMap((p) =>
+    p.results
+      .filter((r) => !r.passed && r.action === 'deny' && r.waiverId === undefined)
+      .map((r) => `${p.name}/${r.name}: ${r.message}`),
+  );
+}
+
+function toWaiver(r: Selectable<WaiversTable> & { model: string }, now: string): Waiver {
+  return {
+    id: Number(r.id),
+    model: r.model,
+    version: r.version === null ? null : Number(r.version),
+    findingRule: r.finding_rule,
+    rule: r.rule,
+    justification: r.justification,
+    approvedBy: r.approved_by,
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+    revokedAt: r.revoked_at,
+    revokedBy: r.revoked_by,
+    state: r.revoked_at !== null ? 'revoked' : r.expires_at <= now ? 'expired' : 'active',
+  };
+}
+
+/**
+ * Promotions, reviews, waivers and decisions on SQLite or PostgreSQL. Every change of a
+ * protected alias happens here, in one transaction with its decision record and audit events,
+ * under a lock on the model's row (PostgreSQL; SQLite runs one writer at a time), so that
+ * concurrent promotions of one alias are serialized and each sees the other's result.
+ */
+export class KyselyGateStore implements GateStore {
+  private readonly db: Db;
+  private readonly now: () => Date;
+  private readonly compiled = new Map<string, CompiledPolicy>();
+  readonly protectedAliases: ReadonlySet<string>;
+
+  constructor(
+    private readonly database: Database,
+    opts: { protectedAliases: ReadonlySet<string>; now?: () => Date },
+  ) {
+    this.db = database.db;
+    this.now = opts.now ?? (() => new Date());
+    this.protectedAliases = opts.protectedAliases;
+  }
+
+  // ---------------------------------------------------------------- policies
+
+  private compile(doc: PolicyDocument, digest: string): CompiledPolicy {
+    let c = this.compiled.get(digest);
+    if (!c) {
+      c = compilePolicy(doc);
+      if (this.compiled.size >= 256) this.compiled.clear();
+      this.compiled.set(digest, c);
+    }
+    return c;
+  }
+
+  /** The latest version of every gate policy, compiled. */
+  private async latestPolicies(db: Db): Promise<GatePolicy[]> {
+    const rows = await db
+      .selectFrom('gate_policies as g')
+      .selectAll('g')
+      .where(({ eb, selectFrom }) =>
+        eb(
+          'g.version',
+          '=',
+          selectFrom('gate_policies as h')
+            .select((x) => x.fn.max('h.version').as('v'))
+            .whereRef('h.name', '=', 'g.name'),
+        ),
+      )
+      .orderBy('g.name')
+      .execute();
+    return rows.map((r) => ({
+      name: r.name,
+      version: Number(r.version),
+      digest: r.digest,
+      compiled: this.compile(parse<PolicyDocument>(r.document), r.digest),
+    }));
+  }
+
+  private static bound(all: GatePolicy[], model: ModelRow, alias: string): GatePolicy[] {
+    const target = { alias, riskTier: model.risk_tier, modelTags: parse<string[]>(model.tags) };
+    return all.filter((p) => policyBinds(p.compiled.document, target));
+  }
+
+  // ---------------------------------------------------------------- facts
+
+  /**
+   * Facts (schema v1) for several versions at once: a handful of IN queries per page of
+   * versions instead of several per version. What-if over a portfolio and a single
+   * promotion use the same code, so they cannot disagree.
+   */
+  private async loadFacts(
+    db: Db,
+    items: { model: ModelRow; version: VersionRow; request: GateRequestFacts }[],
+    now: Date,
+  ): Promise<Facts[]> {
+    const nowIso = now.toISOString();
+    const out: Facts[] = [];
+    for (const page of chunks(items, PAGE)) {
+      const versionIds = [...new Set(page.map((i) => i.version.id))];
+      const modelIds = [...new Set(page.map((i) => i.model.id))];
+      const requestIds = [
+        ...new Set(page.map((i) => i.request.requestId).filter((x): x is number => x !== null)),
+      ];
+      const [evaluations, findings, lineage, waivers, reviews] = await Promise.all([
+        db
+          .selectFrom('evaluations')
+          .select([
+            'id',
+            'version_id',
+            'evaluator_id',
+            'evaluator_version',
+            'status',
+            'requested_by',
+            'finished_at',
+            'metrics',
+          ])
+          .where('version_id', 'in', versionIds)
+          .orderBy('created_at')
+          .orderBy('id')
+          .execute(),
+        db
+          .selectFrom('findings')
+          .innerJoin('evaluations', 'evaluations.id', 'findings.evaluation_id')
+          .select([
+            'findings.id',
+            'findings.version_id',
+            'findings.rule_id',
+            'findings.severity',
+            'findings.title',
+            'findings.evaluation_id',
+            'evaluations.evaluator_id',
+          ])
+          .where('findings.version_id', 'in', versionIds)
+          .orderBy('findings.id')
+          .execute(),
+        db
+          .selectFrom('lineage_edges as e')
+          .leftJoin('datasets as d', 'd.id', 'e.target_dataset_id')
+          .leftJoin('versions as tv', 'tv.id', 'e.target_version_id')
+          .leftJoin('models as tm', 'tm.id', 'tv.model_id')
+          .select([
+            'e.version_id',
+            'e.relation',
+            'e.target_kind',
+            'e.target_uri',
+            'd.name as dataset',
+            'tv.number as target_number',
+            'tm.name as target_model',
+          ])
+          .where('e.version_id', 'in', versionIds)
+          .orderBy('e.id')
+          .execute(),
+        db
+          .selectFrom('waivers')
+          .selectAll()
+          .where('model_id', 'in', modelIds)
+          .where('revoked_at', 'is', null)
+          .where('expires_at', '>', nowIso)
+          .orderBy('id')
+          .execute(),
+        requestIds.length === 0
+          ? Promise.resolve([])
+          : db
+              .selectFrom('promotion_reviews')
+              .selectAll()
+              .where('request_id', 'in', requestIds)
+              .orderBy('id')
+              .execute(),
+      ]);
+      const group = <T, K>(xs: T[], key: (x: T) => K) => {
+        const m = new Map<K, T[]>();
+        for (const x of xs) {
+          const k = key(x);
+          const list = m.get(k);
+          if (list) list.push(x);
+          else m.set(k, [x]);
+        }
+        return m;
+      };
+      const evalsBy = group(evaluations, (e) => Number(e.version_id));
+      const findingsBy = group(findings, (f) => Number(f.version_id));
+      const lineageBy = group(lineage, (e) => Number(e.version_id));
+      const waiversBy = group(waivers, (w) => Number(w.model_id));
+      const reviewsBy = group(reviews, (r) => Number(r.request_id));
+      for (const { model: m, version: v, request } of page) {
+        const inForce = (waiversBy.get(Number(m.id)) ?? []).filter(
+          (w) => w.version === null || Number(w.version) === Number(v.number),
+        );
+        const waiverFacts: WaiverFacts[] = inForce.map((w) => ({
+          id: String(w.id),
+          scope: w.version === null ? 'model' : 'version',
+          ...(w.finding_rule !== null && { findingRule: w.finding_rule }),
+          ...(w.rule !== null && { rule: w.rule }),
+          expiresAt: w.expires_at,
+          approvedBy: w.approved_by,
+        }));
+        const findingFacts: FindingFacts[] = (findingsBy.get(Number(v.id)) ?? []).map((f) => {
+          // A version-scoped waiver is more specific than a model-wide one: prefer it.
+          const w =
+            inForce.find((x) => x.finding_rule === f.rule_id && x.version !== null) ??
+            inForce.find((x) => x.finding_rule === f.rule_id);
+          return {
+            id: String(f.id),
+            ruleId: f.rule_id,
+            severity: f.severity,
+            title: f.title,
+            evaluator: f.evaluator_id,
+            evaluationId: f.evaluation_id,
+            waived: w !== undefined,
+            ...(w && { waiverId: String(w.id) }),
+          };
+        });
+        out.push({
+          schemaVersion: FACTS_SCHEMA_VERSION,
+          version: {
+            model: m.name,
+            number: Number(v.number),
+            digest: v.digest,
+            author: v.author,
+            createdAt: v.created_at,
+            tags: parse<string[]>(v.tags),
+            card: parse<Record<string, unknown>>(v.card_fields),
+            ...(v.source_uri !== null && { sourceUri: v.source_uri }),
+          },
+          model: {
+            name: m.name,
+            ownerTeam: m.owner_team,
+            riskTier: m.risk_tier,
+            tags: parse<string[]>(m.tags),
+          },
+          evaluations: (evalsBy.get(Number(v.id)) ?? []).map((e) => ({
+            id: e.id,
+            evaluator: e.evaluator_id,
+            evaluatorVersion: e.evaluator_version,
+            status: e.status,
+            // An evaluation ran on this version, whose bytes never change.
+            digest: v.digest,
+            ranBy: e.requested_by,
+            ...(e.finished_at !== null && { finishedAt: e.finished_at }),
+            metrics: parse<Record<string, number>>(e.metrics),
+          })),
+          findings: findingFacts,
+          lineage: (lineageBy.get(Number(v.id)) ?? []).map((e) => ({
+            relation: e.relation,
+            kind: e.target_kind,
+            target:
+              e.target_kind === 'dataset'
+                ? (e.dataset ?? '')
+                : e.target_kind === 'version'
+                  ? `${e.target_model}@${e.target_number}`
+                  : (e.target_uri ?? ''),
+          })),
+          request: {
+            alias: request.alias,
+            requestedBy: request.requestedBy,
+            requestedAt: request.requestedAt,
+          },
+          approvals:
+            request.requestId === null
+              ? []
+              : (reviewsBy.get(request.requestId) ?? []).map((r) => ({
+                  approver: r.reviewer,
+                  roles: parse<string[]>(r.roles),
+                  teams: parse<string[]>(r.teams),
+                  decision: r.decision as 'approve' | 'reject',
+                  at: r.at,
+                })),
+          waivers: waiverFacts,
+          now: nowIso,
+        });
+      }
+    }
+    return out;
+  }
+
+  async factsFor(
+    target: { model: string; version: number; alias: string },
+    requestedBy: string,
+  ): Promise<Facts> {
+    const m = await this.modelRow(this.db, target.model, false);
+    const v = await this.versionRow(this.db, m, target.version);
+    const now = this.now();
+    const request = {
+      alias: target.alias,
+      requestedBy,
+      requestedAt: now.toISOString(),
+      requestId: null,
+    };
+    const [facts] = await this.loadFacts(this.db, [{ model: m, version: v, request }], now);
+    return facts!;
+  }
+
+  // ---------------------------------------------------------------- rows
+
+  private async modelRow(db: Db, name: string, lock: boolean): Promise<ModelRow> {
+    let q = db.selectFrom('models').selectAll().where('name', '=', name);
+    if (lock && this.database.caps.rowLocks) q = q.forUpdate();
+    const row = await q.executeTakeFirst();
+    if (!row)
+      throw new ModelgateError('MODEL_NOT_FOUND', `model ${name} not found`, { model: name });
+    return row;
+  }
+
+  private async versionRow(db: Db, m: ModelRow, number: number): Promise<VersionRow> {
+    const row = await db
+      .selectFrom('versions')
+      .selectAll()
+      .where('model_id', '=', m.id)
+      .where('number', '=', number)
+      .executeTakeFirst();
+    if (!row)
+      throw new ModelgateError('VERSION_NOT_FOUND', `model ${m.name} has no version ${number}`, {
+        model: m.name,
+        version: number,
+      });
+    return row;
+  }
+
+  private async aliasRow(db: Db, m: ModelRow, alias: string) {
+    return db
+      .selectFrom('aliases')
+      .innerJoin('versions', 'versions.id', 'aliases.version_id')
+      .select([
+        'aliases.version_id',
+        'aliases.decision_id',
+        'versions.number',
+        'versions.digest',
+        'aliases.updated_by',
+        'aliases.updated_at',
+      ])
+      .where('aliases.model_id', '=', m.id)
+      .where('aliases.name', '=', alias)
+      .executeTakeFirst();
+  }
+
+  private requireProtected(alias: string) {
+    if (!this.protectedAliases.has(alias))
+      throw new ModelgateError(
+        'ALIAS_NOT_PROTECTED',
+        `${alias} is not a protected alias (protected: ${[...this.protectedAliases].join(', ')}); set it with modelgate alias set`,
+        { alias },
+      );
+  }
+
+  private toDecision(r: Selectable<GateDecisionsTable>, model: string, withFacts: boolean) {
+    const policies = parse<Decision['policies']>(r.policies);
+    const d: Decision = {
+      id: Number(r.id),
+      model,
+      version: Number(r.version),
+      digest: r.digest,
+      alias: r.alias,
+      kind: r.kind as DecisionKind,
+      requestId: r.request_id === null ? null : Number(r.request_id),
+      policies,
+      engine: r.engine,
+      factsDigest: r.facts_digest,
+      outcome: r.outcome as Decision['outcome'],
+      waivers: parse<string[]>(r.waivers),
+      reasons: r.outcome === 'allow' ? [] : reasonsOf(policies, r.alias),
+      moved: Number(r.moved) === 1,
+      decidedBy: r.decided_by,
+      at: r.at,
+    };
+    if (withFacts) d.facts = parse<Facts>(r.facts);
+    return d;
+  }
+
+  private async requestOf(
+    db: Db,
+    r: Selectable<PromotionRequestsTable>,
+    model: string,
+  ): Promise<PromotionRequest> {
+    const reviews = await db
+      .selectFrom('promotion_reviews')
+      .selectAll()
+      .where('request_id', '=', r.id)
+      .orderBy('id')
+      .execute();
+    return {
+      id: Number(r.id),
+      model,
+      version: Number(r.version),
+      alias: r.alias,
+      requestedBy: r.requested_by,
+      requestedAt: r.requested_at,
+      state: r.state as RequestState,
+      closedAt: r.closed_at,
+      decisionId: r.decision_id === null ? null : Number(r.decision_id),
+      reviews: reviews.map(
+        (x): Review => ({
+          reviewer: x.reviewer,
+          roles: parse<string[]>(x.roles),
+          teams: parse<string[]>(x.teams),
+          decision: x.decision as Review['decision'],
+          comment: x.comment,
+          at: x.at,
+        }),
+      ),
+    };
+  }
+
+  // ---------------------------------------------------------------- the gate
+
+  /** Evaluates, records the decision and its audit event, and moves the alias on allow. */
+  private async gate(
+    trx: Db,
+    m: ModelRow,
+    v: VersionRow,
+    request: GateRequestFacts,
+    kind: DecisionKind,
+    by: Actor,
+    at: Date,
+  ): Promise<{ decision: Decision; outcome: GateOutcome }> {
+    const policies = KyselyGateStore.bound(await this.latestPolicies(trx), m, request.alias);
+    const [facts] = await this.loadFacts(trx, [{ model: m, version: v, request }], at);
+    const outcome = decideGate(policies, facts!);
+    const moved = outcome.outcome === 'allow';
+    const id = await this.record(trx, m, v, request, kind, outcome, facts!, by, at, moved);
+    const row = await trx
+      .selectFrom('gate_decisions')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+    const decision = this.toDecision(row, m.name, false);
+    if (moved) await this.moveAlias(trx, m, v, request.alias, id, kind, by, at.toISOString());
+    return { decision, outcome };
+  }
+
+  private async moveAlias(
+    trx: Db,
+    m: ModelRow,
+    v: VersionRow,
+    alias: string,
+    decisionId: number,
+    kind: DecisionKind,
+    by: Actor,
+    at: string,
+  ) {
+    const prev = await this.aliasRow(trx, m, alias);
+    await trx
+      .insertInto('aliases')
+      .values({
+        model_id: m.id,
+        name: alias,
+        version_id: v.id,
+        updated_at: at,
+        updated_by: by.identity,
+        decision_id: decisionId,
+      })
+      .onConflict((oc) =>
+        oc.columns(['model_id', 'name']).doUpdateSet({
+          version_id: v.id,
+          updated_at: at,
+          updated_by: by.identity,
+          decision_id: decisionId,
+        }),
+      )
+      .execute();
+    await trx
+      .insertInto('alias_events')
+      .values({
+        model_id: m.id,
+        alias,
+        from_version: prev ? Number(prev.number) : null,
+        to_version: Number(v.number),
+        actor: by.identity,
+        credential_id: by.credentialId,
+        at,
+      })
+      .execute();
+    await appendAudit(
+      trx,
+      {
+        actor: by,
+        action: kind === 'demotion' ? 'alias.demote' : 'alias.promote',
+        subject: subjects.alias(m.name, alias),
+        content: {
+          model: m.name,
+          alias,
+          version: Number(v.number),
+          previous: prev ? Number(prev.number) : null,
+          decision: decisionId,
+        },
+      },
+      at,
+    );
+  }
+
+  private async closeRequest(
+    trx: Db,
+    m: ModelRow,
+    requestId: number,
+    state: RequestState,
+    decisionId: number | null,
+    by: Actor,
+    at: string,
+  ) {
+    await trx
+      .updateTable('promotion_requests')
+      .set({
+        state,
+        ...(state !== 'pending' && { closed_at: at }),
+        ...(decisionId !== null && { decision_id: decisionId }),
+      })
+      .where('id', '=', requestId)
+      .execute();
+    if (state === 'pending') return;
+    const r = await trx
+      .selectFrom('promotion_requests')
+      .select(['alias', 'version'])
+      .where('id', '=', requestId)
+      .executeTakeFirstOrThrow();
+    await appendAudit(
+      trx,
+      {
+        actor: by,
+        action: `promotion.${state}`,
+        subject: subjects.request(m.name, r.alias, requestId),
+        content: {
+          id: requestId,
+          model: m.name,
+          version: Number(r.version),
+          alias: r.alias,
+          state,
+        },
+      },
+      at,
+    );
+    if (state !== 'promoted') return;
+    // The alias moved: every other open request for it competes with a version no longer
+    // current and must be asked again.
+    const others = await trx
+      .selectFrom('promotion_requests')
+      .select(['id', 'version'])
+      .where('model_id', '=', m.id)
+      .where('alias', '=', r.alias)
+      .where('state', '=', 'pending')
+      .where('id', '!=', requestId)
+      .execute();
+    for (const o of others) {
+      await trx
+        .updateTable('promotion_requests')
+        .set({ state: 'superseded', closed_at: at })
+        .where('id', '=', o.id)
+        .execute();
+      await appendAudit(
+        trx,
+        {
+          actor: by,
+          action: 'promotion.superseded',
+          subject: subjects.request(m.name, r.alias, Number(o.id)),
+          content: {
+            id: Number(o.id),
+            model: m.name,
+            version: Number(o.version),
+            alias: r.alias,
+            state: 'superseded',
+            by: requestId,
+          },
+        },
+        at,
+      );
+    }
+  }
+
+  private static stateOf(outcome: GateOutcome['outcome']): RequestState {
+    return outcome === 'allow' ? 'promoted' : outcome === 'pending' ? 'pending' : 'denied';
+  }
+
+  async promote(
+    target: { model: string; version: number; alias: string },
+    by: Reviewer,
+  ): Promise<PromotionResult> {
+    this.requireProtected(target.alias);
+    return this.db.transaction().execute(async (trx) => {
+      const m = await this.modelRow(trx, target.model, true);
+      const v = await this.versionRow(trx, m, target.version);
+      const current = await this.aliasRow(trx, m, target.alias);
+      if (current && Number(current.version_id) === Number(v.id))
+        return { status: 'current', request: null, decision: null };
+      const at = this.now();
+      const iso = at.toISOString();
+      // Asking again for a version with an open request re-evaluates that request, with its
+      // reviews and its original requester.
+      let req = await trx
+        .selectFrom('promotion_requests')
+        .selectAll()
+        .where('model_id', '=', m.id)
+        .where('alias', '=', target.alias)
+        .where('version', '=', target.version)
+        .where('state', '=', 'pending')
+        .executeTakeFirst();
+      if (!req) {
+        req = await trx
+          .insertInto('promotion_requests')
+          .values({
+            model_id: m.id,
+            version: target.version,
+            alias: target.alias,
+            requested_by: by.actor.identity,
+            credential: by.actor.credentialId,
+            requested_at: iso,
+            state: 'pending',
+            closed_at: null,
+            decision_id: null,
+          })
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        await appendAudit(
+          trx,
+          {
+            actor: by.actor,
+            action: 'promotion.request',
+            subject: subjects.request(m.name, target.alias, Number(req.id)),
+            content: {
+              id: Number(req.id),
+              model: m.name,
+              version: target.version,
+              digest: v.digest,
+              alias: target.alias,
+            },
+          },
+          iso,
+        );
+      }
+      const requestId = Number(req.id);
+      const { decision, outcome } = await this.gate(
+        trx,
+        m,
+        v,
+        {
+          alias: target.alias,
+          requestedBy: req.requested_by,
+          requestedAt: req.requested_at,
+          requestId,
+        },
+        'promotion',
+        by.actor,
+        at,
+      );
+      const state = KyselyGateStore.stateOf(outcome.outcome);
+      await this.closeRequest(trx, m, requestId, state, decision.id, by.actor, iso);
+      const fresh = await trx
+        .selectFrom('promotion_requests')
+        .selectAll()
+        .where('id', '=', requestId)
+        .executeTakeFirstOrThrow();
+      return {
+        status: state === 'promoted' ? 'promoted' : state === 'pending' ? 'pending' : 'denied',
+        request: await this.requestOf(trx, fresh, m.name),
+        decision,
+      };
+    });
+  }
+
+  async review(
+    target: { model: string; alias: string; request: number },
+    verdict: 'approve' | 'reject',
+    comment: string,
+    by: Reviewer,
+  ): Promise<PromotionResult> {
+    return this.db.transaction().execute(async (trx) => {
+      const m = await this.modelRow(trx, target.model, true);
+      const req = await trx
+        .selectFrom('promotion_requests')
+        .selectAll()
+        .where('id', '=', target.request)
+        .where('model_id', '=', m.id)
+        .where('alias', '=', target.alias)
+        .executeTakeFirst();
+      if (!req)
+        throw new ModelgateError(
+          'REQUEST_NOT_FOUND',
+          `no promotion request ${target.request} for ${target.model}@${target.alias}`,
+          { request: target.request },
+        );
+      if (req.state !== 'pending')
+        throw new ModelgateError(
+          'REQUEST_CLOSED',
+          `promotion request ${req.id} is ${req.state}; request the promotion again`,
+          { request: Number(req.id), state: req.state },
+        );
+      const v = await this.versionRow(trx, m, Number(req.version));
+      const who = by.actor.identity;
+      if (verdict === 'approve') {
+        const evaluators = await trx
+          .selectFrom('evaluations')
+          .select('requested_by')
+          .where('version_id', '=', v.id)
+          .execute();
+        const roles: string[] = [];
+        if (v.author === who) roles.push(`the author of ${m.name}@${v.number}`);
+        if (req.requested_by === who) roles.push('the requester of this promotion');
+        if (evaluators.some((e) => e.requested_by === who))
+          roles.push(`whoever ran an evaluation of ${m.name}@${v.number}`);
+        if (roles.length > 0)
+          throw new ModelgateError(
+            'SEPARATION_OF_DUTIES',
+            `${who} cannot approve promotion request ${req.id}: ${who} is ${roles.join(' and ')}`,
+            { request: Number(req.id), identity: who },
+          );
+      }
+      const already = await trx
+        .selectFrom('promotion_reviews')
+        .select('id')
+        .where('request_id', '=', req.id)
+        .where('reviewer', '=', who)
+        .executeTakeFirst();
+      if (already)
+        throw new ModelgateError(
+          'ALREADY_REVIEWED',
+          `${who} has already reviewed promotion request ${req.id}`,
+          { request: Number(req.id) },
+        );
+      const at = this.now();
+      const iso = at.toISOString();
+      await trx
+        .insertInto('promotion_reviews')
+        .values({
+          request_id: req.id,
+          reviewer: who,
+          roles: JSON.stringify([...by.roles].sort()),
+          teams: JSON.stringify([...by.teams].sort()),
+          decision: verdict,
+          comment,
+          credential: by.actor.credentialId,
+          at: iso,
+        })
+        .execute();
+      await appendAudit(
+        trx,
+        {
+          actor: by.actor,
+          action: `promotion.${verdict}`,
+          subject: subjects.request(m.name, req.alias, Number(req.id)),
+          content: {
+            id: Number(req.id),
+            model: m.name,
+            version: Number(req.version),
+            alias: req.alias,
+            decision: verdict,
+            comment,
+            roles: [...by.roles].sort(),
+            teams: [...by.teams].sort(),
+          },
+        },
+        iso,
+      );
+      let status: PromotionResult['status'] = 'rejected';
+      let decision: Decision | null = null;
+      if (verdict === 'reject') {
+        await this.closeRequest(trx, m, Number(req.id), 'rejected', null, by.actor, iso);
+      } else {
+        const g = await this.gate(
+          trx,
+          m,
+          v,
+          {
+            alias: req.alias,
+            requestedBy: req.requested_by,
+            requestedAt: req.requested_at,
+            requestId: Number(req.id),
+          },
+          'promotion',
+          by.actor,
+          at,
+        );
+        decision = g.decision;
+        const state = KyselyGateStore.stateOf(g.outcome.outcome);
+        await this.closeRequest(trx, m, Number(req.id), state, decision.id, by.actor, iso);
+        status = state === 'promoted' ? 'promoted' : state === 'pending' ? 'pending' : 'denied';
+      }
+      const fresh = await trx
+        .selectFrom('promotion_requests')
+        .selectAll()
+        .where('id', '=', req.id)
+        .executeTakeFirstOrThrow();
+      return { status, request: await this.requestOf(trx, fresh, m.name), decision };
+    });
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  async getRequest(id: number): Promise<PromotionRequest | undefined> {
+    const r = await this.db
+      .selectFrom('promotion_requests')
+      .innerJoin('models', 'models.id', 'promotion_requests.model_id')
+      .selectAll('promotion_requests')
+      .select('models.name as model')
+      .where('promotion_requests.id', '=', id)
+      .executeTakeFirst();
+    return r && this.requestOf(this.db, r, r.model);
+  }
+
+  async listRequests(filter: {
+    state?: RequestState;
+    model?: string;
+    limit: number;
+  }): Promise<PromotionRequest[]> {
+    let q = this.db
+      .selectFrom('promotion_requests')
+      .innerJoin('models', 'models.id', 'promotion_requests.model_id')
+      .selectAll('promotion_requests')
+      .select('models.name as model');
+    if (filter.state) q = q.where('promotion_requests.state', '=', filter.state);
+    if (filter.model) q = q.where('models.name', '=', filter.model);
+    const rows = await q.orderBy('promotion_requests.id', 'desc').limit(filter.limit).execute();
+    return Promise.all(rows.map((r) => this.requestOf(this.db, r, r.model)));
+  }
+
+  async getDecision(id: number): Promise<Decision | undefined> {
+    const r = await this.db
+      .selectFrom('gate_decisions')
+      .innerJoin('models', 'models.id', 'gate_decisions.model_id')
+      .selectAll('gate_decisions')
+      .select('models.name as model')
+      .where('gate_decisions.id', '=', id)
+      .executeTakeFirst();
+    return r && this.toDecision(r, r.model, true);
+  }
+
+  async listDecisions(filter: {
+    model: string;
+    alias?: string;
+    limit: number;
+  }): Promise<Decision[]> {
+    const m = await this.modelRow(this.db, filter.model, false);
+    let q = this.db.selectFrom('gate_decisions').selectAll().where('model_id', '=', m.id);
+    if (filter.alias) q = q.where('alias', '=', filter.alias);
+    const rows = await q.orderBy('id', 'desc').limit(filter.limit).execute();
+    return rows.map((r) => this.toDecision(r, m.name, false));
+  }
+
+  // ---------------------------------------------------------------- waivers
+
+  async createWaiver(w: NewWaiver, by: Actor): Promise<Waiver> {
+    const now = this.now();
+    const bad = (message: string) => {
+      throw new ModelgateError('INVALID_WAIVER', message);
+    };
+    if ((w.findingRule === null) === (w.rule === null))
+      bad(
+        'name exactly one of a finding rule (--finding-rule) or a gate rule (--rule policy/rule)',
+      );
+    if (w.rule !== null && !/^[a-z0-9.-]{1,63}\/[a-z0-9-]{1,63}$/.test(w.rule))
+      bad(`gate rule ${JSON.stringify(w.rule)} must be <policy>/<validation>`);
+    if (w.justification.trim() === '') bad('a waiver needs a justification');
+    const expires = Date.parse(w.expiresAt);
+    if (!(expires > now.getTime())) bad(`expiry ${w.expiresAt} is not in the future`);
+    if (expires - now.getTime() > MAX_WAIVER_DAYS * 86_400_000)
+      bad(`expiry ${w.expiresAt} is more than ${MAX_WAIVER_DAYS} days away`);
+    return this.db.transaction().execute(async (trx) => {
+      const m = await this.modelRow(trx, w.model, true);
+      if (w.version !== null) await this.versionRow(trx, m, w.version);
+      const iso = now.toISOString();
+      const row = await trx
+        .insertInto('waivers')
+        .values({
+          model_id: m.id,
+          version: w.version,
+          finding_rule: w.findingRule,
+          rule: w.rule,
+          justification: w.justification,
+          approved_by: by.identity,
+          credential: by.credentialId,
+          created_at: iso,
+          expires_at: new Date(expires).toISOString(),
+          revoked_at: null,
+          revoked_by: null,
+          revoked_credential: null,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      const waiver = toWaiver({ ...row, model: m.name }, iso);
+      const { state: _state, ...content } = waiver;
+      await appendAudit(
+        trx,
+        {
+          actor: by,
+          action: 'waiver.create',
+          subject: subjects.waiver(m.name, waiver.id),
+          content,
+        },
+        iso,
+      );
+      return waiver;
+    });
+  }
+
+  async revokeWaiver(model: string, id: number, by: Actor): Promise<Waiver> {
+    return this.db.transaction().execute(async (trx) => {
+      const m = await this.modelRow(trx, model, true);
+      const row = await trx
+        .selectFrom('waivers')
+        .selectAll()
+        .where('id', '=', id)
+        .where('model_id', '=', m.id)
+        .executeTakeFirst();
+      if (!row)
+        throw new ModelgateError('WAIVER_NOT_FOUND', `model ${model} has no waiver ${id}`, {
+          waiver: id,
+        });
+      const iso = this.now().toISOString();
+      if (row.revoked_at !== null) return toWaiver({ ...row, model }, iso);
+      await trx
+        .updateTable('waivers')
+        .set({ revoked_at: iso, revoked_by: by.identity, revoked_credential: by.credentialId })
+        .where('id', '=', id)
+        .execute();
+      await appendAudit(
+        trx,
+        {
+          actor: by,
+          action: 'waiver.revoke',
+          subject: subjects.waiver(model, id),
+          content: { id, model },
+        },
+        iso,
+      );
+      return toWaiver(
+        { ...row, model, revoked_at: iso, revoked_by: by.identity, revoked_credential: null },
+        iso,
+      );
+    });
+  }
+
+  async listWaivers(filter: { model?: string; includeInactive: boolean }): Promise<Waiver[]> {
+    const now = this.now().toISOString();
+    let q = this.db
+      .selectFrom('waivers')
+      .innerJoin('models', 'models.id', 'waivers.model_id')
+      .selectAll('waivers')
+      .select('models.name as model');
+    if (filter.model) q = q.where('models.name', '=', filter.model);
+    if (!filter.includeInactive)
+      q = q.where('waivers.revoked_at', 'is', null).where('waivers.expires_at', '>', now);
+    const rows = await q.orderBy('waivers.id').limit(1000).execute();
+    return rows.map((r) => toWaiver(r, now));
+  }
+
+  // ---------------------------------------------------------------- verify
+
+  private async flag(db: Db, modelId: number, alias: string, version: number) {
+    // The newest decision about the holder: a re-check that denied it flags it until a later
+    // re-check (or a new promotion) allows it.
+    const last = await db
+      .selectFrom('gate_decisions')
+      .select(['id', 'kind', 'outcome'])
+      .where('model_id', '=', modelId)
+      .where('alias', '=', alias)
+      .where('version', '=', version)
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return last && last.kind === 'recheck' && last.outcome !== 'allow' ? Number(last.id) : null;
+  }
+
+  async verify(model: string, alias: string, digest: string): Promise<VerifyAnswer> {
+    const m = await this.modelRow(this.db, model, false);
+    const a = await this.aliasRow(this.db, m, alias);
+    const base = { model, alias, version: null, digest: null, decisionId: null, flaggedBy: null };
+    if (!a) return { ...base, approved: false, reason: `${model} has no alias ${alias}` };
+    const held = {
+      ...base,
+      version: Number(a.number),
+      digest: a.digest,
+      decisionId: a.decision_id === null ? null : Number(a.decision_id),
+    };
+    if (a.digest !== digest)
+      return {
+        ...held,
+        approved: false,
+        reason: `${model}@${alias} is version ${a.number} (${a.digest}), not ${digest}`,
+      };
+    if (!this.protectedAliases.has(alias) || a.decision_id === null)
+      return {
+        ...held,
+        approved: false,
+        reason: `${alias} is not a protected alias: no gate decision approved ${model}@${a.number}`,
+      };
+    const flaggedBy = await this.flag(this.db, m.id, alias, Number(a.number));
+    if (flaggedBy !== null)
+      return {
+        ...held,
+        flaggedBy,
+        approved: false,
+        reason: `${model}@${a.number} no longer passes its gate (re-check decision ${flaggedBy})`,
+      };
+    return {
+      ...held,
+      approved: true,
+      reason: `${model}@${a.number} was promoted to ${alias} by decision ${a.decision_id}`,
+    };
+  }
+
+  // ---------------------------------------------------------------- portfolio
+
+  /** The request facts a holder was promoted with (its original requester and reviews). */
+  private async requestOfDecision(
+    db: Db,
+    decisionId: number | null,
+    alias: string,
+    fallback: { by: string; at: string },
+  ): Promise<GateRequestFacts> {
+    const d =
+      decisionId === null
+        ? undefined
+        : await db
+            .selectFrom('gate_decisions')
+            .leftJoin('promotion_requests', 'promotion_requests.id', 'gate_decisions.request_id')
+            .select([
+              'gate_decisions.request_id',
+              'promotion_requests.requested_by',
+              'promotion_requests.requested_at',
+              'gate_decisions.facts',
+            ])
+            .where('gate_decisions.id', '=', decisionId)
+            .executeTakeFirst();
+    if (d?.request_id != null && d.requested_by != null && d.requested_at != null)
+      return {
+        alias,
+        requestedBy: d.requested_by,
+        requestedAt: d.requested_at,
+        requestId: Number(d.request_id),
+      };
+    if (d) {
+      // A demotion's decision has no request of its own: it carried the earlier one's facts.
+      const f = parse<Facts>(d.facts);
+      return {
+        alias,
+        requestedBy: f.request.requestedBy,
+        requestedAt: f.request.requestedAt,
+        requestId: null,
+      };
+    }
+    return { alias, requestedBy: fallback.by, requestedAt: fallback.at, requestId: null };
+  }
+
+  async whatIf(doc: PolicyDocument, allVersions: boolean): Promise<WhatIfReport> {
+    const compiled = compilePolicy(doc);
+    const policy: GatePolicy = {
+      name: compiled.name,
+      version: 0,
+      digest: compiled.digest,
+      compiled,
+    };
+    const now = this.now();
+    const models = await this.db.selectFrom('models').selectAll().orderBy('name').execute();
+    const failing: WhatIfFailure[] = [];
+    let evaluated = 0;
+    let passing = 0;
+    for (const alias of doc.spec.bindings.aliases) {
+      const bound = models.filter((m) => KyselyGateStore.bound([policy], m, alias).length > 0);
+      for (const page of chunks(bound, PAGE)) {
+        const ids = page.map((m) => m.id);
+        const byId = new Map(page.map((m) => [Number(m.id), m]));
+        const holders = await this.db
+          .selectFrom('aliases')
+          .select(['model_id', 'version_id', 'decision_id', 'updated_by', 'updated_at'])
+          .where('name', '=', alias)
+          .where('model_id', 'in', ids)
+          .execute();
+        const holderOf = new Map(holders.map((h) => [Number(h.model_id), h]));
+        // The latest request per version for this alias: its reviews are the approvals a
+        // promotion of that version would carry.
+        const requests = await this.db
+          .selectFrom('promotion_requests')
+          .select(['id', 'model_id', 'version', 'requested_by', 'requested_at'])
+          .where('alias', '=', alias)
+          .where('model_id', 'in', ids)
+          .orderBy('id')
+          .execute();
+        const lastRequest = new Map(requests.map((r) => [`${r.model_id}/${r.version}`, r]));
+        let q = this.db.selectFrom('versions').selectAll().where('model_id', 'in', ids);
+        if (!allVersions) {
+          if (holders.length === 0) continue;
+          q = q.where(
+            'id',
+            'in',
+            holders.map((h) => h.version_id),
+          );
+        }
+        // Versions in pages of their own: a model may have thousands.
+        let after = 0;
+        for (;;) {
+          const versions = await q.where('id', '>', after).orderBy('id').limit(2000).execute();
+          if (versions.length === 0) break;
+          after = Number(versions[versions.length - 1]!.id);
+          const items = await Promise.all(
+            versions.map(async (v) => {
+              const m = byId.get(Number(v.model_id))!;
+              const h = holderOf.get(Number(m.id));
+              const current = h !== undefined && Number(h.version_id) === Number(v.id);
+              const r = lastRequest.get(`${m.id}/${v.number}`);
+              const request: GateRequestFacts =
+                current && h.decision_id !== null
+                  ? await this.requestOfDecision(this.db, Number(h.decision_id), alias, {
+                      by: h.updated_by,
+                      at: h.updated_at,
+                    })
+                  : r
+                    ? {
+                        alias,
+                        requestedBy: r.requested_by,
+                        requestedAt: r.requested_at,
+                        requestId: Number(r.id),
+                      }
+                    : current
+                      ? {
+                          alias,
+                          requestedBy: h.updated_by,
+                          requestedAt: h.updated_at,
+                          requestId: null,
+                        }
+                      : { alias, requestedBy: '', requestedAt: now.toISOString(), requestId: null };
+              return { model: m, version: v, request, current };
+            }),
+          );
+          const facts = await this.loadFacts(this.db, items, now);
+          facts.forEach((f, i) => {
+            const item = items[i]!;
+            evaluated++;
+            const g = decideGate([policy], f);
+            if (g.outcome === 'allow') {
+              passing++;
+              return;
+            }
+            failing.push({
+              model: item.model.name,
+              version: Number(item.version.number),
+              digest: item.version.digest,
+              alias,
+              current: item.current,
+              outcome: g.outcome,
+              failed: g.policies[0]!.results.filter(
+                (r) => !r.passed && r.waiverId === undefined,
+              ).map((r) => ({ rule: r.name, action: r.action, message: r.message ?? '' })),
+            });
+          });
+        }
+      }
+    }
+    return {
+      policy: { name: compiled.name, digest: compiled.digest },
+      evaluated,
+      passing,
+      failing,
+    };
+  }
+
+  async recheck(by: Actor): Promise<RecheckReport> {
+    const report: RecheckReport = { checked: 0, flagged: [], demoted: [], cleared: [] };
+    const holders = await this.db
+      .selectFrom('aliases')
+      .innerJoin('models', 'models.id', 'aliases.model_id')
+      .select(['models.name as model', 'aliases.name as alias'])
+      .where('aliases.name', 'in', [...this.protectedAliases])
+      .orderBy('models.name')
+      .orderBy('aliases.name')
+      .execute();
+    for (const h of holders) {
+      // One transaction per alias, under the model's lock: a promotion cannot interleave.
+      await this.db.transaction().execute(async (trx) => {
+        const m = await this.modelRow(trx, h.model, true);
+        const a = await this.aliasRow(trx, m, h.alias);
+        if (!a) return;
+        report.checked++;
+        const at = this.now();
+        const all = await this.latestPolicies(trx);
+        const policies = KyselyGateStore.bound(all, m, h.alias);
+        const v = await this.versionRow(trx, m, Number(a.number));
+        const request = await this.requestOfDecision(
+          trx,
+          a.decision_id === null ? null : Number(a.decision_id),
+          h.alias,
+          { by: a.updated_by, at: a.updated_at },
+        );
+        const [facts] = await this.loadFacts(trx, [{ model: m, version: v, request }], at);
+        const outcome = decideGate(policies, facts!);
+        const flaggedBy = await this.flag(trx, m.id, h.alias, Number(a.number));
+        if (outcome.outcome === 'allow') {
+          if (flaggedBy === null) return;
+          // It passes again (a new waiver, new evidence, a changed policy): clear the flag.
+          const d = await this.record(
+            trx,
+            m,
+            v,
+            request,
+            'recheck',
+            outcome,
+            facts!,
+            by,
+            at,
+            false,
+          );
+          report.cleared.push({ model: m.name, alias: h.alias, version: v.number, decisionId: d });
+          return;
+        }
+        let decisionId = flaggedBy;
+        if (flaggedBy === null) {
+          decisionId = await this.record(
+            trx,
+            m,
+            v,
+            request,
+            'recheck',
+            outcome,
+            facts!,
+            by,
+            at,
+            false,
+          );
+          report.flagged.push({
+            model: m.name,
+            alias: h.alias,
+            version: v.number,
+            decisionId,
+          });
+        }
+        if (!policies.some((p) => p.compiled.document.spec.demoteOnFailure)) return;
+        // Demote to the newest earlier holder that still passes, with its own approvals.
+        const earlier = await trx
+          .selectFrom('gate_decisions')
+          .select(['id', 'version'])
+          .where('model_id', '=', m.id)
+          .where('alias', '=', h.alias)
+          .where('moved', '=', 1)
+          .where('version', '!=', v.number)
+          .orderBy('id', 'desc')
+          .execute();
+        const tried = new Set<number>();
+        for (const e of earlier) {
+          const n = Number(e.version);
+          if (tried.has(n)) continue;
+          tried.add(n);
+          const cv = await this.versionRow(trx, m, n);
+          const creq = await this.requestOfDecision(trx, Number(e.id), h.alias, {
+            by: a.updated_by,
+            at: a.updated_at,
+          });
+          const [cf] = await this.loadFacts(trx, [{ model: m, version: cv, request: creq }], at);
+          const co = decideGate(policies, cf!);
+          if (co.outcome !== 'allow') continue;
+          const d = await this.record(trx, m, cv, creq, 'demotion', co, cf!, by, at, true);
+          await this.moveAlias(trx, m, cv, h.alias, d, 'demotion', by, at.toISOString());
+          report.demoted.push({
+            model: m.name,
+            alias: h.alias,
+            from: v.number,
+            to: n,
+            decisionId: d,
+          });
+          return;
+        }
+      });
+    }
+    return report;
+  }
+
+  /** Stores a decision and its audit event; `moved` says the caller moves the alias with it. */
+  private async record(
+    trx: Db,
+    m: ModelRow,
+    v: VersionRow,
+    request: GateRequestFacts,
+    kind: DecisionKind,
+    outcome: GateOutcome,
+    facts: Facts,
+    by: Actor,
+    at: Date,
+    moved: boolean,
+  ): Promise<number> {
+    const iso = at.toISOString();
+    const row = await trx
+      .insertInto('gate_decisions')
+      .values({
+        model_id: m.id,
+        version: Number(v.number),
+        digest: v.digest,
+        alias: request.alias,
+        kind,
+        request_id: request.requestId,
+        policies: JSON.stringify(outcome.policies),
+        engine: outcome.engine,
+        facts: canonicalize(facts),
+        facts_digest: outcome.factsDigest,
+        outcome: outcome.outcome,
+        waivers: JSON.stringify(outcome.waivers),
+        moved: moved ? 1 : 0,
+        decided_by: by.identity,
+        credential: by.credentialId,
+        at: iso,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    const id = Number(row.id);
+    await appendAudit(
+      trx,
+      {
+        actor: by,
+        action:
+          kind === 'recheck'
+            ? outcome.outcome === 'allow'
+              ? 'gate.cleared'
+              : 'gate.flagged'
+            : 'gate.decision',
+        subject: subjects.decision(m.name, request.alias, id),
+        content: {
+          id,
+          model: m.name,
+          version: Number(v.number),
+          digest: v.digest,
+          alias: request.alias,
+          kind,
+          requestId: request.requestId,
+          policies: outcome.policies.map((p) => ({
+            name: p.name,
+            version: p.version,
+            digest: p.digest,
+            outcome: p.outcome,
+          })),
+          engine: outcome.engine,
+          factsDigest: outcome.factsDigest,
+          outcome: outcome.outcome,
+          waivers: outcome.waivers,
+        },
+      },
+      iso,
+    );
+    return id;
+  }
+}
