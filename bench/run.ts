@@ -4,7 +4,9 @@
 // Environment:
 //   MODELGATE_BENCH_SIZE_MIB     size of the pushed file (default 1024)
 //   MODELGATE_BENCH_RUNS         runs per push measurement (default 3)
-//   MODELGATE_BENCH_ONLY         comma-separated subset of push,get,register,scan,authz,audit (default all)
+//   MODELGATE_BENCH_ONLY         comma-separated subset of push,get,register,scan,authz,audit,gates
+//                                (default all)
+//   MODELGATE_BENCH_WHATIF_VERSIONS versions the what-if benchmark evaluates (default 100000)
 //   MODELGATE_BENCH_AUDIT_EVENTS size of the log audit verify checks (default 1000000)
 //   MODELGATE_BENCH_SCAN_PICKLE_MIB, MODELGATE_BENCH_SCAN_ZIP_MIB
 //                                sizes of the scanned pickle (1024) and PyTorch zip (2048)
@@ -37,6 +39,7 @@ import { openDatabase } from '../src/storage/database.js';
 import { migrate } from '../src/storage/migrations.js';
 import { createTemplate, dropDatabase, withDatabase } from '../src/storage/test-databases.js';
 import { benchAudit } from './audit.js';
+import { benchGates } from './gates.js';
 
 interface Result {
   name: string;
@@ -52,7 +55,7 @@ const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 const SIZE_MIB = Number(process.env.MODELGATE_BENCH_SIZE_MIB ?? 1024);
 const RUNS = Number(process.env.MODELGATE_BENCH_RUNS ?? 3);
 const ONLY = new Set(
-  (process.env.MODELGATE_BENCH_ONLY ?? 'push,get,register,scan,authz,audit').split(','),
+  (process.env.MODELGATE_BENCH_ONLY ?? 'push,get,register,scan,authz,audit,gates').split(','),
 );
 const SCAN_PICKLE_MIB = Number(process.env.MODELGATE_BENCH_SCAN_PICKLE_MIB ?? 1024);
 const SCAN_ZIP_MIB = Number(process.env.MODELGATE_BENCH_SCAN_ZIP_MIB ?? 2048);
@@ -612,6 +615,10 @@ if (ONLY.has('register')) {
 if (ONLY.has('audit')) {
   log('audit log:');
   await benchAudit(results, { pgUrl: PG_URL, cli: CLI });
+}
+if (ONLY.has('gates')) {
+  log('release gates:');
+  await benchGates(results, { pgUrl: PG_URL });
 }
 
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });

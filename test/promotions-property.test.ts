@@ -5,7 +5,7 @@ import { sql } from 'kysely';
 import { expect, it } from 'vitest';
 import type { Facts } from '../src/policy/gates/facts-schema.js';
 import { decideGate } from '../src/policy/gates/gate.js';
-import { compilePolicy, parsePolicyDocument } from '../src/policy/gates/policy-document.js';
+import { compilePolicy } from '../src/policy/gates/policy-document.js';
 import { apiOf, type TestApp, testApp, tokenFor, uploadBlob } from './helpers/app.js';
 import { describeEachEngine } from './helpers/engines.js';
 

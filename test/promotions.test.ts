@@ -312,3 +312,112 @@ describeEachEngine('promotions through gates', (db) => {
     await t.composed.app.close();
   });
 });
+
+describeEachEngine('what-if over the portfolio', (db) => {
+  it('lists exactly the current holders the shipped production gate would refuse, and why', async () => {
+    const t = await testApp(db(), { worker: true });
+    const api = apiOf(t);
+    // Today's gate: one approval, nothing else. The shipped pack is the draft.
+    const lenient = `apiVersion: modelgate.dev/v1
+kind: GatePolicy
+metadata: {name: wi-lenient}
+spec:
+  bindings: {aliases: [production]}
+  validations:
+    - name: approved
+      expression: "approvals.exists(a, a.decision == 'approve')"
+      message: needs an approval
+      reason: Approvals
+      action: deny
+`;
+    expect((await api('POST', '/gate-policies', { document: lenient })).statusCode).toBe(201);
+    const ada = await tokenFor(t, {
+      name: 'wi-ada',
+      kind: 'user',
+      roles: ['approver'],
+      teams: ['risk'],
+    });
+    const full = CARD;
+    const cases = [
+      { name: 'wi-clean', tier: 'limited', file: benign(), card: full },
+      {
+        name: 'wi-evil',
+        tier: 'limited',
+        file: join(CORPUS, 'malicious', 'direct-os.system.pkl'),
+        card: full,
+      },
+      { name: 'wi-nocard', tier: 'limited', file: benign(), card: { intendedUse: 'x' } },
+      { name: 'wi-high', tier: 'high', file: benign(), card: full },
+    ];
+    for (const c of cases) {
+      await api('POST', '/models', { name: c.name, ownerTeam: 'wi', riskTier: c.tier });
+      const bytes = readFileSync(c.file);
+      const digest = await uploadBlob(t, bytes);
+      const r = await api('POST', `/models/${c.name}/versions`, {
+        files: [{ path: 'model.pkl', size: bytes.length, digest }],
+        card: { markdown: '', fields: c.card },
+      });
+      expect(r.statusCode).toBe(201);
+      await scanned(t, c.name, 1);
+      const p = await api('POST', `/models/${c.name}/aliases/production/promotions`, {
+        version: '1',
+      });
+      expect(p.statusCode, p.body).toBe(202);
+      const approved = await api(
+        'POST',
+        `/models/${c.name}/aliases/production/promotion-requests/${p.json().request.id}/reviews`,
+        { decision: 'approve', comment: 'ok' },
+        ada,
+      );
+      expect(approved.json().status).toBe('promoted');
+    }
+    // A second version of the clean model, never promoted: only --all-versions sees it.
+    const bytes = readFileSync(join(CORPUS, 'malicious', 'direct-os.system.pkl'));
+    await api('POST', '/models/wi-clean/versions', {
+      files: [{ path: 'model.pkl', size: bytes.length, digest: await uploadBlob(t, bytes) }],
+      card: { markdown: '', fields: CARD },
+    });
+    await scanned(t, 'wi-clean', 2);
+
+    const url = await t.composed.app.listen({ port: 0, host: '127.0.0.1' });
+    const mg = cliOf(url, t.token);
+    const shipped = join(import.meta.dirname, '..', 'policies', 'production-gate.yaml');
+    const before = (await api('GET', '/models/wi-evil/aliases/production')).json();
+    const out = await mg('policy', 'what-if', shipped, '--json');
+    expect(out.code, out.out).toBe(1);
+    const report = JSON.parse(out.out) as {
+      evaluated: number;
+      passing: number;
+      failing: {
+        model: string;
+        version: number;
+        outcome: string;
+        failed: { rule: string; message: string }[];
+      }[];
+    };
+    const mine = report.failing.filter((f) => f.model.startsWith('wi-'));
+    expect(
+      mine.map((f) => `${f.model}@${f.version}:${f.failed.map((x) => x.rule).join(',')}`).sort(),
+    ).toEqual([
+      'wi-evil@1:no-unwaived-critical-high',
+      'wi-high@1:independent-approvals',
+      'wi-nocard@1:model-card-complete',
+    ]);
+    expect(mine.find((f) => f.model === 'wi-nocard')?.failed[0]?.message).toBe(
+      'model card lacks required field(s): limitations, trainingData',
+    );
+    expect(mine.find((f) => f.model === 'wi-high')?.outcome).toBe('pending');
+    // Human output names each and says why; nothing changed.
+    const text = await mg('policy', 'what-if', shipped);
+    expect(text.out).toMatch(
+      /would FAIL: wi-evil@1 for production \(current holder\)\n\s+FAIL no-unwaived-critical-high: 1 unwaived/,
+    );
+    expect((await api('GET', '/models/wi-evil/aliases/production')).json()).toEqual(before);
+    const all = JSON.parse(
+      (await mg('policy', 'what-if', shipped, '--all-versions', '--json')).out,
+    ) as typeof report;
+    expect(all.failing.filter((f) => f.model === 'wi-clean').map((f) => f.version)).toEqual([2]);
+    await t.composed.deps.runner.stop();
+    await t.composed.app.close();
+  });
+});

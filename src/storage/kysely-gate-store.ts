@@ -1195,7 +1195,7 @@ export class KyselyGateStore implements GateStore {
           facts.forEach((f, i) => {
             const item = items[i]!;
             evaluated++;
-            const g = decideGate([policy], f);
+            const g = decideGate([policy], f, { digest: false });
             if (g.outcome === 'allow') {
               passing++;
               return;

@@ -20,7 +20,8 @@ import { ModelgateError } from '../../core/errors.js';
  *   approvals    list<Approval>    approver, roles, teams (list<string>), decision
  *                                  (approve|reject), at
  *   waivers      list<Waiver>      waivers in force: id, scope (version|model), findingRule?,
- *                                  rule?, expiresAt, approvedBy
+ *                                  rule? (`policy/validation`), expiresAt, approvedBy; a failed deny rule
+ *                                  a rule waiver names is reported waived and does not deny
  *   now          timestamp         the evaluation instant; rules never read a clock
  *   variables    (per policy)      the policy's named variables, `variables.<name>`
  *

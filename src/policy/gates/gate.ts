@@ -44,9 +44,15 @@ export interface GateOutcome {
  * replaying stored facts with the stored policy versions gives the same outcome. No bound
  * policy is a deny: a protected alias without a gate is a configuration error, not a free pass.
  */
-export function decideGate(policies: readonly GatePolicy[], facts: Facts): GateOutcome {
+export function decideGate(
+  policies: readonly GatePolicy[],
+  facts: Facts,
+  /** digest false: a dry run that records nothing need not hash the facts (factsDigest ''). */
+  opts: { digest?: boolean } = {},
+): GateOutcome {
+  const digest = opts.digest === false ? '' : factsDigest(facts);
   const outcomes: PolicyOutcome[] = policies.map((p) => {
-    const r = evaluatePolicy(p.compiled, facts);
+    const r = evaluatePolicy(p.compiled, facts, digest);
     return {
       name: p.name,
       version: p.version,
@@ -75,7 +81,7 @@ export function decideGate(policies: readonly GatePolicy[], facts: Facts): GateO
   return {
     outcome,
     engine: CEL_ENGINE,
-    factsDigest: factsDigest(facts),
+    factsDigest: digest,
     policies: outcomes,
     waivers: [...waivers].sort(),
     reasons,

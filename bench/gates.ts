@@ -1,0 +1,388 @@
+// Release gate benchmarks, run by `npm run bench` (MODELGATE_BENCH_ONLY=gates):
+// - one gate decision for a version with its evidence (facts loaded from the database, the
+//   shipped production policy evaluated), against evaluating the same facts already in memory;
+// - what-if of the shipped production policy over MODELGATE_BENCH_WHATIF_VERSIONS versions
+//   (default 100,000), against reading the same version rows;
+// - promotions per second (alias moved with decision and audit events) on SQLite and PostgreSQL,
+//   against plain alias sets of the same aliases.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Insertable, Kysely } from 'kysely';
+import { decideGate, type GatePolicy } from '../src/policy/gates/gate.js';
+import { compilePolicy, parsePolicyDocument } from '../src/policy/gates/policy-document.js';
+import { type Database, openDatabase } from '../src/storage/database.js';
+import { KyselyGatePolicyStore } from '../src/storage/kysely-gate-policy-store.js';
+import { KyselyGateStore } from '../src/storage/kysely-gate-store.js';
+import { KyselyRegistryStore } from '../src/storage/kysely-registry-store.js';
+import { migrate } from '../src/storage/migrations.js';
+import type { DB } from '../src/storage/schema.js';
+import { createTemplate, dropDatabase, withDatabase } from '../src/storage/test-databases.js';
+import type { AuditResult as Result } from './audit.js';
+
+const log = (s: string) => process.stderr.write(`${s}\n`);
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
+};
+const quantile = (xs: number[], q: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0;
+};
+const ACTOR = { identity: 'bench', credentialId: 'tok_0000000000000000' };
+const REVIEWER = {
+  actor: { identity: 'rik', credentialId: 'tok_0000000000000001' },
+  roles: ['approver'],
+  teams: ['risk'],
+};
+const WHATIF_VERSIONS = Number(process.env.MODELGATE_BENCH_WHATIF_VERSIONS ?? 100_000);
+const POLICY_DIR = join(import.meta.dirname, '..', 'policies');
+const CARD = JSON.stringify({ intendedUse: 'scoring', limitations: 'EU only', trainingData: 'tx' });
+
+async function openEngine(engine: 'sqlite' | 'postgres', pgUrl: string | undefined) {
+  const dataDir = mkdtempSync(join(tmpdir(), `modelgate-bench-gates-${engine}-`));
+  let pgName: string | undefined;
+  let url: string | undefined;
+  if (engine === 'postgres') {
+    if (!pgUrl) return undefined;
+    pgName = await createTemplate(pgUrl);
+    url = withDatabase(pgUrl, pgName);
+  }
+  const database = openDatabase({ dataDir, ...(url && { url }) });
+  await migrate(database);
+  return {
+    database,
+    close: async () => {
+      await database.close();
+      if (pgName && pgUrl) await dropDatabase(pgUrl, pgName);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function insertMany<T extends keyof DB>(db: Kysely<DB>, table: T, rows: Insertable<DB[T]>[]) {
+  for (let i = 0; i < rows.length; i += 500)
+    await db
+      .insertInto(table)
+      .values(rows.slice(i, i + 500) as never)
+      .execute();
+}
+
+/**
+ * Seeds `models` models of `perModel` versions each, straight into the tables (the registry's
+ * own write path is measured elsewhere): every version with a succeeded scan, every tenth with
+ * a critical finding. Returns the model names.
+ */
+async function seed(database: Database, models: number, perModel: number, prefix = 'm') {
+  const db = database.db;
+  const at = new Date().toISOString();
+  const names = Array.from({ length: models }, (_, i) => `${prefix}${i}`);
+  await insertMany(
+    db,
+    'models',
+    names.map((name, i) => ({
+      name,
+      owner_team: 'fraud',
+      risk_tier: i % 2 ? 'limited' : 'high',
+      description: '',
+      intended_use: '',
+      tags: '[]',
+      created_at: at,
+      created_by: 'bench',
+      created_credential: 'tok',
+      updated_at: at,
+      updated_by: 'bench',
+    })),
+  );
+  const ids = await db
+    .selectFrom('models')
+    .select(['id', 'name'])
+    .where('name', 'like', `${prefix}%`)
+    .execute();
+  const versions: Insertable<DB['versions']>[] = [];
+  for (const m of ids)
+    for (let n = 1; n <= perModel; n++)
+      versions.push({
+        model_id: m.id,
+        number: n,
+        digest: `sha256:${(m.id * 100_000 + n).toString(16).padStart(64, '0')}`,
+        total_size: 4,
+        file_count: 1,
+        source_uri: null,
+        author: 'ann',
+        created_credential: 'tok',
+        card_markdown: '',
+        card_fields: CARD,
+        tags: '[]',
+        description: '',
+        created_at: at,
+        updated_at: at,
+        updated_by: 'ann',
+      });
+  await insertMany(db, 'versions', versions);
+  const vrows = await db
+    .selectFrom('versions')
+    .innerJoin('models', 'models.id', 'versions.model_id')
+    .select(['versions.id', 'versions.number'])
+    .where('models.name', 'like', `${prefix}%`)
+    .execute();
+  await insertMany(
+    db,
+    'evaluations',
+    vrows.map((v) => ({
+      id: `ev_${v.id.toString(16).padStart(16, '0')}`,
+      version_id: v.id,
+      evaluator_id: 'artifact-scan',
+      evaluator_version: '1',
+      config: '{}',
+      status: 'succeeded' as const,
+      requested_by: 'modelgate',
+      credential_id: 'system',
+      created_at: at,
+      started_at: at,
+      finished_at: at,
+      progress: 1,
+      metrics: '{"files":1}',
+      error: null,
+      attempts: 1,
+      lease_owner: null,
+      lease_expires_at: null,
+    })),
+  );
+  await insertMany(
+    db,
+    'findings',
+    vrows
+      .filter((v) => v.id % 10 === 0)
+      .map((v) => ({
+        evaluation_id: `ev_${v.id.toString(16).padStart(16, '0')}`,
+        version_id: v.id,
+        rule_id: 'PICKLE-GLOBAL-CRITICAL',
+        severity: 'critical',
+        title: 'pickle imports os.system',
+        file: 'model.pkl',
+        member: null,
+        byte_offset: 2,
+        evidence: 'os system',
+        refs: '[]',
+        status: 'open',
+        created_at: at,
+      })),
+  );
+  return { names, versions: vrows };
+}
+
+async function publish(database: Database, file: string, edit = (t: string) => t) {
+  const text = edit(readFileSync(join(POLICY_DIR, file), 'utf8'));
+  const c = compilePolicy(parsePolicyDocument(text));
+  const p = await new KyselyGatePolicyStore(database).publish(
+    { name: c.name, digest: c.digest, document: c.document, source: text },
+    ACTOR,
+  );
+  return { name: p.name, version: p.version, digest: p.digest, compiled: c } satisfies GatePolicy;
+}
+
+async function benchDecision(results: Result[]) {
+  const e = await openEngine('sqlite', undefined);
+  if (!e) return;
+  try {
+    const policy = await publish(e.database, 'production-gate.yaml');
+    await seed(e.database, 1, 1);
+    // A version with a realistic amount of evidence: 5 evaluations, 200 findings.
+    const db = e.database.db;
+    const v = await db.selectFrom('versions').select('id').executeTakeFirstOrThrow();
+    const at = new Date().toISOString();
+    for (let i = 0; i < 4; i++)
+      await db
+        .insertInto('evaluations')
+        .values({
+          id: `ev_extra${i}`,
+          version_id: v.id,
+          evaluator_id: `imported-${i}`,
+          evaluator_version: '1',
+          config: '{}',
+          status: 'succeeded',
+          requested_by: 'ci',
+          credential_id: 'tok',
+          created_at: at,
+          started_at: at,
+          finished_at: at,
+          progress: 1,
+          metrics: '{"asr":0.1}',
+          error: null,
+          attempts: 1,
+          lease_owner: null,
+          lease_expires_at: null,
+        })
+        .execute();
+    await insertMany(
+      db,
+      'findings',
+      Array.from({ length: 200 }, (_, i) => ({
+        evaluation_id: `ev_extra${i % 4}`,
+        version_id: v.id,
+        rule_id: `RULE-${i % 20}`,
+        severity: i % 3 ? 'low' : 'medium',
+        title: `finding ${i}`,
+        file: 'model.pkl',
+        member: null,
+        byte_offset: i,
+        evidence: '',
+        refs: '[]',
+        status: 'open',
+        created_at: at,
+      })),
+    );
+    const gates = new KyselyGateStore(e.database, { protectedAliases: new Set(['production']) });
+    const target = { model: 'm0', version: 1, alias: 'production' };
+    const facts = await gates.factsFor(target, 'ann');
+    for (let i = 0; i < 200; i++) decideGate([policy], await gates.factsFor(target, 'ann'));
+    const full: number[] = [];
+    const evalOnly: number[] = [];
+    for (let i = 0; i < 2000; i++) {
+      let t = performance.now();
+      decideGate([policy], await gates.factsFor(target, 'ann'));
+      full.push((performance.now() - t) * 1000);
+      t = performance.now();
+      decideGate([policy], facts);
+      evalOnly.push((performance.now() - t) * 1000);
+    }
+    log(
+      `  decision: median ${median(full).toFixed(0)} µs, p99 ${quantile(full, 0.99).toFixed(0)} µs`,
+    );
+    results.push({
+      name: 'one gate decision (facts loaded from SQLite + shipped production policy), median',
+      value: median(full),
+      unit: 'µs',
+      baseline: median(evalOnly),
+      ratio: median(full) / median(evalOnly),
+      note: `version with 5 evaluations and ${200 + 1} findings; p99 ${quantile(full, 0.99).toFixed(0)} µs; baseline: evaluating the same facts already in memory (p99 ${quantile(evalOnly, 0.99).toFixed(0)} µs); 2,000 decisions in process`,
+    });
+  } finally {
+    await e.close();
+  }
+}
+
+async function benchWhatIf(results: Result[]) {
+  const e = await openEngine('sqlite', undefined);
+  if (!e) return;
+  try {
+    const per = 100;
+    const models = Math.max(1, Math.round(WHATIF_VERSIONS / per));
+    const t0 = performance.now();
+    await seed(e.database, models, per);
+    log(`  seeded ${models * per} versions in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const gates = new KyselyGateStore(e.database, { protectedAliases: new Set(['production']) });
+    const doc = parsePolicyDocument(readFileSync(join(POLICY_DIR, 'production-gate.yaml'), 'utf8'));
+    const runs: number[] = [];
+    const reads: number[] = [];
+    let failing = 0;
+    for (let i = 0; i < 3; i++) {
+      let t = performance.now();
+      await e.database.db.selectFrom('versions').selectAll().execute();
+      reads.push((performance.now() - t) / 1000);
+      t = performance.now();
+      const r = await gates.whatIf(doc, true);
+      runs.push((performance.now() - t) / 1000);
+      failing = r.failing.length;
+      log(`  what-if round ${i + 1}/3: ${runs.at(-1)?.toFixed(2)} s, ${r.evaluated} evaluated`);
+    }
+    results.push({
+      name: `what-if of the shipped production policy over ${models * per} versions (SQLite)`,
+      value: median(runs),
+      unit: 's',
+      baseline: median(reads),
+      ratio: median(runs) / median(reads),
+      note: `--all-versions, ${models} models x ${per} versions, each with a scan, one in ten with a critical finding (${failing} would fail); baseline: SELECT * of the same version rows; median of 3`,
+    });
+  } finally {
+    await e.close();
+  }
+}
+
+async function benchPromotions(
+  results: Result[],
+  engine: 'sqlite' | 'postgres',
+  pgUrl: string | undefined,
+) {
+  const e = await openEngine(engine, pgUrl);
+  if (!e) {
+    log(`  ${engine}: skipped (no database URL)`);
+    return;
+  }
+  try {
+    const n = 400;
+    await publish(e.database, 'staging-gate.yaml');
+    // The same gate on a second protected alias, for the concurrent round.
+    await publish(e.database, 'staging-gate.yaml', (t) =>
+      t
+        .replace('name: staging-gate', 'name: canary-gate')
+        .replace('aliases: [staging]', 'aliases: [canary]'),
+    );
+    const { names } = await seed(e.database, n, 2, 'p');
+    // Version 1 of every other model has a critical finding seeded by `seed` (id % 10): pick
+    // the version that passes for each model.
+    const passing = await e.database.db
+      .selectFrom('versions')
+      .innerJoin('models', 'models.id', 'versions.model_id')
+      .leftJoin('findings', 'findings.version_id', 'versions.id')
+      .select(['models.name', 'versions.number'])
+      .where('findings.id', 'is', null)
+      .where('models.name', 'like', 'p%')
+      .execute();
+    const pick = new Map(passing.map((r) => [r.name, Number(r.number)]));
+    const gates = new KyselyGateStore(e.database, {
+      protectedAliases: new Set(['staging', 'canary']),
+    });
+    const store = new KyselyRegistryStore(e.database);
+    const rate = async (
+      label: string,
+      concurrency: number,
+      one: (name: string) => Promise<unknown>,
+    ) => {
+      const queue = names.filter((m) => pick.has(m));
+      const t = performance.now();
+      let done = 0;
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          for (let m = queue.pop(); m !== undefined; m = queue.pop()) {
+            await one(m);
+            done++;
+          }
+        }),
+      );
+      const r = done / ((performance.now() - t) / 1000);
+      log(`  ${engine} ${label}, ${concurrency} at once: ${r.toFixed(0)}/s`);
+      return r;
+    };
+    for (const concurrency of [1, 16]) {
+      const plain = await rate('plain alias sets', concurrency, (m) =>
+        store.setAlias(m, `c${concurrency}`, pick.get(m)!, ACTOR),
+      );
+      const promoted = await rate('promotions', concurrency, async (m) => {
+        const alias = concurrency === 1 ? 'staging' : 'canary';
+        const r = await gates.promote({ model: m, version: pick.get(m)!, alias }, REVIEWER);
+        if (r.status !== 'promoted')
+          throw new Error(`${m}: ${r.status} ${r.decision?.reasons.join('; ')}`);
+      });
+      results.push({
+        name: `promotions through the shipped staging gate, ${engine}, ${concurrency} at once`,
+        value: promoted,
+        unit: 'promotions/s',
+        baseline: plain,
+        ratio: promoted / plain,
+        note: `each: lock, facts, shipped staging policy, decision, alias move, 3 audit events, one transaction; baseline: plain alias sets (alias row + history + 1 audit event) of the same models; ${pick.size} models`,
+      });
+    }
+  } finally {
+    await e.close();
+  }
+}
+
+export async function benchGates(results: Result[], opts: { pgUrl: string | undefined }) {
+  await benchDecision(results);
+  await benchWhatIf(results);
+  await benchPromotions(results, 'sqlite', undefined);
+  await benchPromotions(results, 'postgres', opts.pgUrl);
+}
