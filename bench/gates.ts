@@ -74,7 +74,7 @@ async function insertMany<T extends keyof DB>(db: Kysely<DB>, table: T, rows: In
  * own write path is measured elsewhere): every version with a succeeded scan, every tenth with
  * a critical finding. Returns the model names.
  */
-async function seed(database: Database, models: number, perModel: number, prefix = 'm') {
+export async function seed(database: Database, models: number, perModel: number, prefix = 'm') {
   const db = database.db;
   const at = new Date().toISOString();
   const names = Array.from({ length: models }, (_, i) => `${prefix}${i}`);

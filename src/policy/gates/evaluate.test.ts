@@ -390,6 +390,8 @@ describe('toCelFacts', () => {
     ['version.number', (f: Facts) => Object.assign(f.version, { number: 7.5 }), /integer/],
     ['now', (f: Facts) => Object.assign(f, { now: '26 Nov 2026' }), /RFC 3339/],
     ['version.autor', (f: Facts) => Object.assign(f.version, { autor: 'x' }), /not a known/],
+    // A name every object inherits is not a field either.
+    ['model.toString', (f: Facts) => Object.assign(f.model, { toString: 'x' }), /not a known/],
     ['model.riskTier', (f: Facts) => Object.assign(f.model, { riskTier: undefined }), /required/],
     ['findings', (f: Facts) => Object.assign(f, { findings: {} }), /list/],
     [

@@ -243,55 +243,95 @@ function toDyn(v: unknown, path: string): unknown {
   return invalid(path, 'is not a JSON value');
 }
 
-function convert(type: string, v: unknown, path: string): unknown {
+type Converter = (v: unknown, path: string) => unknown;
+
+// One converter per type, built once from the schema: a what-if converts facts for every
+// version of a portfolio, so the per-call work is only the checks and the copies.
+const converters = new Map<string, Converter>();
+
+function converterOf(type: string): Converter {
+  let c = converters.get(type);
+  if (!c) {
+    c = buildConverter(type);
+    converters.set(type, c);
+  }
+  return c;
+}
+
+function buildConverter(type: string): Converter {
   switch (type) {
     case 'string':
-    case 'bool':
-      if (typeof v !== (type === 'bool' ? 'boolean' : 'string')) invalid(path, `must be a ${type}`);
-      return v;
+    case 'bool': {
+      const js = type === 'bool' ? 'boolean' : 'string';
+      return (v, path) => {
+        if (typeof v !== js) invalid(path, `must be a ${type}`);
+        return v;
+      };
+    }
     case 'int':
       // CEL ints are BigInts in cel-js; a plain number in an int field fails at evaluation.
-      if (!Number.isSafeInteger(v)) invalid(path, 'must be an integer');
-      return BigInt(v as number);
+      return (v, path) => {
+        if (!Number.isSafeInteger(v)) invalid(path, 'must be an integer');
+        return BigInt(v as number);
+      };
     case 'double':
-      if (typeof v !== 'number' || !Number.isFinite(v)) invalid(path, 'must be a number');
-      return v;
-    case TIMESTAMP: {
-      const ms = typeof v === 'string' && RFC3339.test(v) ? Date.parse(v) : Number.NaN;
-      if (Number.isNaN(ms)) invalid(path, 'must be an RFC 3339 timestamp');
-      return new Date(ms);
-    }
-    case 'list<string>':
-      if (!Array.isArray(v)) invalid(path, 'must be a list');
-      return v.map((x, i) => convert('string', x, `${path}[${i}]`));
+      return (v, path) => {
+        if (typeof v !== 'number' || !Number.isFinite(v)) invalid(path, 'must be a number');
+        return v;
+      };
+    case TIMESTAMP:
+      return (v, path) => {
+        const ms = typeof v === 'string' && RFC3339.test(v) ? Date.parse(v) : Number.NaN;
+        if (Number.isNaN(ms)) invalid(path, 'must be an RFC 3339 timestamp');
+        return new Date(ms);
+      };
     case 'map<string, dyn>':
-    case 'map<string, double>':
-      if (!isRecord(v)) invalid(path, 'must be an object');
-      return type === 'map<string, dyn>'
-        ? sortedMap(v, (x, k) => toDyn(x, `${path}.${k}`))
-        : sortedMap(v, (x, k) => convert('double', x, `${path}.${k}`));
+      return (v, path) => {
+        if (!isRecord(v)) invalid(path, 'must be an object');
+        return sortedMap(v, (x, k) => toDyn(x, `${path}.${k}`));
+      };
+    case 'map<string, double>': {
+      const double = converterOf('double');
+      return (v, path) => {
+        if (!isRecord(v)) invalid(path, 'must be an object');
+        return sortedMap(v, (x, k) => double(x, `${path}.${k}`));
+      };
+    }
   }
-  const list = /^list<(\w+)>$/.exec(type);
+  const list = /^list<([\w.]+)>$/.exec(type);
   if (list) {
-    if (!Array.isArray(v)) invalid(path, 'must be a list');
-    return v.map((x, i) => convert(list[1]!, x, `${path}[${i}]`));
+    const each = converterOf(list[1]!);
+    return (v, path) => {
+      if (!Array.isArray(v)) invalid(path, 'must be a list');
+      const out = new Array(v.length);
+      for (let i = 0; i < v.length; i++) out[i] = each(v[i], `${path}[${i}]`);
+      return out;
+    };
   }
   const fields = MESSAGE_TYPES[type];
   if (fields === undefined) throw new Error(`facts schema: no conversion for ${type}`);
-  if (!isRecord(v)) invalid(path, 'must be an object');
-  for (const k of Object.keys(v))
-    if (!(k in fields)) invalid(`${path}.${k}`, 'is not a known fact');
-  const out: Record<string, unknown> = {};
-  for (const [k, t] of Object.entries(fields)) {
-    const x = v[k];
-    if (x === undefined || x === null) {
-      // Absent rather than null, so that `has()` answers and a read is an error, not a null.
-      if (!t.endsWith('?')) invalid(`${path}.${k}`, 'is required');
-      continue;
+  const Ctor = CTORS.get(type)!;
+  const plan = Object.entries(fields).map(([k, t]) => ({
+    k,
+    optional: t.endsWith('?'),
+    convert: converterOf(celType(t)),
+  }));
+  return (v, path) => {
+    if (!isRecord(v)) invalid(path, 'must be an object');
+    for (const k of Object.keys(v))
+      if (!Object.hasOwn(fields, k)) invalid(`${path}.${k}`, 'is not a known fact');
+    const out: Record<string, unknown> = {};
+    for (const f of plan) {
+      const x = v[f.k];
+      if (x === undefined || x === null) {
+        // Absent rather than null, so that `has()` answers and a read is an error, not a null.
+        if (!f.optional) invalid(`${path}.${f.k}`, 'is required');
+        continue;
+      }
+      out[f.k] = f.convert(x, `${path}.${f.k}`);
     }
-    out[k] = convert(celType(t), x, `${path}.${k}`);
-  }
-  return new (CTORS.get(type)!)(out);
+    return new Ctor(out);
+  };
 }
 
 /**
@@ -309,7 +349,7 @@ export function toCelFacts(facts: Facts): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [name, type] of Object.entries(FACT_VARIABLES)) {
     if (raw[name] === undefined || raw[name] === null) invalid(name, 'is required');
-    out[name] = convert(type, raw[name], name);
+    out[name] = converterOf(type)(raw[name], name);
   }
   return out;
 }
