@@ -276,6 +276,9 @@ describeEachEngine('authorization on every route', (db) => {
     expect(high.statusCode).toBe(403);
     expect(high.json().message).toMatch(/needs an approver from the risk team/);
     expect((await setAlias(rik, 'fraud', 'production')).statusCode).toBe(200);
+    // With nothing protected, a re-check has nothing to check (and does not fail).
+    const recheck = await t.call({ method: 'POST', url: '/api/v1/gate-rechecks' });
+    expect(recheck.json()).toEqual({ checked: 0, flagged: [], demoted: [], cleared: [] });
   });
 
   it('adds operator policies from a folder, and refuses to start with one that does not validate', async () => {

@@ -1225,6 +1225,7 @@ export class KyselyGateStore implements GateStore {
 
   async recheck(by: Actor): Promise<RecheckReport> {
     const report: RecheckReport = { checked: 0, flagged: [], demoted: [], cleared: [] };
+    if (this.protectedAliases.size === 0) return report;
     const holders = await this.db
       .selectFrom('aliases')
       .innerJoin('models', 'models.id', 'aliases.model_id')
