@@ -10,7 +10,6 @@ import { BUILTIN_POLICIES } from '../policy/authz/builtin-policies.js';
 import { readPolicyFolder } from '../policy/authz/policy-files.js';
 import { PolicySet } from '../policy/authz/policy-set.js';
 import { compilePolicy, parsePolicyDocument } from '../policy/gates/policy-document.js';
-import { GateRechecker } from '../policy/gates/rechecker.js';
 import { shippedPolicies } from '../policy/gates/shipped-pack.js';
 import { FsBlobStore } from '../registry/fs-blob-store.js';
 import { RegistryService } from '../registry/registry-service.js';
@@ -23,6 +22,7 @@ import { KyselyGateStore } from '../storage/kysely-gate-store.js';
 import { KyselyIdentityStore } from '../storage/kysely-identity-store.js';
 import { KyselyRegistryStore } from '../storage/kysely-registry-store.js';
 import { migrate } from '../storage/migrations.js';
+import { GateRechecker } from '../workflow/rechecker.js';
 import { type AppDeps, buildApp } from './app.js';
 import type { ServerConfig } from './config.js';
 

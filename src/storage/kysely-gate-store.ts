@@ -10,6 +10,12 @@ import {
   type WaiverFacts,
 } from '../policy/gates/facts-schema.js';
 import { decideGate, type GateOutcome, type GatePolicy } from '../policy/gates/gate.js';
+import {
+  type CompiledPolicy,
+  compilePolicy,
+  type PolicyDocument,
+  policyBinds,
+} from '../policy/gates/policy-document.js';
 import type {
   Decision,
   DecisionKind,
@@ -25,13 +31,7 @@ import type {
   Waiver,
   WhatIfFailure,
   WhatIfReport,
-} from '../policy/gates/gate-store.js';
-import {
-  type CompiledPolicy,
-  compilePolicy,
-  type PolicyDocument,
-  policyBinds,
-} from '../policy/gates/policy-document.js';
+} from '../workflow/gate-store.js';
 import { appendAudit } from './audit-append.js';
 import type { Database } from './database.js';
 import type {

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import type { Facts } from '../../policy/gates/facts-schema.js';
 import { compareReplay, decideGate, type PolicyOutcome } from '../../policy/gates/gate.js';
-import type { Decision, PromotionRequest, Waiver } from '../../policy/gates/gate-store.js';
 import { compilePolicy, type PolicyDocument } from '../../policy/gates/policy-document.js';
+import type { Decision, PromotionRequest, Waiver } from '../../workflow/gate-store.js';
 import type { ApiClient } from '../client.js';
 import type { CliContext } from '../context.js';
 import { seg, splitRef } from '../context.js';
@@ -235,7 +235,7 @@ export function registerGates(program: Command, ctx: CliContext): void {
     .description(
       'waive for NAME@VERSION (or every version of NAME) the findings of one rule or one gate rule',
     )
-    .option('--finding-rule <id>', "a finding's rule id, e.g. PICKLE-GLOBAL-CRITICAL")
+    .option('--finding-rule <id>', "a finding's rule id, e.g. pickle.unsafe-global/os.system")
     .option('--rule <policy/validation>', 'a gate rule, e.g. production-gate/artifact-scan-fresh')
     .requiredOption('--justification <text>', 'why this is acceptable')
     .requiredOption('--expires <when>', 'a duration (30d, 12h) or a time; at most 365 days')

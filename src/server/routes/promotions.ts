@@ -1,8 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { ModelgateError } from '../../core/errors.js';
-import type { Reviewer } from '../../policy/gates/gate-store.js';
 import { POLICY_LIMITS, parsePolicyDocument } from '../../policy/gates/policy-document.js';
+import type { Reviewer } from '../../workflow/gate-store.js';
 import {
   AliasName,
   Digest,

@@ -1,7 +1,7 @@
-import type { Actor } from '../../core/types.js';
-import type { Facts } from './facts-schema.js';
-import type { GateOutcome, PolicyOutcome } from './gate.js';
-import type { PolicyDocument } from './policy-document.js';
+import type { Actor } from '../core/types.js';
+import type { Facts } from '../policy/gates/facts-schema.js';
+import type { GateOutcome, PolicyOutcome } from '../policy/gates/gate.js';
+import type { PolicyDocument } from '../policy/gates/policy-document.js';
 
 /** Why a gate was evaluated: a promotion request (or a review of one), a re-check, a demotion. */
 export type DecisionKind = 'promotion' | 'recheck' | 'demotion';

@@ -1,4 +1,4 @@
-import type { Actor } from '../../core/types.js';
+import type { Actor } from '../core/types.js';
 import type { GateStore, RecheckReport } from './gate-store.js';
 
 /**
