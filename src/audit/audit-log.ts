@@ -1,5 +1,5 @@
-import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { ModelgateError } from '../core/errors.js';
+import { readOrCreateSecretFile } from '../core/secret-file.js';
 import { type Checkpoint, formatCheckpoint, parseCheckpoint } from './checkpoint.js';
 import {
   consistencyPlan,
@@ -296,19 +296,9 @@ function keyIdBytes(id: number): Buffer {
  * key's name is the log's origin. A key file readable by others is refused.
  */
 export function loadOrCreateLogKey(file: string, origin: string, create: boolean): string {
-  if (existsSync(file)) {
-    const mode = statSync(file).mode & 0o077;
-    if (mode !== 0)
-      throw new Error(
-        `${file} is readable by others (mode ${(statSync(file).mode & 0o777).toString(8)}): chmod 600 it`,
-      );
-    const skey = readFileSync(file, 'utf8').trim();
-    noteSigner(skey);
-    return skey;
-  }
-  if (!create) throw new Error(`audit log key ${file} does not exist`);
-  const skey = generateSignerKey(origin);
-  writeFileSync(file, `${skey}\n`, { mode: 0o600, flag: 'wx' });
-  chmodSync(file, 0o600);
+  const skey = readOrCreateSecretFile(file, 'audit log key', create, () =>
+    generateSignerKey(origin),
+  );
+  noteSigner(skey);
   return skey;
 }
