@@ -17,6 +17,7 @@ export const subjects = {
   decision: (model: string, alias: string, id: number) => `decision:${model}:${alias}/${id}`,
   request: (model: string, alias: string, id: number) => `request:${model}:${alias}/${id}`,
   waiver: (model: string, id: number) => `waiver:${model}/${id}`,
+  attestation: (model: string, n: number, id: number) => `attestation:${model}@${n}/${id}`,
 };
 
 /** Subject prefixes of every event about a model: itself, its versions, aliases and evaluations. */
@@ -30,6 +31,7 @@ export function modelSubjects(name: string): { equals: string[]; prefixes: strin
       `decision:${name}:`,
       `request:${name}:`,
       `waiver:${name}/`,
+      `attestation:${name}@`,
     ],
   };
 }

@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -13,6 +14,8 @@ import { ERROR_CATALOG, type ErrorCode, ModelgateError } from '../core/errors.js
 import type { Actor } from '../core/types.js';
 import type { EvaluationRunner } from '../evaluators/evaluation-runner.js';
 import type { EvaluationStore } from '../evaluators/evaluation-store.js';
+import type { AttestationStore } from '../evidence/attestation-store.js';
+import type { Attestor } from '../evidence/attestor.js';
 import { AuthThrottle } from '../identity/auth-throttle.js';
 import type { IdentityStore } from '../identity/identity-store.js';
 import type { OidcFederation } from '../identity/oidc.js';
@@ -29,6 +32,7 @@ import type { GateStore } from '../workflow/gate-store.js';
 import type { GateRechecker } from '../workflow/rechecker.js';
 import { authorizeRequest, type Loaded, type RouteAuthz } from './authorization.js';
 import { accessRoutes } from './routes/access.js';
+import { attestationRoutes } from './routes/attestations.js';
 import { auditRoutes } from './routes/audit.js';
 import { blobRoutes } from './routes/blobs.js';
 import { datasetRoutes } from './routes/datasets.js';
@@ -87,6 +91,10 @@ export interface AppDeps {
   gates: GateStore;
   /** Re-checks of protected aliases (periodic, and after every policy publish). */
   rechecker: GateRechecker;
+  /** Signs statements about versions; its key verifies them. */
+  attestor: Attestor;
+  attestationKey: KeyObject;
+  attestations: AttestationStore;
   /** The tamper-evident audit log the stores append to. */
   audit: AuditLog;
   auditStore: AuditStore;
@@ -402,6 +410,7 @@ export async function buildApp(deps: AppDeps) {
       await api.register(auditRoutes, { deps, audit: deps.audit, auditStore: deps.auditStore });
       await api.register(gatePolicyRoutes, { deps, gatePolicies: deps.gatePolicies });
       await api.register(promotionRoutes, { deps });
+      await api.register(attestationRoutes, { deps });
       await api.register(loginRoutes, {
         federation: deps.federation,
         identities: deps.identities,

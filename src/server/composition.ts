@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { AuditLog, loadOrCreateLogKey } from '../audit/audit-log.js';
 import { ArtifactScanEvaluator } from '../evaluators/artifact-scan/artifact-scan-evaluator.js';
 import { EvaluationRunner, SYSTEM_ACTOR } from '../evaluators/evaluation-runner.js';
+import { attestorFor, loadOrCreateAttestationKey } from '../evidence/attestor.js';
 import { loadOidcConfig, OidcFederation } from '../identity/oidc.js';
 import { issueToken } from '../identity/tokens.js';
 import type { Authorizer } from '../policy/authz/authorizer.js';
@@ -14,6 +15,7 @@ import { shippedPolicies } from '../policy/gates/shipped-pack.js';
 import { FsBlobStore } from '../registry/fs-blob-store.js';
 import { RegistryService } from '../registry/registry-service.js';
 import { type Database, openDatabase } from '../storage/database.js';
+import { KyselyAttestationStore } from '../storage/kysely-attestation-store.js';
 import { KyselyAuditStore } from '../storage/kysely-audit-store.js';
 import { KyselyAuthzPolicyStore } from '../storage/kysely-authz-policy-store.js';
 import { KyselyEvaluationStore } from '../storage/kysely-evaluation-store.js';
@@ -97,7 +99,12 @@ export async function compose(
       throw new Error(
         `the audit log key is for origin ${audit.origin}, but MODELGATE_AUDIT_ORIGIN says ${config.auditOrigin}`,
       );
-    const evaluations = new KyselyEvaluationStore(database);
+    const attestationKey = loadOrCreateAttestationKey(
+      config.attestationKeyFile ?? join(config.dataDir, 'attestation.key'),
+      config.attestationKeyFile === undefined,
+    );
+    const attestor = attestorFor(attestationKey);
+    const evaluations = new KyselyEvaluationStore(database, { attestor });
     const gatePolicies = new KyselyGatePolicyStore(database);
     if (config.gatePolicyPack === 'shipped' && (await gatePolicies.list()).length === 0)
       for (const { text } of shippedPolicies()) {
@@ -107,7 +114,7 @@ export async function compose(
           SYSTEM_ACTOR,
         );
       }
-    const gates = new KyselyGateStore(database, { protectedAliases });
+    const gates = new KyselyGateStore(database, { protectedAliases, attestor });
     const rechecker = new GateRechecker(
       gates,
       SYSTEM_ACTOR,
@@ -149,6 +156,9 @@ export async function compose(
       gatePolicies,
       gates,
       rechecker,
+      attestor,
+      attestationKey,
+      attestations: new KyselyAttestationStore(database),
       ...(config.oidcConfig && {
         federation: new OidcFederation(loadOidcConfig(config.oidcConfig)),
       }),

@@ -12,6 +12,8 @@ import { ModelgateError } from '../core/errors.js';
 import type { Finding, Severity } from '../core/findings.js';
 import type { Actor } from '../core/types.js';
 import type { Evaluation, EvaluationStore, StoredFinding } from '../evaluators/evaluation-store.js';
+import { type Attestor, evaluationPredicate, PREDICATE_TYPES } from '../evidence/attestor.js';
+import { appendAttestation } from './attestation-append.js';
 import { appendAudit } from './audit-append.js';
 import type { Database } from './database.js';
 import type { DB, EvaluationsTable } from './schema.js';
@@ -47,9 +49,66 @@ export class KyselyEvaluationStore implements EvaluationStore {
   private readonly db: Kysely<DB>;
   private readonly now: () => Date;
 
-  constructor(database: Database, opts: { now?: () => Date } = {}) {
+  private readonly attestor: Attestor | undefined;
+
+  constructor(database: Database, opts: { now?: () => Date; attestor?: Attestor } = {}) {
     this.db = database.db;
     this.now = opts.now ?? (() => new Date());
+    this.attestor = opts.attestor;
+  }
+
+  /** Signs the test-result statement of a finished evaluation, in its transaction. */
+  private async attest(
+    trx: Kysely<DB>,
+    id: string,
+    outcome: {
+      status: 'succeeded' | 'failed';
+      findings: Finding[];
+      metrics: Record<string, number>;
+      error?: string;
+    },
+    at: string,
+  ) {
+    if (!this.attestor) return;
+    const r = await trx
+      .selectFrom('evaluations as e')
+      .innerJoin('versions as v', 'v.id', 'e.version_id')
+      .innerJoin('models as m', 'm.id', 'v.model_id')
+      .select([
+        'm.id as modelId',
+        'm.name',
+        'v.number',
+        'v.digest',
+        'e.evaluator_id',
+        'e.evaluator_version',
+        'e.config',
+      ])
+      .where('e.id', '=', id)
+      .executeTakeFirstOrThrow();
+    await appendAttestation(
+      trx,
+      this.attestor,
+      {
+        modelId: r.modelId,
+        model: r.name,
+        version: Number(r.number),
+        digest: r.digest,
+        kind: 'evaluation',
+        ref: id,
+        predicateType: PREDICATE_TYPES.testResult,
+        predicate: evaluationPredicate({
+          id,
+          evaluator: { id: r.evaluator_id, version: r.evaluator_version },
+          config: JSON.parse(r.config) as Record<string, unknown>,
+          status: outcome.status,
+          metrics: outcome.metrics,
+          findings: outcome.findings,
+          ...(outcome.error !== undefined && { error: outcome.error }),
+        }),
+      },
+      SYSTEM,
+      at,
+    );
   }
 
   private query() {
@@ -321,6 +380,7 @@ export class KyselyEvaluationStore implements EvaluationStore {
           )
           .execute();
       }
+      await this.attest(trx, id, { status: 'succeeded', findings, metrics }, at);
       return true;
     });
   }
@@ -362,6 +422,7 @@ export class KyselyEvaluationStore implements EvaluationStore {
       },
       at,
     );
+    await this.attest(trx, id, { status: 'failed', findings: [], metrics: {}, error }, at);
   }
 
   async release(id: string, owner: string): Promise<boolean> {

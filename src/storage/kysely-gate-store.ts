@@ -3,6 +3,7 @@ import { canonicalize } from '../audit/canonical-json.js';
 import { subjects } from '../audit/subjects.js';
 import { ModelgateError } from '../core/errors.js';
 import type { Actor } from '../core/types.js';
+import { type Attestor, decisionPredicate, PREDICATE_TYPES } from '../evidence/attestor.js';
 import {
   FACTS_SCHEMA_VERSION,
   type Facts,
@@ -32,6 +33,7 @@ import type {
   WhatIfFailure,
   WhatIfReport,
 } from '../workflow/gate-store.js';
+import { appendAttestation } from './attestation-append.js';
 import { appendAudit } from './audit-append.js';
 import type { Database } from './database.js';
 import type {
@@ -107,12 +109,15 @@ export class KyselyGateStore implements GateStore {
 
   constructor(
     private readonly database: Database,
-    opts: { protectedAliases: ReadonlySet<string>; now?: () => Date },
+    opts: { protectedAliases: ReadonlySet<string>; now?: () => Date; attestor?: Attestor },
   ) {
     this.db = database.db;
     this.now = opts.now ?? (() => new Date());
     this.protectedAliases = opts.protectedAliases;
+    this.attestor = opts.attestor;
   }
+
+  private readonly attestor: Attestor | undefined;
 
   // ---------------------------------------------------------------- policies
 
@@ -821,6 +826,32 @@ export class KyselyGateStore implements GateStore {
         },
         iso,
       );
+      await appendAttestation(
+        trx,
+        this.attestor,
+        {
+          modelId: m.id,
+          model: m.name,
+          version: Number(v.number),
+          digest: v.digest,
+          kind: 'approval',
+          ref: `${req.id}/${who}`,
+          predicateType: PREDICATE_TYPES.approval,
+          predicate: {
+            request: Number(req.id),
+            alias: req.alias,
+            requestedBy: req.requested_by,
+            reviewer: who,
+            roles: [...by.roles].sort(),
+            teams: [...by.teams].sort(),
+            decision: verdict,
+            comment,
+            at: iso,
+          },
+        },
+        by.actor,
+        iso,
+      );
       let status: PromotionResult['status'] = 'rejected';
       let decision: Decision | null = null;
       if (verdict === 'reject') {
@@ -948,6 +979,27 @@ export class KyselyGateStore implements GateStore {
         .executeTakeFirstOrThrow();
       const waiver = toWaiver({ ...row, model: m.name }, iso);
       const { state: _state, ...content } = waiver;
+      // A version's waiver is a statement about that version; a model-wide one is about no
+      // single digest and is recorded in the log only.
+      if (w.version !== null) {
+        const v = await this.versionRow(trx, m, w.version);
+        await appendAttestation(
+          trx,
+          this.attestor,
+          {
+            modelId: m.id,
+            model: m.name,
+            version: w.version,
+            digest: v.digest,
+            kind: 'waiver',
+            ref: String(waiver.id),
+            predicateType: PREDICATE_TYPES.waiver,
+            predicate: content,
+          },
+          by,
+          iso,
+        );
+      }
       await appendAudit(
         trx,
         {
@@ -1401,6 +1453,57 @@ export class KyselyGateStore implements GateStore {
           waivers: outcome.waivers,
         },
       },
+      iso,
+    );
+    // The signed summary links the evaluations' own attestations it relied on.
+    const evaluationIds = facts.evaluations.map((e) => e.id);
+    const inputs =
+      evaluationIds.length === 0
+        ? []
+        : await trx
+            .selectFrom('attestations')
+            .select(['id', 'envelope_digest'])
+            .where('kind', '=', 'evaluation')
+            .where('ref', 'in', evaluationIds)
+            .orderBy('id')
+            .execute();
+    await appendAttestation(
+      trx,
+      this.attestor,
+      {
+        modelId: m.id,
+        model: m.name,
+        version: Number(v.number),
+        digest: v.digest,
+        kind: 'decision',
+        ref: String(id),
+        predicateType: PREDICATE_TYPES.verificationSummary,
+        predicate: decisionPredicate({
+          id,
+          model: m.name,
+          version: Number(v.number),
+          alias: request.alias,
+          kind,
+          engine: outcome.engine,
+          factsDigest: outcome.factsDigest,
+          outcome: outcome.outcome,
+          moved,
+          at: iso,
+          policies: outcome.policies.map((p) => ({
+            name: p.name,
+            version: p.version,
+            digest: p.digest,
+            outcome: p.outcome,
+          })),
+          waivers: outcome.waivers,
+          reasons: outcome.reasons,
+          inputs: inputs.map((i) => ({
+            uri: `modelgate:attestations/${i.id}`,
+            digest: i.envelope_digest,
+          })),
+        }),
+      },
+      by,
       iso,
     );
     return id;

@@ -565,6 +565,38 @@ const m0007: PortableMigration = {
   },
 };
 
+const m0008: PortableMigration = {
+  async up(db, caps) {
+    const serial = (c: ColumnDefinitionBuilder) =>
+      caps.engine === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey();
+    // Signed in-toto statements about versions (DSSE envelopes as sent), append-only; each is
+    // also an audit event, so a bundle can prove it is in the log.
+    await db.schema
+      .createTable('attestations')
+      .addColumn('id', caps.serialType, serial)
+      .addColumn('model_id', 'integer', (c) => c.notNull().references('models.id'))
+      .addColumn('version', 'integer', (c) => c.notNull())
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('ref', 'text', (c) => c.notNull())
+      .addColumn('predicate_type', 'text', (c) => c.notNull())
+      .addColumn('envelope', 'text', (c) => c.notNull())
+      .addColumn('envelope_digest', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createIndex('attestations_version')
+      .on('attestations')
+      .columns(['model_id', 'version', 'id'])
+      .execute();
+    await db.schema
+      .createIndex('attestations_ref')
+      .on('attestations')
+      .columns(['kind', 'ref'])
+      .execute();
+    await appendOnly(db, caps, 'attestations', 'ATTESTATION_IMMUTABLE');
+  },
+};
+
 /** Every migration, in order. Append only: a released migration is never edited. */
 const MIGRATIONS: Record<string, PortableMigration> = {
   '0001_registry_core': m0001,
@@ -574,6 +606,7 @@ const MIGRATIONS: Record<string, PortableMigration> = {
   '0005_audit_log': m0005,
   '0006_gate_policies': m0006,
   '0007_promotions': m0007,
+  '0008_attestations': m0008,
 };
 
 /** Brings the schema up to date. Safe to call from several processes at once (the migrator locks). */

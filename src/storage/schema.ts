@@ -292,6 +292,18 @@ export interface WaiversTable {
   revoked_credential: string | null;
 }
 
+export interface AttestationsTable {
+  id: Generated<number>;
+  model_id: number;
+  version: number;
+  kind: string;
+  ref: string;
+  predicate_type: string;
+  envelope: string;
+  envelope_digest: string;
+  created_at: string;
+}
+
 /** The whole schema as Kysely sees it. */
 export interface DB {
   identities: IdentitiesTable;
@@ -319,4 +331,5 @@ export interface DB {
   promotion_requests: PromotionRequestsTable;
   promotion_reviews: PromotionReviewsTable;
   waivers: WaiversTable;
+  attestations: AttestationsTable;
 }

@@ -1,0 +1,21 @@
+import type { Envelope } from './dsse.js';
+
+/** A stored attestation: a signed statement about one version. */
+export interface StoredAttestation {
+  id: number;
+  model: string;
+  version: number;
+  kind: string;
+  /** The record it attests (an evaluation id, a decision id, `request/reviewer`, a waiver id). */
+  ref: string;
+  predicateType: string;
+  envelope: Envelope;
+  envelopeDigest: string;
+  createdAt: string;
+}
+
+/** Reads attestations; they are written by the stores whose records they attest. */
+export interface AttestationStore {
+  /** Every attestation about one version, oldest first. */
+  forVersion(model: string, version: number): Promise<StoredAttestation[]>;
+}
