@@ -44,8 +44,13 @@ const quantile = (xs: number[], q: number) => {
 const ACTOR = { identity: 'bench', credentialId: 'tok_0000000000000000' };
 const EVENTS = Number(process.env.MODELGATE_BENCH_AUDIT_EVENTS ?? 1_000_000);
 
-async function openEngine(engine: 'sqlite' | 'postgres', pgUrl: string | undefined) {
-  const dataDir = mkdtempSync(join(tmpdir(), `modelgate-bench-audit-${engine}-`));
+/** A fresh migrated database on one engine (undefined for PostgreSQL without a URL). */
+export async function openEngine(
+  engine: 'sqlite' | 'postgres',
+  pgUrl: string | undefined,
+  label = 'audit',
+) {
+  const dataDir = mkdtempSync(join(tmpdir(), `modelgate-bench-${label}-${engine}-`));
   let pgName: string | undefined;
   let url: string | undefined;
   if (engine === 'postgres') {

@@ -5,20 +5,17 @@
 //   (default 100,000), against reading the same version rows;
 // - promotions per second (alias moved with decision and audit events) on SQLite and PostgreSQL,
 //   against plain alias sets of the same aliases.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Insertable, Kysely } from 'kysely';
 import { decideGate, type GatePolicy } from '../src/policy/gates/gate.js';
 import { compilePolicy, parsePolicyDocument } from '../src/policy/gates/policy-document.js';
-import { type Database, openDatabase } from '../src/storage/database.js';
+import type { Database } from '../src/storage/database.js';
 import { KyselyGatePolicyStore } from '../src/storage/kysely-gate-policy-store.js';
 import { KyselyGateStore } from '../src/storage/kysely-gate-store.js';
 import { KyselyRegistryStore } from '../src/storage/kysely-registry-store.js';
-import { migrate } from '../src/storage/migrations.js';
 import type { DB } from '../src/storage/schema.js';
-import { createTemplate, dropDatabase, withDatabase } from '../src/storage/test-databases.js';
-import type { AuditResult as Result } from './audit.js';
+import { openEngine, type AuditResult as Result } from './audit.js';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const median = (xs: number[]) => {
@@ -39,27 +36,6 @@ const REVIEWER = {
 const WHATIF_VERSIONS = Number(process.env.MODELGATE_BENCH_WHATIF_VERSIONS ?? 100_000);
 const POLICY_DIR = join(import.meta.dirname, '..', 'policies');
 const CARD = JSON.stringify({ intendedUse: 'scoring', limitations: 'EU only', trainingData: 'tx' });
-
-async function openEngine(engine: 'sqlite' | 'postgres', pgUrl: string | undefined) {
-  const dataDir = mkdtempSync(join(tmpdir(), `modelgate-bench-gates-${engine}-`));
-  let pgName: string | undefined;
-  let url: string | undefined;
-  if (engine === 'postgres') {
-    if (!pgUrl) return undefined;
-    pgName = await createTemplate(pgUrl);
-    url = withDatabase(pgUrl, pgName);
-  }
-  const database = openDatabase({ dataDir, ...(url && { url }) });
-  await migrate(database);
-  return {
-    database,
-    close: async () => {
-      await database.close();
-      if (pgName && pgUrl) await dropDatabase(pgUrl, pgName);
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
-}
 
 async function insertMany<T extends keyof DB>(db: Kysely<DB>, table: T, rows: Insertable<DB[T]>[]) {
   for (let i = 0; i < rows.length; i += 500)
@@ -184,7 +160,7 @@ async function publish(database: Database, file: string, edit = (t: string) => t
 }
 
 async function benchDecision(results: Result[]) {
-  const e = await openEngine('sqlite', undefined);
+  const e = await openEngine('sqlite', undefined, 'gates');
   if (!e) return;
   try {
     const policy = await publish(e.database, 'production-gate.yaml');
@@ -265,7 +241,7 @@ async function benchDecision(results: Result[]) {
 }
 
 async function benchWhatIf(results: Result[]) {
-  const e = await openEngine('sqlite', undefined);
+  const e = await openEngine('sqlite', undefined, 'gates');
   if (!e) return;
   try {
     const per = 100;
@@ -306,7 +282,7 @@ async function benchPromotions(
   engine: 'sqlite' | 'postgres',
   pgUrl: string | undefined,
 ) {
-  const e = await openEngine(engine, pgUrl);
+  const e = await openEngine(engine, pgUrl, 'gates');
   if (!e) {
     log(`  ${engine}: skipped (no database URL)`);
     return;

@@ -8,34 +8,14 @@ import { expect, it } from 'vitest';
 import { canonicalize } from '../src/audit/canonical-json.js';
 import { type Envelope, verifyEnvelope } from '../src/evidence/dsse.js';
 import { parseStatement } from '../src/evidence/statement.js';
-import { apiOf, type TestApp, testApp, tokenFor, uploadBlob } from './helpers/app.js';
+import { apiOf, type TestApp, testApp, tokenFor } from './helpers/app.js';
 import { describeEachEngine } from './helpers/engines.js';
-
-const CORPUS = join(import.meta.dirname, 'corpus');
-const CARD = { intendedUse: 'scoring', limitations: 'EU only', trainingData: 'tx-2025' };
+import { CORPUS, pushFile, waitForScans } from './helpers/versions.js';
 
 async function pushAndScan(t: TestApp, model: string, file: string, token: string) {
-  const api = apiOf(t);
-  const bytes = readFileSync(file);
-  const digest = await uploadBlob(t, bytes);
-  const r = await api(
-    'POST',
-    `/models/${model}/versions`,
-    {
-      files: [{ path: 'model.pkl', size: bytes.length, digest }],
-      card: { markdown: '', fields: CARD },
-    },
-    token,
-  );
-  expect(r.statusCode, r.body).toBe(201);
-  const v = r.json() as { number: number; digest: string };
-  for (let i = 0; i < 600; i++) {
-    const evs = (await api('GET', `/models/${model}/versions/${v.number}/evaluations`)).json()
-      .items as { status: string }[];
-    if (evs.length > 0 && evs.every((e) => e.status === 'succeeded')) return v;
-    await new Promise((res) => setTimeout(res, 50));
-  }
-  throw new Error('scan did not finish');
+  const v = await pushFile(t, model, file, { token });
+  await waitForScans(t, model, v.number);
+  return v;
 }
 
 interface Stored {

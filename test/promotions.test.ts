@@ -7,43 +7,12 @@ import { expect, it } from 'vitest';
 import { apiOf, type TestApp, testApp, tokenFor, uploadBlob } from './helpers/app.js';
 import { describeEachEngine } from './helpers/engines.js';
 import { CLI } from './helpers/server-process.js';
+import { CORPUS, FULL_CARD, pushFile, waitForScans } from './helpers/versions.js';
 
-const CORPUS = join(import.meta.dirname, 'corpus');
-const CARD = {
-  intendedUse: 'fraud scoring',
-  limitations: 'EU cards only',
-  trainingData: 'tx-2025',
-};
-
-async function push(t: TestApp, model: string, file: string, token?: string) {
-  const api = apiOf(t);
-  const bytes = readFileSync(file);
-  const digest = await uploadBlob(t, bytes);
-  const r = await api(
-    'POST',
-    `/models/${model}/versions`,
-    {
-      files: [{ path: 'model.pkl', size: bytes.length, digest }],
-      card: { markdown: '', fields: CARD },
-    },
-    token,
-  );
-  expect(r.statusCode, r.body).toBe(201);
-  return r.json() as { number: number; digest: string };
-}
-
-async function scanned(t: TestApp, model: string, n: number) {
-  const api = apiOf(t);
-  for (let i = 0; i < 600; i++) {
-    const evs = (await api('GET', `/models/${model}/versions/${n}/evaluations`)).json().items as {
-      status: string;
-    }[];
-    if (evs.length > 0 && evs.every((e) => e.status === 'succeeded' || e.status === 'failed'))
-      return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`the scan of ${model}@${n} did not finish`);
-}
+const CARD = FULL_CARD;
+const push = (t: TestApp, model: string, file: string, token?: string) =>
+  pushFile(t, model, file, token ? { token } : {});
+const scanned = waitForScans;
 
 const benign = () =>
   join(CORPUS, 'benign', readdirSync(join(CORPUS, 'benign')).find((f) => f.endsWith('.pkl')) ?? '');

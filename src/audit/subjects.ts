@@ -18,6 +18,7 @@ export const subjects = {
   request: (model: string, alias: string, id: number) => `request:${model}:${alias}/${id}`,
   waiver: (model: string, id: number) => `waiver:${model}/${id}`,
   attestation: (model: string, n: number, id: number) => `attestation:${model}@${n}/${id}`,
+  exportOf: (model: string, n: number) => `export:${model}@${n}`,
 };
 
 /** Subject prefixes of every event about a model: itself, its versions, aliases and evaluations. */
@@ -32,6 +33,7 @@ export function modelSubjects(name: string): { equals: string[]; prefixes: strin
       `request:${name}:`,
       `waiver:${name}/`,
       `attestation:${name}@`,
+      `export:${name}@`,
     ],
   };
 }

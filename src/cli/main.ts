@@ -5,6 +5,7 @@ import { registerAlias } from './commands/alias.js';
 import { registerAudit } from './commands/audit.js';
 import { registerDataset } from './commands/dataset.js';
 import { registerEval } from './commands/eval.js';
+import { registerEvidence } from './commands/evidence.js';
 import { registerGates } from './commands/gates.js';
 import { registerIdentity } from './commands/identity.js';
 import { registerLineage } from './commands/lineage.js';
@@ -59,6 +60,7 @@ Quick start:
   registerAudit(program, context);
   registerPolicy(program, context);
   registerGates(program, context);
+  registerEvidence(program, context);
   registerWitness(program, context);
   // Subcommands exit through the same override so usage errors end with code 2.
   const override = (c: Command) => {

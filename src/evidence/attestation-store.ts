@@ -1,3 +1,4 @@
+import type { Actor } from '../core/types.js';
 import type { Envelope } from './dsse.js';
 
 /** A stored attestation: a signed statement about one version. */
@@ -18,4 +19,15 @@ export interface StoredAttestation {
 export interface AttestationStore {
   /** Every attestation about one version, oldest first. */
   forVersion(model: string, version: number): Promise<StoredAttestation[]>;
+  /** Logs an evidence export: who exported which statement listing which attestations. */
+  recordExport(
+    e: {
+      model: string;
+      version: number;
+      digest: string;
+      statement: string;
+      attestations: string[];
+    },
+    by: Actor,
+  ): Promise<void>;
 }

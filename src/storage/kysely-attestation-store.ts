@@ -1,6 +1,9 @@
 import type { Kysely } from 'kysely';
+import { subjects } from '../audit/subjects.js';
+import type { Actor } from '../core/types.js';
 import type { AttestationStore, StoredAttestation } from '../evidence/attestation-store.js';
 import type { Envelope } from '../evidence/dsse.js';
+import { appendAudit } from './audit-append.js';
 import type { Database } from './database.js';
 import type { DB } from './schema.js';
 
@@ -10,6 +13,30 @@ export class KyselyAttestationStore implements AttestationStore {
 
   constructor(database: Database) {
     this.db = database.db;
+  }
+
+  async recordExport(
+    e: {
+      model: string;
+      version: number;
+      digest: string;
+      statement: string;
+      attestations: string[];
+    },
+    by: Actor,
+  ): Promise<void> {
+    await this.db.transaction().execute((trx) =>
+      appendAudit(
+        trx,
+        {
+          actor: by,
+          action: 'evidence.export',
+          subject: subjects.exportOf(e.model, e.version),
+          content: e,
+        },
+        new Date().toISOString(),
+      ),
+    );
   }
 
   async forVersion(model: string, version: number): Promise<StoredAttestation[]> {

@@ -18,6 +18,24 @@ const published = (r: Selectable<GatePoliciesTable>): PublishedPolicy => ({
   publishedAt: r.published_at,
 });
 
+/** The latest version of every gate policy, by name (inside a caller's transaction too). */
+export function latestPolicyRows(db: Kysely<DB>): Promise<Selectable<GatePoliciesTable>[]> {
+  return db
+    .selectFrom('gate_policies as g')
+    .selectAll('g')
+    .where(({ eb, selectFrom }) =>
+      eb(
+        'g.version',
+        '=',
+        selectFrom('gate_policies as h')
+          .select((x) => x.fn.max('h.version').as('v'))
+          .whereRef('h.name', '=', 'g.name'),
+      ),
+    )
+    .orderBy('g.name')
+    .execute();
+}
+
 /** GatePolicyStore on SQLite or PostgreSQL. */
 export class KyselyGatePolicyStore implements GatePolicyStore {
   private readonly db: Kysely<DB>;
@@ -87,21 +105,7 @@ export class KyselyGatePolicyStore implements GatePolicyStore {
   }
 
   async list(): Promise<PublishedPolicy[]> {
-    const rows = await this.db
-      .selectFrom('gate_policies as g')
-      .selectAll('g')
-      .where(({ eb, selectFrom }) =>
-        eb(
-          'g.version',
-          '=',
-          selectFrom('gate_policies as h')
-            .select((x) => x.fn.max('h.version').as('v'))
-            .whereRef('h.name', '=', 'g.name'),
-        ),
-      )
-      .orderBy('g.name')
-      .execute();
-    return rows.map(published);
+    return (await latestPolicyRows(this.db)).map(published);
   }
 
   async versions(name: string): Promise<PublishedPolicy[]> {

@@ -36,6 +36,7 @@ import type {
 import { appendAttestation } from './attestation-append.js';
 import { appendAudit } from './audit-append.js';
 import type { Database } from './database.js';
+import { latestPolicyRows } from './kysely-gate-policy-store.js';
 import type {
   DB,
   GateDecisionsTable,
@@ -133,20 +134,7 @@ export class KyselyGateStore implements GateStore {
 
   /** The latest version of every gate policy, compiled. */
   private async latestPolicies(db: Db): Promise<GatePolicy[]> {
-    const rows = await db
-      .selectFrom('gate_policies as g')
-      .selectAll('g')
-      .where(({ eb, selectFrom }) =>
-        eb(
-          'g.version',
-          '=',
-          selectFrom('gate_policies as h')
-            .select((x) => x.fn.max('h.version').as('v'))
-            .whereRef('h.name', '=', 'g.name'),
-        ),
-      )
-      .orderBy('g.name')
-      .execute();
+    const rows = await latestPolicyRows(db);
     return rows.map((r) => ({
       name: r.name,
       version: Number(r.version),
@@ -1422,6 +1410,12 @@ export class KyselyGateStore implements GateStore {
       .returning('id')
       .executeTakeFirstOrThrow();
     const id = Number(row.id);
+    const policySummary = outcome.policies.map((p) => ({
+      name: p.name,
+      version: p.version,
+      digest: p.digest,
+      outcome: p.outcome,
+    }));
     await appendAudit(
       trx,
       {
@@ -1441,12 +1435,7 @@ export class KyselyGateStore implements GateStore {
           alias: request.alias,
           kind,
           requestId: request.requestId,
-          policies: outcome.policies.map((p) => ({
-            name: p.name,
-            version: p.version,
-            digest: p.digest,
-            outcome: p.outcome,
-          })),
+          policies: policySummary,
           engine: outcome.engine,
           factsDigest: outcome.factsDigest,
           outcome: outcome.outcome,
@@ -1489,12 +1478,7 @@ export class KyselyGateStore implements GateStore {
           outcome: outcome.outcome,
           moved,
           at: iso,
-          policies: outcome.policies.map((p) => ({
-            name: p.name,
-            version: p.version,
-            digest: p.digest,
-            outcome: p.outcome,
-          })),
+          policies: policySummary,
           waivers: outcome.waivers,
           reasons: outcome.reasons,
           inputs: inputs.map((i) => ({

@@ -1,5 +1,7 @@
 import { createPublicKey } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
+import { subjects } from '../../audit/subjects.js';
+import { BUNDLE_MEDIA_TYPE, type EvidenceBundle, EXPORT_PREDICATE } from '../../evidence/bundle.js';
 import { errorResponses, Name, VersionRef } from '../schemas.js';
 import type { Api, RouteOpts } from './common.js';
 
@@ -70,6 +72,94 @@ export async function attestationRoutes(app: Api, opts: RouteOpts) {
         req.loaded.version ??
         (await opts.deps.registry.getVersion(req.params.model, req.params.ref));
       return { items: await attestations.forVersion(req.params.model, v.number) };
+    },
+  );
+
+  app.post(
+    '/models/:model/versions/:ref/evidence-bundles',
+    {
+      config: { authz: { action: 'read', resource: 'version' } },
+      schema: {
+        tags: ['evidence'],
+        summary:
+          "Export a version's evidence bundle: its manifest, every attestation with an inclusion proof in the audit log, a signed list of what the export holds (logged too), the signed checkpoint and the public keys; verifiable offline with `modelgate evidence verify`",
+        params: Type.Object({ model: Name, ref: VersionRef }),
+        response: { 200: Type.Unknown(), ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (req) => {
+      const { audit, auditStore, attestor } = opts.deps;
+      const v =
+        req.loaded.version ??
+        (await opts.deps.registry.getVersion(req.params.model, req.params.ref));
+      const model = req.params.model;
+      const items = await attestations.forVersion(model, v.number);
+      const listed = items.map((a) => ({ id: a.id, kind: a.kind, digest: a.envelopeDigest }));
+      const version = {
+        model,
+        number: v.number,
+        digest: v.digest,
+        files: (v.files ?? []).map((f) => ({ path: f.path, size: f.size, digest: f.digest })),
+      };
+      const exported = attestor.about(
+        { model, version: v.number, digest: v.digest },
+        EXPORT_PREDICATE,
+        { version, attestations: listed, exportedBy: req.actor.identity },
+      );
+      await attestations.recordExport(
+        {
+          model,
+          version: v.number,
+          digest: v.digest,
+          statement: exported.digest,
+          attestations: listed.map((a) => a.digest),
+        },
+        req.actor,
+      );
+      // Sequence everything written so far and sign a checkpoint covering it.
+      const cp = await audit.signLatest();
+      if (!cp) throw new Error('the audit log is empty after an export was logged');
+      const entry = async (
+        subject: string,
+        match: (content: Record<string, unknown>) => boolean,
+      ) => {
+        const events = await auditStore.eventsAbout(
+          { equals: [subject], prefixes: [] },
+          { limit: 50, newestFirst: true },
+        );
+        const e = events.find((x) => match(JSON.parse(x.content) as Record<string, unknown>));
+        if (!e) throw new Error(`no audit event for ${subject}`);
+        const { proof } = await audit.inclusionProof(e.seq, cp.size);
+        return {
+          index: e.seq,
+          leaf: e.leaf,
+          content: e.content,
+          proof: proof.map((p) => p.toString('base64')),
+        };
+      };
+      const bundle: EvidenceBundle = {
+        mediaType: BUNDLE_MEDIA_TYPE,
+        version,
+        attestations: await Promise.all(
+          items.map(async (a) => ({
+            id: a.id,
+            kind: a.kind,
+            ref: a.ref,
+            envelope: a.envelope,
+            log: await entry(subjects.attestation(model, v.number, a.id), (c) => c.id === a.id),
+          })),
+        ),
+        export: {
+          envelope: exported.envelope,
+          log: await entry(
+            subjects.exportOf(model, v.number),
+            (c) => c.statement === exported.digest,
+          ),
+        },
+        checkpoint: await audit.withCosignatures(cp),
+        keys: { log: audit.vkey, attestation: publicKey },
+      };
+      return bundle;
     },
   );
 }

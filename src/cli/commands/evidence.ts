@@ -1,0 +1,89 @@
+import { createPublicKey } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { verifyBundle } from '../../evidence/bundle.js';
+import type { CliContext } from '../context.js';
+import { seg, splitRef } from '../context.js';
+import { CliError } from '../errors.js';
+
+function readText(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CliError(`cannot read ${what} ${file}: ${(e as Error).message}`, 2);
+  }
+}
+
+/** `modelgate evidence`: export a version's evidence bundle and verify one offline. */
+export function registerEvidence(program: Command, ctx: CliContext): void {
+  const evidence = program
+    .command('evidence')
+    .description("a version's signed evidence: export a bundle, verify it offline");
+  evidence
+    .command('export <ref>')
+    .description(
+      'write the evidence bundle of NAME@VERSION: manifest, attestations with audit log proofs, checkpoint, keys',
+    )
+    .requiredOption('-o, --output <file>', 'where to write the bundle (JSON)')
+    .action(async (ref: string, o: { output: string }, cmd: Command) => {
+      const { model, ref: v } = splitRef(ref);
+      const bundle = await ctx
+        .client()
+        .request<{ attestations: unknown[] }>(
+          'POST',
+          `/api/v1/models/${seg(model)}/versions/${seg(v ?? '')}/evidence-bundles`,
+        );
+      // Whole or nothing: a half-written bundle must not look like one. Compact, so that every
+      // byte of the file is significant (no whitespace whose change would not matter).
+      const tmp = `${o.output}.partial`;
+      writeFileSync(tmp, JSON.stringify(bundle));
+      renameSync(tmp, o.output);
+      ctx.print(
+        cmd,
+        { file: o.output, attestations: bundle.attestations.length },
+        () => `wrote ${o.output}: ${bundle.attestations.length} attestations`,
+      );
+    });
+  evidence
+    .command('verify <file>')
+    .description(
+      'verify a bundle with no server: manifest, checkpoint signed by the log key, each attestation signature and inclusion proof, the export list (exit 0 only when everything holds)',
+    )
+    .requiredOption(
+      '--log-key <vkey>',
+      "the audit log's verifier key (C2SP vkey, or a file holding it): the trust root",
+    )
+    .option('--attestation-key <file>', "the server's attestation public key (PEM) to require")
+    .action((file: string, o: { logKey: string; attestationKey?: string }, cmd: Command) => {
+      let bundle: unknown;
+      try {
+        bundle = JSON.parse(readText(file, 'bundle'));
+      } catch (e) {
+        if (e instanceof CliError) throw e;
+        throw new CliError(`${file} is not JSON: ${(e as Error).message}`, 1);
+      }
+      const logKey = existsSync(o.logKey) ? readText(o.logKey, 'log key').trim() : o.logKey;
+      let attestationKey: ReturnType<typeof createPublicKey> | undefined;
+      if (o.attestationKey) {
+        try {
+          attestationKey = createPublicKey(readText(o.attestationKey, 'attestation key'));
+        } catch (e) {
+          if (e instanceof CliError) throw e;
+          throw new CliError(`${o.attestationKey} is not a PEM public key`, 2);
+        }
+      }
+      let report: ReturnType<typeof verifyBundle>;
+      try {
+        report = verifyBundle(bundle, { logKey, ...(attestationKey && { attestationKey }) });
+      } catch (e) {
+        throw new CliError(`cannot verify: ${(e as Error).message}`, 2);
+      }
+      ctx.print(cmd, report, () =>
+        [
+          ...report.checks.map((c) => `${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`),
+          report.ok ? `verified: ${file}` : `NOT verified: ${file}`,
+        ].join('\n'),
+      );
+      if (!report.ok) process.exitCode = 1;
+    });
+}

@@ -1,0 +1,193 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { expect, it } from 'vitest';
+import {
+  generateSignerKey,
+  noteSigner,
+  parseNote,
+  signNote,
+  verifierKeyOf,
+} from '../src/audit/signed-note.js';
+import { verifyBundle } from '../src/evidence/bundle.js';
+import { apiOf, testApp, tokenFor } from './helpers/app.js';
+import { describeEachEngine } from './helpers/engines.js';
+import { CLI } from './helpers/server-process.js';
+import { CORPUS, pushFile, waitForScans } from './helpers/versions.js';
+
+const FIXTURE = join(import.meta.dirname, 'fixtures', 'evidence-bundle-v1.json');
+
+function cli(env: Record<string, string>, ...args: string[]) {
+  return new Promise<{ code: number; out: string }>((resolve) =>
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { ...process.env, ...env } },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? Number((err as { code?: number }).code) : 0, out: stdout + stderr }),
+    ),
+  );
+}
+
+describeEachEngine('evidence bundles', (db) => {
+  it("exports a version's whole history and verifies it offline; any change is caught", async () => {
+    const t = await testApp(db(), { gatePack: true, worker: true });
+    const api = apiOf(t);
+    await api('POST', '/models', { name: 'bundled', ownerTeam: 'fraud', riskTier: 'limited' });
+    const ann = await tokenFor(t, {
+      name: 'eb-ann',
+      kind: 'user',
+      roles: ['contributor'],
+      teams: ['fraud'],
+    });
+    const ada = await tokenFor(t, {
+      name: 'eb-ada',
+      kind: 'user',
+      roles: ['approver'],
+      teams: ['risk'],
+    });
+    const v = await pushFile(t, 'bundled', join(CORPUS, 'malicious', 'direct-os.system.pkl'), {
+      token: ann,
+    });
+    await waitForScans(t, 'bundled', v.number);
+    // History: a denial, a waiver, a pending request, an approval, the promotion.
+    await api('POST', '/models/bundled/aliases/production/promotions', { version: '1' }, ann);
+    await api(
+      'POST',
+      '/models/bundled/versions/1/waivers',
+      {
+        findingRule: 'pickle.unsafe-global/os.system',
+        justification: 'sandboxed loader',
+        expiresAt: new Date(Date.now() + 86_400_000).toISOString(),
+      },
+      ada,
+    );
+    const pending = await api(
+      'POST',
+      '/models/bundled/aliases/production/promotions',
+      { version: '1' },
+      ann,
+    );
+    const done = await api(
+      'POST',
+      `/models/bundled/aliases/production/promotion-requests/${pending.json().request.id}/reviews`,
+      { decision: 'approve', comment: 'ok' },
+      ada,
+    );
+    expect(done.json().status).toBe('promoted');
+
+    const logKey = (
+      await t.composed.app.inject({ method: 'GET', url: '/api/v1/audit/key' })
+    ).body.trim();
+    const url = await t.composed.app.listen({ port: 0, host: '127.0.0.1' });
+    const dir = mkdtempSync(join(tmpdir(), 'mg-bundle-'));
+    const file = join(dir, 'bundle.json');
+    const env = {
+      MODELGATE_SERVER: url,
+      MODELGATE_TOKEN: ann,
+      MODELGATE_CONFIG: join(dir, 'none.json'),
+    };
+    const out = await cli(env, 'evidence', 'export', 'bundled@1', '-o', file);
+    expect(out.code, out.out).toBe(0);
+    expect(out.out).toMatch(/wrote .*bundle\.json: 6 attestations/);
+    await t.composed.deps.runner.stop();
+    await t.composed.app.close();
+
+    // Offline: no server is running any more.
+    const keyFile = join(dir, 'log.vkey');
+    writeFileSync(keyFile, `${logKey}\n`);
+    const ok = await cli({}, 'evidence', 'verify', file, '--log-key', keyFile);
+    expect(ok.code, ok.out).toBe(0);
+    expect(ok.out).toMatch(/^ok {3}version manifest: 1 file\(s\) hash to sha256:/m);
+    expect(ok.out).toMatch(/^ok {3}checkpoint signature: modelgate\.local\/audit\/v1/m);
+    expect(ok.out.match(/^ok {3}attestation \d+ /gm)).toHaveLength(6);
+    expect(ok.out).toMatch(/^ok {3}export list: 6 attestations listed/m);
+    expect(ok.out).toMatch(/verified: /);
+
+    const text = readFileSync(file, 'utf8');
+    const bundle = JSON.parse(text);
+    const check = (b: unknown, key = logKey) => verifyBundle(b, { logKey: key });
+    expect(check(bundle).ok).toBe(true);
+    const failed = (b: unknown, key = logKey) =>
+      check(b, key)
+        .checks.filter((c) => !c.ok)
+        .map((c) => `${c.name}: ${c.detail}`);
+
+    // A changed statement: its signature fails, and the check names the attestation.
+    const changed = structuredClone(bundle);
+    const env1 = changed.attestations[1].envelope;
+    env1.payload = Buffer.from(
+      Buffer.from(env1.payload, 'base64').toString().replace('"FAILED"', '"PASSED"'),
+    ).toString('base64');
+    expect(failed(changed)).toEqual([
+      expect.stringMatching(/^attestation \d+ \(decision \d+\): no signature verifies/),
+      expect.stringMatching(
+        /^export list: attestation \d+ is listed by the export but missing or invalid/,
+      ),
+    ]);
+    const bad = join(dir, 'changed.json');
+    writeFileSync(bad, JSON.stringify(changed));
+    const refused = await cli({}, 'evidence', 'verify', bad, '--log-key', logKey);
+    expect(refused.code).toBe(1);
+    expect(refused.out).toMatch(/^FAIL attestation \d+ \(decision/m);
+    expect(refused.out).toMatch(/NOT verified/);
+
+    // A dropped attestation: the signed export list says it is missing.
+    const dropped = structuredClone(bundle);
+    dropped.attestations.splice(2, 1);
+    expect(failed(dropped)).toEqual([
+      expect.stringMatching(/^export list: attestation \d+ is listed by the export but missing/),
+    ]);
+
+    // A file's path or size changed: the manifest digest does not cover them, the export does.
+    const resized = structuredClone(bundle);
+    resized.version.files[0].size += 1;
+    expect(failed(resized)).toEqual([
+      'export list: the version in the bundle is not the version the export signed',
+    ]);
+
+    // Another log's checkpoint (same origin name, another key), or another log's key.
+    const other = generateSignerKey('modelgate.local/audit/v1');
+    const foreign = structuredClone(bundle);
+    foreign.checkpoint = signNote(parseNote(bundle.checkpoint).text, [noteSigner(other)]);
+    expect(failed(foreign)[0]).toMatch(
+      /^checkpoint signature: the checkpoint is not signed by the log key/,
+    );
+    expect(failed(bundle, verifierKeyOf(other))[0]).toMatch(/^checkpoint signature: /);
+
+    // Bundles from earlier releases keep verifying: freeze this one (UPDATE_EVIDENCE_FIXTURE=1).
+    if (process.env.UPDATE_EVIDENCE_FIXTURE && db().engine === 'sqlite')
+      writeFileSync(FIXTURE, `${JSON.stringify({ logKey, bundle })}\n`);
+
+    // Any single byte changed anywhere in the file: never verifies.
+    fc.assert(
+      fc.property(
+        fc.nat({ max: text.length - 1 }),
+        fc.integer({ min: 1, max: 94 }),
+        (pos, shift) => {
+          const c = text.charCodeAt(pos);
+          const next = String.fromCharCode(((c - 32 + shift) % 95) + 32);
+          if (next === text[pos]) return true;
+          const mutated = text.slice(0, pos) + next + text.slice(pos + 1);
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(mutated);
+          } catch {
+            return true; // not even JSON: the CLI refuses it
+          }
+          return !check(parsed).ok;
+        },
+      ),
+      { numRuns: 1000, seed: 42 },
+    );
+  });
+});
+
+it('still verifies the bundle frozen from the first release of the format', () => {
+  const { logKey, bundle } = JSON.parse(readFileSync(FIXTURE, 'utf8'));
+  const report = verifyBundle(bundle, { logKey });
+  expect(report.checks.filter((c) => !c.ok)).toEqual([]);
+  expect(report.checks.length).toBeGreaterThanOrEqual(9);
+});
