@@ -4,7 +4,8 @@
 // Environment:
 //   MODELGATE_BENCH_SIZE_MIB     size of the pushed file (default 1024)
 //   MODELGATE_BENCH_RUNS         runs per push measurement (default 3)
-//   MODELGATE_BENCH_ONLY         comma-separated subset of push,get,register,scan,authz,audit,gates
+//   MODELGATE_BENCH_ONLY         comma-separated subset of push,get,register,scan,authz,audit,gates,
+//                                evidence
 //                                (default all)
 //   MODELGATE_BENCH_WHATIF_VERSIONS versions the what-if benchmark evaluates (default 100000)
 //   MODELGATE_BENCH_AUDIT_EVENTS size of the log audit verify checks (default 1000000)
@@ -39,6 +40,7 @@ import { openDatabase } from '../src/storage/database.js';
 import { migrate } from '../src/storage/migrations.js';
 import { createTemplate, dropDatabase, withDatabase } from '../src/storage/test-databases.js';
 import { benchAudit } from './audit.js';
+import { benchEvidence } from './evidence.js';
 import { benchGates } from './gates.js';
 
 interface Result {
@@ -55,7 +57,9 @@ const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 const SIZE_MIB = Number(process.env.MODELGATE_BENCH_SIZE_MIB ?? 1024);
 const RUNS = Number(process.env.MODELGATE_BENCH_RUNS ?? 3);
 const ONLY = new Set(
-  (process.env.MODELGATE_BENCH_ONLY ?? 'push,get,register,scan,authz,audit,gates').split(','),
+  (process.env.MODELGATE_BENCH_ONLY ?? 'push,get,register,scan,authz,audit,gates,evidence').split(
+    ',',
+  ),
 );
 const SCAN_PICKLE_MIB = Number(process.env.MODELGATE_BENCH_SCAN_PICKLE_MIB ?? 1024);
 const SCAN_ZIP_MIB = Number(process.env.MODELGATE_BENCH_SCAN_ZIP_MIB ?? 2048);
@@ -615,6 +619,10 @@ if (ONLY.has('register')) {
 if (ONLY.has('audit')) {
   log('audit log:');
   await benchAudit(results, { pgUrl: PG_URL, cli: CLI });
+}
+if (ONLY.has('evidence')) {
+  log('evidence:');
+  await benchEvidence(results);
 }
 if (ONLY.has('gates')) {
   log('release gates:');

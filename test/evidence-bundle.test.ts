@@ -89,6 +89,30 @@ describeEachEngine('evidence bundles', (db) => {
       MODELGATE_TOKEN: ann,
       MODELGATE_CONFIG: join(dir, 'none.json'),
     };
+    // The one-command answer: what was tested, who approved, under which policy, where it went.
+    const shown = await cli(env, 'evidence', 'show', 'bundled@1');
+    expect(shown.code, shown.out).toBe(0);
+    const lines = shown.out;
+    expect(lines).toMatch(/^bundled@1 sha256:[0-9a-f]{64}$/m);
+    expect(lines).toMatch(/^registered by eb-ann at \S+ \[audit event version\.create\]$/m);
+    expect(lines).toMatch(
+      /^ {2}artifact-scan@\S+ ev_\w+: FAILED \(pickle\.unsafe-global\/os\.system\) \[attestation \d+\]$/m,
+    );
+    expect(lines).toMatch(
+      /^ {2}decision \d+ \(promotion\) for production: deny under production-gate@1 at \S+ \[attestation \d+\]\n {6}FAIL production-gate\/no-unwaived-critical-high: /m,
+    );
+    expect(lines).toMatch(
+      /^ {2}decision \d+ \(promotion\) for production: allow, alias moved under production-gate@1 at \S+, waivers \d+ \[attestation \d+\]$/m,
+    );
+    expect(lines).toMatch(
+      /^ {2}approved by eb-ada at \S+ \(request \d+ for production, requested by eb-ann\): ok \[attestation \d+\]$/m,
+    );
+    expect(lines).toMatch(
+      /^ {2}waiver \d+: pickle\.unsafe-global\/os\.system by eb-ada until \S+: sandboxed loader \[attestation \d+\]$/m,
+    );
+    expect(lines).toMatch(
+      /^aliases:\n {2}\S+ production: - -> 1 by eb-ada \[audit event alias\.\*\]$/m,
+    );
     const out = await cli(env, 'evidence', 'export', 'bundled@1', '-o', file);
     expect(out.code, out.out).toBe(0);
     expect(out.out).toMatch(/wrote .*bundle\.json: 6 attestations/);

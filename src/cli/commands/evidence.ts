@@ -1,7 +1,9 @@
 import { createPublicKey } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import type { StoredAttestation } from '../../evidence/attestation-store.js';
 import { verifyBundle } from '../../evidence/bundle.js';
+import { type AliasEvent, showEvidence } from '../../evidence/show.js';
 import type { CliContext } from '../context.js';
 import { seg, splitRef } from '../context.js';
 import { CliError } from '../errors.js';
@@ -43,6 +45,47 @@ export function registerEvidence(program: Command, ctx: CliContext): void {
         { file: o.output, attestations: bundle.attestations.length },
         () => `wrote ${o.output}: ${bundle.attestations.length} attestations`,
       );
+    });
+  evidence
+    .command('show <ref>')
+    .description(
+      'what the record says about NAME@VERSION: who registered it, each evaluation and result, each gate decision with its failed rules, who approved and when, waivers, alias history; each line names the signed attestation (checked here) or audit event behind it',
+    )
+    .action(async (ref: string, _o: unknown, cmd: Command) => {
+      const { model, ref: r } = splitRef(ref);
+      const client = ctx.client();
+      const base = `/api/v1/models/${seg(model)}`;
+      const v = await client.request<{
+        number: number;
+        digest: string;
+        author: string;
+        createdAt: string;
+      }>('GET', `${base}/versions/${seg(r ?? '')}`);
+      const key = await client.request<{ publicKey: string }>('GET', '/api/v1/attestations/key');
+      const { items } = await client.request<{ items: StoredAttestation[] }>(
+        'GET',
+        `${base}/versions/${v.number}/attestations`,
+      );
+      const history: AliasEvent[] = [];
+      for (let cursor: string | null | undefined; ; ) {
+        const page = await client.request<{ items: AliasEvent[]; nextCursor: string | null }>(
+          'GET',
+          `${base}/alias-history?limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+        );
+        history.push(...page.items);
+        cursor = page.nextCursor;
+        if (!cursor) break;
+      }
+      const shown = showEvidence(
+        { model, ...v },
+        items,
+        history
+          .filter((e) => e.toVersion === v.number || e.fromVersion === v.number)
+          .sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0)),
+        createPublicKey(key.publicKey),
+      );
+      ctx.print(cmd, shown, () => shown.lines.join('\n'));
+      if (shown.unverified > 0) process.exitCode = 1;
     });
   evidence
     .command('verify <file>')
