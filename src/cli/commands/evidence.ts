@@ -47,6 +47,25 @@ export function registerEvidence(program: Command, ctx: CliContext): void {
       );
     });
   evidence
+    .command('bom <ref>')
+    .description("NAME@VERSION's CycloneDX 1.6 ML-BOM (JSON), to stdout or a file")
+    .option('-o, --output <file>', 'write it here instead of stdout')
+    .action(async (ref: string, o: { output?: string }) => {
+      const { model, ref: v } = splitRef(ref);
+      const bom = await ctx
+        .client()
+        .request<unknown>('GET', `/api/v1/models/${seg(model)}/versions/${seg(v ?? '')}/ml-bom`);
+      const json = `${JSON.stringify(bom, null, 2)}\n`;
+      if (!o.output) {
+        process.stdout.write(json);
+        return;
+      }
+      const tmp = `${o.output}.partial`;
+      writeFileSync(tmp, json);
+      renameSync(tmp, o.output);
+      process.stdout.write(`wrote ${o.output}\n`);
+    });
+  evidence
     .command('show <ref>')
     .description(
       'what the record says about NAME@VERSION: who registered it, each evaluation and result, each gate decision with its failed rules, who approved and when, waivers, alias history; each line names the signed attestation (checked here) or audit event behind it',

@@ -2,6 +2,7 @@ import { createPublicKey } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import { subjects } from '../../audit/subjects.js';
 import { BUNDLE_MEDIA_TYPE, type EvidenceBundle, EXPORT_PREDICATE } from '../../evidence/bundle.js';
+import { mlBom } from '../../evidence/ml-bom.js';
 import { errorResponses, Name, VersionRef } from '../schemas.js';
 import type { Api, RouteOpts } from './common.js';
 
@@ -160,6 +161,48 @@ export async function attestationRoutes(app: Api, opts: RouteOpts) {
         keys: { log: audit.vkey, attestation: publicKey },
       };
       return bundle;
+    },
+  );
+
+  app.get(
+    '/models/:model/versions/:ref/ml-bom',
+    {
+      config: { authz: { action: 'read', resource: 'version' } },
+      schema: {
+        tags: ['evidence'],
+        summary:
+          "A version's CycloneDX 1.6 ML-BOM (JSON): the model component with its digest, files and model card (datasets from lineage, evaluation metrics as quantitative analysis), datasets and base models",
+        params: Type.Object({ model: Name, ref: VersionRef }),
+        response: { 200: Type.Unknown(), ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (req, reply) => {
+      const { registry, evaluations } = opts.deps;
+      const model = req.loaded.model ?? (await registry.getModel(req.params.model));
+      const version =
+        req.loaded.version ?? (await registry.getVersion(req.params.model, req.params.ref));
+      const { edges } = await registry.lineage(
+        { kind: 'version', model: model.name, version: version.number },
+        'upstream',
+        1,
+      );
+      const datasets = await Promise.all(
+        edges.flatMap((e) =>
+          e.target.kind === 'dataset'
+            ? [registry.getDataset(e.target.dataset).catch(() => undefined)]
+            : [],
+        ),
+      );
+      const bom = mlBom({
+        model,
+        version,
+        lineage: edges,
+        datasets: datasets.filter((d): d is NonNullable<typeof d> => d !== undefined),
+        evaluations: await evaluations.listForVersion(model.name, version.number),
+        tool: { name: 'modelgate', version: opts.deps.version ?? 'dev' },
+        now: new Date(),
+      });
+      return reply.type('application/vnd.cyclonedx+json; version=1.6').send(bom);
     },
   );
 }
