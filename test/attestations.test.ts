@@ -75,7 +75,20 @@ describeEachEngine('attestations', (db) => {
       ]);
       return s as { predicateType: string; predicate: Record<string, unknown> };
     };
-    const [scan] = await list();
+    const [provenance, scan] = await list();
+    // Registration: the version's lineage as SLSA provenance, signed when it was pushed.
+    expect(provenance).toMatchObject({
+      kind: 'provenance',
+      predicateType: 'https://slsa.dev/provenance/v1',
+    });
+    expect(open(provenance!).predicate).toMatchObject({
+      buildDefinition: {
+        buildType: 'https://modelgate.dev/registration/v1',
+        externalParameters: { model: 'attested', version: 1, files: 1 },
+        resolvedDependencies: [],
+      },
+      runDetails: { builder: { id: 'https://modelgate.dev/registry' } },
+    });
     expect(scan).toMatchObject({
       kind: 'evaluation',
       predicateType: 'https://in-toto.io/attestation/test-result/v0.1',
@@ -121,6 +134,7 @@ describeEachEngine('attestations', (db) => {
     expect(approved.json().status).toBe('promoted');
     const all = await list();
     expect(all.map((a) => a.kind)).toEqual([
+      'provenance',
       'evaluation',
       'decision',
       'waiver',
@@ -129,7 +143,7 @@ describeEachEngine('attestations', (db) => {
       'decision',
     ]);
     const statements = all.map(open);
-    const [, firstDecision, waived, , approval, promotion] = statements;
+    const [, , firstDecision, waived, , approval, promotion] = statements;
     expect(firstDecision?.predicate).toMatchObject({
       verificationResult: 'FAILED',
       resourceUri: 'modelgate:models/attested/versions/1',

@@ -94,7 +94,7 @@ describeEachEngine('evidence bundles', (db) => {
     expect(shown.code, shown.out).toBe(0);
     const lines = shown.out;
     expect(lines).toMatch(/^bundled@1 sha256:[0-9a-f]{64}$/m);
-    expect(lines).toMatch(/^registered by eb-ann at \S+ \[audit event version\.create\]$/m);
+    expect(lines).toMatch(/^registered by eb-ann at \S+ \[attestation \d+\]$/m);
     expect(lines).toMatch(
       /^ {2}artifact-scan@\S+ ev_\w+: FAILED \(pickle\.unsafe-global\/os\.system\) \[attestation \d+\]$/m,
     );
@@ -115,7 +115,7 @@ describeEachEngine('evidence bundles', (db) => {
     );
     const out = await cli(env, 'evidence', 'export', 'bundled@1', '-o', file);
     expect(out.code, out.out).toBe(0);
-    expect(out.out).toMatch(/wrote .*bundle\.json: 6 attestations/);
+    expect(out.out).toMatch(/wrote .*bundle\.json: 7 attestations/);
     await t.composed.deps.runner.stop();
     await t.composed.app.close();
 
@@ -126,8 +126,8 @@ describeEachEngine('evidence bundles', (db) => {
     expect(ok.code, ok.out).toBe(0);
     expect(ok.out).toMatch(/^ok {3}version manifest: 1 file\(s\) hash to sha256:/m);
     expect(ok.out).toMatch(/^ok {3}checkpoint signature: modelgate\.local\/audit\/v1/m);
-    expect(ok.out.match(/^ok {3}attestation \d+ /gm)).toHaveLength(6);
-    expect(ok.out).toMatch(/^ok {3}export list: 6 attestations listed/m);
+    expect(ok.out.match(/^ok {3}attestation \d+ /gm)).toHaveLength(7);
+    expect(ok.out).toMatch(/^ok {3}export list: 7 attestations listed/m);
     expect(ok.out).toMatch(/verified: /);
 
     const text = readFileSync(file, 'utf8');
@@ -141,7 +141,7 @@ describeEachEngine('evidence bundles', (db) => {
 
     // A changed statement: its signature fails, and the check names the attestation.
     const changed = structuredClone(bundle);
-    const env1 = changed.attestations[1].envelope;
+    const env1 = changed.attestations[2].envelope;
     env1.payload = Buffer.from(
       Buffer.from(env1.payload, 'base64').toString().replace('"FAILED"', '"PASSED"'),
     ).toString('base64');

@@ -139,6 +139,23 @@ describeEachEngine('ML-BOM', (db) => {
     expect(bom.dependencies).toEqual([
       { ref: 'model:bommed@1', dependsOn: ['dataset:tx-2025', 'model:bom-base@1'] },
     ]);
+    // The same lineage, signed at registration as SLSA provenance.
+    const [prov] = (await api('GET', `/models/bommed/versions/${v.number}/attestations`)).json()
+      .items as { kind: string; envelope: { payload: string } }[];
+    expect(prov?.kind).toBe('provenance');
+    const base = (await api('GET', '/models/bom-base/versions/1')).json() as { digest: string };
+    expect(
+      JSON.parse(Buffer.from(prov!.envelope.payload, 'base64').toString()).predicate.buildDefinition
+        .resolvedDependencies,
+    ).toEqual([
+      { name: 'dataset:tx-2025', uri: 's3://data/tx-2025', annotations: { relation: 'trainedOn' } },
+      {
+        name: 'model:bom-base@1',
+        digest: { sha256: base.digest.slice(7) },
+        annotations: { relation: 'fineTunedFrom' },
+      },
+      { uri: 'https://git.example.com/fraud@4f2a', annotations: { relation: expect.any(String) } },
+    ]);
     await t.composed.deps.runner.stop();
     await t.composed.app.close();
   });

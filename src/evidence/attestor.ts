@@ -13,13 +13,14 @@ import { type ResourceDescriptor, type Statement, statement, versionSubject } fr
 /** Predicate types Modelgate signs. Its own types are versioned; their JSON Schemas are in docs/predicates/. */
 export const PREDICATE_TYPES = {
   testResult: 'https://in-toto.io/attestation/test-result/v0.1',
+  provenance: 'https://slsa.dev/provenance/v1',
   verificationSummary: 'https://slsa.dev/verification_summary/v1',
   approval: 'https://modelgate.dev/attestation/approval/v1',
   waiver: 'https://modelgate.dev/attestation/waiver/v1',
 } as const;
 
 /** What an attestation is about in Modelgate's own records. */
-export type AttestationKind = 'evaluation' | 'decision' | 'approval' | 'waiver';
+export type AttestationKind = 'provenance' | 'evaluation' | 'decision' | 'approval' | 'waiver';
 
 /** A signed statement ready to store: the envelope and the digest of its canonical JSON. */
 export interface SignedStatement {

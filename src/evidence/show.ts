@@ -32,6 +32,7 @@ export function showEvidence(
     `registered by ${v.author} at ${v.createdAt} [audit event version.create]`,
   ];
   const sections: Record<string, string[]> = {
+    lineage: [],
     evaluations: [],
     decisions: [],
     approvals: [],
@@ -52,6 +53,16 @@ export function showEvidence(
     }
     const tag = `[attestation ${a.id}]`;
     switch (a.predicateType) {
+      case PREDICATE_TYPES.provenance: {
+        lines[1] = `registered by ${v.author} at ${v.createdAt} ${tag}`;
+        const deps = (p.buildDefinition as { resolvedDependencies: Predicate[] })
+          .resolvedDependencies;
+        for (const d of deps)
+          sections.lineage?.push(
+            `  ${(d.annotations as Predicate)?.relation ?? 'uses'} ${d.name ?? d.uri} ${tag}`,
+          );
+        break;
+      }
       case PREDICATE_TYPES.testResult: {
         const cfg = (p.configuration as { name: string; annotations?: Predicate }[])[0];
         const failed = (p.failedTests as string[]).join(', ');

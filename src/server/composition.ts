@@ -66,7 +66,12 @@ export async function compose(
     });
   try {
     await migrate(database);
-    const store = new KyselyRegistryStore(database);
+    const attestationKey = loadOrCreateAttestationKey(
+      config.attestationKeyFile ?? join(config.dataDir, 'attestation.key'),
+      config.attestationKeyFile === undefined,
+    );
+    const attestor = attestorFor(attestationKey);
+    const store = new KyselyRegistryStore(database, { attestor });
     const blobs = new FsBlobStore(join(config.dataDir, 'blobs'));
     const protectedAliases = new Set(config.protectedAliases);
     const registry = new RegistryService(store, blobs, undefined, protectedAliases);
@@ -99,11 +104,6 @@ export async function compose(
       throw new Error(
         `the audit log key is for origin ${audit.origin}, but MODELGATE_AUDIT_ORIGIN says ${config.auditOrigin}`,
       );
-    const attestationKey = loadOrCreateAttestationKey(
-      config.attestationKeyFile ?? join(config.dataDir, 'attestation.key'),
-      config.attestationKeyFile === undefined,
-    );
-    const attestor = attestorFor(attestationKey);
     const evaluations = new KyselyEvaluationStore(database, { attestor });
     const gatePolicies = new KyselyGatePolicyStore(database);
     if (config.gatePolicyPack === 'shipped' && (await gatePolicies.list()).length === 0)

@@ -13,6 +13,7 @@ import type {
   Version,
   VersionFile,
 } from '../core/types.js';
+import { type Attestor, PREDICATE_TYPES } from '../evidence/attestor.js';
 import type { NewToken } from '../identity/identity-store.js';
 import type {
   ModelFilter,
@@ -28,6 +29,7 @@ import type {
   VersionFilter,
   VersionRef,
 } from '../registry/registry-store.js';
+import { appendAttestation } from './attestation-append.js';
 import { type AuditEventInput, appendAudit } from './audit-append.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import type { Database, EngineCaps } from './database.js';
@@ -115,12 +117,79 @@ export class KyselyRegistryStore implements RegistryStore {
        * Nothing outside the benchmark sets it.
        */
       recordAudit?: boolean;
+      /** Signs each new version's lineage as SLSA provenance (absent in benchmarks). */
+      attestor?: Attestor;
     } = {},
   ) {
     this.db = database.db;
     this.caps = database.caps;
     this.now = opts.now ?? (() => new Date());
     this.audited = opts.recordAudit ?? true;
+    this.attestor = opts.attestor;
+  }
+
+  private readonly attestor: Attestor | undefined;
+
+  /** The lineage of a new version as resolved dependencies of its SLSA provenance. */
+  private async provenance(
+    trx: Db,
+    model: string,
+    number: number,
+    input: NewVersion,
+    edges: {
+      relation: string;
+      target_dataset_id: number | null;
+      target_version_id: number | null;
+      target_uri: string | null;
+    }[],
+    at: string,
+  ) {
+    const deps = [];
+    for (const e of edges) {
+      const annotations = { relation: e.relation };
+      if (e.target_dataset_id !== null) {
+        const d = await trx
+          .selectFrom('datasets')
+          .select(['name', 'uri', 'digest'])
+          .where('id', '=', e.target_dataset_id)
+          .executeTakeFirstOrThrow();
+        deps.push({
+          name: `dataset:${d.name}`,
+          uri: d.uri,
+          ...(d.digest && { digest: { sha256: d.digest.replace(/^sha256:/, '') } }),
+          annotations,
+        });
+      } else if (e.target_version_id !== null) {
+        const v = await trx
+          .selectFrom('versions')
+          .innerJoin('models', 'models.id', 'versions.model_id')
+          .select(['models.name', 'versions.number', 'versions.digest'])
+          .where('versions.id', '=', e.target_version_id)
+          .executeTakeFirstOrThrow();
+        deps.push({
+          name: `model:${v.name}@${v.number}`,
+          digest: { sha256: v.digest.slice(7) },
+          annotations,
+        });
+      } else if (e.target_uri !== null) deps.push({ uri: e.target_uri, annotations });
+    }
+    return {
+      buildDefinition: {
+        buildType: 'https://modelgate.dev/registration/v1',
+        externalParameters: {
+          model,
+          version: number,
+          ...(input.sourceUri && { source: input.sourceUri }),
+          files: input.files.length,
+        },
+        internalParameters: { author: input.author },
+        resolvedDependencies: deps,
+      },
+      runDetails: {
+        builder: { id: 'https://modelgate.dev/registry' },
+        metadata: { invocationId: `${model}@${number}`, startedOn: at, finishedOn: at },
+      },
+    };
   }
 
   private audit(trx: Kysely<DB>, e: AuditEventInput, at: string): Promise<void> {
@@ -326,6 +395,23 @@ export class KyselyRegistryStore implements RegistryStore {
         .execute();
     }
     const version = { ...toVersion(model, row), files: [...input.files] };
+    if (this.attestor && this.audited)
+      await appendAttestation(
+        trx,
+        this.attestor,
+        {
+          modelId: m.id,
+          model,
+          version: number,
+          digest: input.digest,
+          kind: 'provenance',
+          ref: `${model}@${number}`,
+          predicateType: PREDICATE_TYPES.provenance,
+          predicate: await this.provenance(trx, model, number, input, edges, at),
+        },
+        actor,
+        at,
+      );
     await this.audit(
       trx,
       {
