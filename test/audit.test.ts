@@ -100,6 +100,8 @@ describeEachEngine('tamper-evident audit log', (db) => {
       'model.update model:churn',
       'dataset.create dataset:tx',
       'version.create version:churn@1',
+      // The version's provenance, signed in the push's transaction.
+      'attestation.create attestation:churn@1/1',
       'version.update version:churn@1',
       'alias.set alias:churn:candidate',
       'alias.delete alias:churn:candidate',
@@ -211,7 +213,9 @@ describeEachEngine('tamper-evident audit log', (db) => {
     expect(h.items.map((i) => i.event.action)).toEqual([
       'model.create',
       'version.create',
+      'attestation.create',
       'version.create',
+      'attestation.create',
       'alias.set',
       'alias.set',
     ]);

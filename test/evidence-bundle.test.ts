@@ -113,6 +113,61 @@ describeEachEngine('evidence bundles', (db) => {
     expect(lines).toMatch(
       /^aliases:\n {2}\S+ production: - -> 1 by eb-ada \[audit event alias\.\*\]$/m,
     );
+    // Evidence mapped to control frameworks: coverage and gaps, each row linked to its evidence.
+    const rep = await cli(env, 'evidence', 'report', 'bundled@1', '--format', 'json');
+    expect(rep.code, rep.out).toBe(0);
+    const report = JSON.parse(rep.out) as {
+      frameworks: {
+        id: string;
+        coverage: Record<string, number>;
+        rows: {
+          id: string;
+          status: string;
+          evidence: { code: string; present: boolean; refs: { kind: string; id: string }[] }[];
+        }[];
+      }[];
+    };
+    expect(report.frameworks.map((f) => f.id)).toEqual([
+      'nist-ai-rmf@1.0',
+      'iso42001@2023',
+      'eu-ai-act',
+      'nist-csf@2.0',
+    ]);
+    const row = (fw: string, id: string) =>
+      report.frameworks.find((f) => f.id === fw)?.rows.find((r) => r.id === id);
+    const art15 = row('eu-ai-act', 'art-15');
+    expect(art15?.status).toBe('evidence-present');
+    expect(art15?.evidence.map((e) => [e.code, e.refs.map((r) => r.kind)])).toEqual([
+      ['SEC', ['attestation']],
+      ['EVAL', ['attestation']],
+    ]);
+    expect(row('eu-ai-act', 'annex-iv(7)')?.status).toBe('organisational');
+    expect(row('eu-ai-act', 'art-72')?.status).toBe('partial'); // DOC yes, MON no
+    expect(row('eu-ai-act', 'art-10')?.status).toBe('partial'); // no lineage recorded
+    expect(row('nist-csf@2.0', 'PR.AA-05')?.status).toBe('evidence-present');
+    const eu = report.frameworks.find((f) => f.id === 'eu-ai-act')?.coverage ?? {};
+    expect(Object.values(eu).reduce((a, b) => a + b, 0)).toBe(18);
+    const html = join(dir, 'report.html');
+    expect(
+      (await cli(env, 'evidence', 'report', 'bundled@1', '--format', 'html', '-o', html)).code,
+    ).toBe(0);
+    const page = readFileSync(html, 'utf8');
+    expect(page).toMatch(/^<!doctype html>/);
+    expect(page).toContain('organisational evidence required');
+    // Every link to evidence lands on an entry of the page's evidence list.
+    const links = [...page.matchAll(/href="#([^"]+)"/g)].map((m) => m[1]);
+    expect(links.length).toBeGreaterThan(50);
+    for (const l of new Set(links)) expect(page).toContain(`id="${l}"`);
+    const md = await cli(env, 'evidence', 'report', 'bundled@1', '--framework', 'eu-ai-act');
+    expect(md.out).toMatch(
+      /^\| art-15 \| .* \| evidence present \| SEC: attestation \d+; EVAL: attestation \d+ \|$/m,
+    );
+    const unknown = await cli(env, 'evidence', 'report', 'bundled@1', '--framework', 'sox');
+    expect(unknown.code).toBe(1);
+    expect(unknown.out).toMatch(/unknown framework sox; the catalog has nist-ai-rmf@1\.0/);
+    if (process.env.MODELGATE_REPORT_SAMPLE)
+      writeFileSync(process.env.MODELGATE_REPORT_SAMPLE, page);
+
     const out = await cli(env, 'evidence', 'export', 'bundled@1', '-o', file);
     expect(out.code, out.out).toBe(0);
     expect(out.out).toMatch(/wrote .*bundle\.json: 7 attestations/);

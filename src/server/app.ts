@@ -16,6 +16,7 @@ import type { EvaluationRunner } from '../evaluators/evaluation-runner.js';
 import type { EvaluationStore } from '../evaluators/evaluation-store.js';
 import type { AttestationStore } from '../evidence/attestation-store.js';
 import type { Attestor } from '../evidence/attestor.js';
+import type { ControlCatalog } from '../evidence/compliance.js';
 import { AuthThrottle } from '../identity/auth-throttle.js';
 import type { IdentityStore } from '../identity/identity-store.js';
 import type { OidcFederation } from '../identity/oidc.js';
@@ -95,6 +96,8 @@ export interface AppDeps {
   attestor: Attestor;
   attestationKey: KeyObject;
   attestations: AttestationStore;
+  /** Control frameworks evidence is mapped to (shipped catalog plus the operator's). */
+  catalog: ControlCatalog;
   /** The tamper-evident audit log the stores append to. */
   audit: AuditLog;
   auditStore: AuditStore;

@@ -4,6 +4,7 @@ import { AuditLog, loadOrCreateLogKey } from '../audit/audit-log.js';
 import { ArtifactScanEvaluator } from '../evaluators/artifact-scan/artifact-scan-evaluator.js';
 import { EvaluationRunner, SYSTEM_ACTOR } from '../evaluators/evaluation-runner.js';
 import { attestorFor, loadOrCreateAttestationKey } from '../evidence/attestor.js';
+import { loadCatalog } from '../evidence/compliance.js';
 import { loadOidcConfig, OidcFederation } from '../identity/oidc.js';
 import { issueToken } from '../identity/tokens.js';
 import type { Authorizer } from '../policy/authz/authorizer.js';
@@ -159,6 +160,7 @@ export async function compose(
       attestor,
       attestationKey,
       attestations: new KyselyAttestationStore(database),
+      catalog: loadCatalog(config.controlCatalog),
       ...(config.oidcConfig && {
         federation: new OidcFederation(loadOidcConfig(config.oidcConfig)),
       }),

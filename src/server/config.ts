@@ -30,6 +30,8 @@ export interface ServerConfig {
   protectedAliases: string[];
   /** How often the holder of every protected alias is re-checked against its gate; 0: never. */
   gateRecheckMs: number;
+  /** An operator's control catalog (JSON) merged into the shipped one. */
+  controlCatalog: string | undefined;
   /** The attestation signing key; unset: `<dataDir>/attestation.key`, created on first start. */
   attestationKeyFile: string | undefined;
   /** Publish the shipped gate policies (policies/) on first start: `shipped` or `none`. */
@@ -109,6 +111,9 @@ export function loadConfig(
       600_000,
     ),
     gatePolicyPack: packFrom(env.MODELGATE_GATE_POLICY_PACK),
+    controlCatalog: env.MODELGATE_CONTROL_CATALOG
+      ? resolve(env.MODELGATE_CONTROL_CATALOG)
+      : undefined,
     attestationKeyFile: env.MODELGATE_ATTESTATION_KEY_FILE
       ? resolve(env.MODELGATE_ATTESTATION_KEY_FILE)
       : undefined,

@@ -395,6 +395,16 @@ export class KyselyRegistryStore implements RegistryStore {
         .execute();
     }
     const version = { ...toVersion(model, row), files: [...input.files] };
+    await this.audit(
+      trx,
+      {
+        actor,
+        action: 'version.create',
+        subject: subjects.version(model, number),
+        content: { version: versionContent(version), lineage: input.lineage },
+      },
+      at,
+    );
     if (this.attestor && this.audited)
       await appendAttestation(
         trx,
@@ -412,16 +422,6 @@ export class KyselyRegistryStore implements RegistryStore {
         actor,
         at,
       );
-    await this.audit(
-      trx,
-      {
-        actor,
-        action: 'version.create',
-        subject: subjects.version(model, number),
-        content: { version: versionContent(version), lineage: input.lineage },
-      },
-      at,
-    );
     return version;
   }
 

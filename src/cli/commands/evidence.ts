@@ -47,6 +47,36 @@ export function registerEvidence(program: Command, ctx: CliContext): void {
       );
     });
   evidence
+    .command('report <ref>')
+    .description(
+      "NAME@VERSION's evidence mapped to control frameworks: each control with its evidence (linked to attestations) or what is missing; coverage and gaps, never 'compliant'",
+    )
+    .option(
+      '--framework <ids>',
+      'comma-separated: nist-ai-rmf@1.0, iso42001@2023, eu-ai-act, nist-csf@2.0 (default all)',
+    )
+    .option('--format <format>', 'json, markdown or html', 'markdown')
+    .option('-o, --output <file>', 'write it here instead of stdout')
+    .action(async (ref: string, o: { framework?: string; format: string; output?: string }) => {
+      if (!['json', 'markdown', 'html'].includes(o.format))
+        throw new CliError(`--format must be json, markdown or html, not ${o.format}`, 2);
+      const { model, ref: v } = splitRef(ref);
+      const q = new URLSearchParams({ format: o.format });
+      if (o.framework) q.set('framework', o.framework);
+      const body = await ctx
+        .client()
+        .text(`/api/v1/models/${seg(model)}/versions/${seg(v ?? '')}/compliance-report?${q}`);
+      const text = o.format === 'json' ? `${JSON.stringify(JSON.parse(body), null, 2)}\n` : body;
+      if (!o.output) {
+        process.stdout.write(text);
+        return;
+      }
+      const tmp = `${o.output}.partial`;
+      writeFileSync(tmp, text);
+      renameSync(tmp, o.output);
+      process.stdout.write(`wrote ${o.output}\n`);
+    });
+  evidence
     .command('bom <ref>')
     .description("NAME@VERSION's CycloneDX 1.6 ML-BOM (JSON), to stdout or a file")
     .option('-o, --output <file>', 'write it here instead of stdout')

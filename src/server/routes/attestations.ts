@@ -1,7 +1,14 @@
 import { createPublicKey } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import { subjects } from '../../audit/subjects.js';
+import { ModelgateError } from '../../core/errors.js';
 import { BUNDLE_MEDIA_TYPE, type EvidenceBundle, EXPORT_PREDICATE } from '../../evidence/bundle.js';
+import {
+  complianceReport,
+  evidenceOf,
+  reportHtml,
+  reportMarkdown,
+} from '../../evidence/compliance.js';
 import { mlBom } from '../../evidence/ml-bom.js';
 import { errorResponses, Name, VersionRef } from '../schemas.js';
 import type { Api, RouteOpts } from './common.js';
@@ -203,6 +210,86 @@ export async function attestationRoutes(app: Api, opts: RouteOpts) {
         now: new Date(),
       });
       return reply.type('application/vnd.cyclonedx+json; version=1.6').send(bom);
+    },
+  );
+
+  app.get(
+    '/models/:model/versions/:ref/compliance-report',
+    {
+      config: { authz: { action: 'read', resource: 'version' } },
+      schema: {
+        tags: ['evidence'],
+        summary:
+          "A version's evidence mapped to control frameworks (NIST AI RMF 1.0, ISO/IEC 42001 Annex A, EU AI Act, NIST CSF 2.0, and the operator's): each control with its evidence and links to the attestations, or what is missing; coverage and gaps, never a statement of compliance. JSON, Markdown or printable HTML",
+        params: Type.Object({ model: Name, ref: VersionRef }),
+        querystring: Type.Object(
+          {
+            framework: Type.Optional(Type.String({ maxLength: 512 })),
+            format: Type.Optional(
+              Type.Union([Type.Literal('json'), Type.Literal('markdown'), Type.Literal('html')]),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Unknown(), ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (req, reply) => {
+      const { registry, evaluations, auditStore, catalog } = opts.deps;
+      const model = req.loaded.model ?? (await registry.getModel(req.params.model));
+      const v = req.loaded.version ?? (await registry.getVersion(req.params.model, req.params.ref));
+      const [items, evals, lineage, checkpoint] = await Promise.all([
+        attestations.forVersion(model.name, v.number),
+        evaluations.listForVersion(model.name, v.number),
+        registry.lineage({ kind: 'version', model: model.name, version: v.number }, 'upstream', 1),
+        auditStore.latestCheckpoint(),
+      ]);
+      const evidence = evidenceOf({
+        model,
+        version: { number: v.number, digest: v.digest, cardFields: v.card.fields },
+        // Our own stored envelopes: decoded, not re-verified (evidence verify does that).
+        attestations: items.map((a) => ({
+          id: a.id,
+          kind: a.kind,
+          ref: a.ref,
+          predicateType: a.predicateType,
+          predicate: (
+            JSON.parse(Buffer.from(a.envelope.payload, 'base64').toString('utf8')) as {
+              predicate: Record<string, unknown>;
+            }
+          ).predicate,
+        })),
+        evaluators: Object.fromEntries(evals.map((e) => [e.id, e.evaluator.id])),
+        lineageEdges: lineage.edges.length,
+        checkpoint,
+      });
+      let report: ReturnType<typeof complianceReport>;
+      try {
+        report = complianceReport(
+          catalog,
+          { model: model.name, version: v.number, digest: v.digest },
+          evidence,
+          {
+            ...(req.query.framework && { frameworks: req.query.framework.split(',') }),
+            now: new Date(),
+          },
+        );
+      } catch (e) {
+        throw new ModelgateError('VALIDATION_FAILED', (e as Error).message);
+      }
+      const name = `${model.name}-${v.number}-evidence`;
+      if (req.query.format === 'markdown')
+        return reply
+          .type('text/markdown; charset=utf-8')
+          .header('content-disposition', `attachment; filename="${name}.md"`)
+          .send(reportMarkdown(report));
+      if (req.query.format === 'html')
+        return reply
+          .type('text/html; charset=utf-8')
+          .header('content-disposition', `inline; filename="${name}.html"`)
+          .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'")
+          .send(reportHtml(report));
+      return report;
     },
   );
 }
