@@ -162,6 +162,13 @@ describeEachEngine('evidence bundles', (db) => {
     expect(md.out).toMatch(
       /^\| art-15 \| .* \| evidence present \| SEC: attestation \d+; EVAL: attestation \d+ \|$/m,
     );
+    const oscal = await cli(env, 'evidence', 'report', 'bundled@1', '--format', 'oscal');
+    expect(oscal.code, oscal.out).toBe(0);
+    const ar = JSON.parse(oscal.out)['assessment-results'];
+    expect(ar.results).toHaveLength(4);
+    expect(
+      ar['back-matter'].resources.map((r: { rlinks: { href: string }[] }) => r.rlinks[0]?.href),
+    ).toContain(`modelgate:attestations/${art15?.evidence[0]?.refs[0]?.id}`);
     const unknown = await cli(env, 'evidence', 'report', 'bundled@1', '--framework', 'sox');
     expect(unknown.code).toBe(1);
     expect(unknown.out).toMatch(/unknown framework sox; the catalog has nist-ai-rmf@1\.0/);

@@ -55,18 +55,21 @@ export function registerEvidence(program: Command, ctx: CliContext): void {
       '--framework <ids>',
       'comma-separated: nist-ai-rmf@1.0, iso42001@2023, eu-ai-act, nist-csf@2.0 (default all)',
     )
-    .option('--format <format>', 'json, markdown or html', 'markdown')
+    .option('--format <format>', 'json, markdown, html or oscal (assessment-results)', 'markdown')
     .option('-o, --output <file>', 'write it here instead of stdout')
     .action(async (ref: string, o: { framework?: string; format: string; output?: string }) => {
-      if (!['json', 'markdown', 'html'].includes(o.format))
-        throw new CliError(`--format must be json, markdown or html, not ${o.format}`, 2);
+      if (!['json', 'markdown', 'html', 'oscal'].includes(o.format))
+        throw new CliError(`--format must be json, markdown, html or oscal, not ${o.format}`, 2);
       const { model, ref: v } = splitRef(ref);
       const q = new URLSearchParams({ format: o.format });
       if (o.framework) q.set('framework', o.framework);
       const body = await ctx
         .client()
         .text(`/api/v1/models/${seg(model)}/versions/${seg(v ?? '')}/compliance-report?${q}`);
-      const text = o.format === 'json' ? `${JSON.stringify(JSON.parse(body), null, 2)}\n` : body;
+      const text =
+        o.format === 'json' || o.format === 'oscal'
+          ? `${JSON.stringify(JSON.parse(body), null, 2)}\n`
+          : body;
       if (!o.output) {
         process.stdout.write(text);
         return;

@@ -10,6 +10,7 @@ import {
   reportMarkdown,
 } from '../../evidence/compliance.js';
 import { mlBom } from '../../evidence/ml-bom.js';
+import { reportOscal } from '../../evidence/oscal.js';
 import { errorResponses, Name, VersionRef } from '../schemas.js';
 import type { Api, RouteOpts } from './common.js';
 
@@ -220,13 +221,18 @@ export async function attestationRoutes(app: Api, opts: RouteOpts) {
       schema: {
         tags: ['evidence'],
         summary:
-          "A version's evidence mapped to control frameworks (NIST AI RMF 1.0, ISO/IEC 42001 Annex A, EU AI Act, NIST CSF 2.0, and the operator's): each control with its evidence and links to the attestations, or what is missing; coverage and gaps, never a statement of compliance. JSON, Markdown or printable HTML",
+          "A version's evidence mapped to control frameworks (NIST AI RMF 1.0, ISO/IEC 42001 Annex A, EU AI Act, NIST CSF 2.0, and the operator's): each control with its evidence and links to the attestations, or what is missing; coverage and gaps, never a statement of compliance. JSON, Markdown, printable HTML or OSCAL assessment-results",
         params: Type.Object({ model: Name, ref: VersionRef }),
         querystring: Type.Object(
           {
             framework: Type.Optional(Type.String({ maxLength: 512 })),
             format: Type.Optional(
-              Type.Union([Type.Literal('json'), Type.Literal('markdown'), Type.Literal('html')]),
+              Type.Union([
+                Type.Literal('json'),
+                Type.Literal('markdown'),
+                Type.Literal('html'),
+                Type.Literal('oscal'),
+              ]),
             ),
           },
           { additionalProperties: false },
@@ -289,6 +295,15 @@ export async function attestationRoutes(app: Api, opts: RouteOpts) {
           .header('content-disposition', `inline; filename="${name}.html"`)
           .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'")
           .send(reportHtml(report));
+      if (req.query.format === 'oscal')
+        return reply.type('application/oscal.ar+json').send(
+          reportOscal(report, {
+            attestationDigests: Object.fromEntries(
+              items.map((a) => [String(a.id), a.envelopeDigest]),
+            ),
+            tool: `modelgate ${opts.deps.version ?? 'dev'}`,
+          }),
+        );
       return report;
     },
   );
