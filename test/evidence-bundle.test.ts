@@ -169,6 +169,31 @@ describeEachEngine('evidence bundles', (db) => {
     expect(
       ar['back-matter'].resources.map((r: { rlinks: { href: string }[] }) => r.rlinks[0]?.href),
     ).toContain(`modelgate:attestations/${art15?.evidence[0]?.refs[0]?.id}`);
+    // The portfolio: every model's version under production (else its latest), per framework.
+    const port = await cli(env, 'evidence', 'portfolio', '--format', 'json');
+    expect(port.code, port.out).toBe(0);
+    const portfolio = JSON.parse(port.out) as {
+      frameworks: {
+        id: string;
+        totals: Record<string, number>;
+        models: {
+          model: string;
+          version: number;
+          coverage: Record<string, number>;
+          missing: string[];
+        }[];
+      }[];
+    };
+    const euPort = portfolio.frameworks.find((f) => f.id === 'eu-ai-act');
+    expect(euPort?.models).toEqual([
+      { model: 'bundled', version: 1, digest: v.digest, coverage: eu, missing: [] },
+    ]);
+    expect(
+      portfolio.frameworks.find((f) => f.id === 'nist-ai-rmf@1.0')?.models[0]?.missing,
+    ).toContain('GOVERN 5.1');
+    expect((await cli(env, 'evidence', 'portfolio')).out).toMatch(
+      /^\| bundled \| 1 \| \d+ \| \d+ \| \d+ \| \d+ \|$/m,
+    );
     const unknown = await cli(env, 'evidence', 'report', 'bundled@1', '--framework', 'sox');
     expect(unknown.code).toBe(1);
     expect(unknown.out).toMatch(/unknown framework sox; the catalog has nist-ai-rmf@1\.0/);

@@ -1,4 +1,5 @@
 import type { Actor } from '../core/types.js';
+import type { EvidenceInput } from './compliance.js';
 import type { Envelope } from './dsse.js';
 
 /** A stored attestation: a signed statement about one version. */
@@ -19,6 +20,11 @@ export interface StoredAttestation {
 export interface AttestationStore {
   /** Every attestation about one version, oldest first. */
   forVersion(model: string, version: number): Promise<StoredAttestation[]>;
+  /**
+   * What a portfolio report reads for every model: the version under `alias` (when the model
+   * has it), else the latest version, with its decoded attestations, evaluators and lineage.
+   */
+  portfolio(alias: string): Promise<Omit<EvidenceInput, 'checkpoint'>[]>;
   /** Logs an evidence export: who exported which statement listing which attestations. */
   recordExport(
     e: {

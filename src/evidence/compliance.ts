@@ -270,6 +270,17 @@ export interface ComplianceReport {
   }[];
 }
 
+/** The named frameworks of the catalog (all when none is named); throws for an unknown one. */
+function selectFrameworks(catalog: ControlCatalog, wanted: string[] | undefined): Framework[] {
+  if (!wanted || wanted.length === 0) return catalog.frameworks;
+  for (const id of wanted)
+    if (!catalog.frameworks.some((f) => f.id === id))
+      throw new Error(
+        `unknown framework ${id}; the catalog has ${catalog.frameworks.map((f) => f.id).join(', ')}`,
+      );
+  return catalog.frameworks.filter((f) => wanted.includes(f.id));
+}
+
 /** Maps a version's evidence onto the catalog's controls (or only the named frameworks). */
 export function complianceReport(
   catalog: ControlCatalog,
@@ -277,42 +288,34 @@ export function complianceReport(
   evidence: Record<EvidenceCode, EvidenceItem>,
   opts: { frameworks?: string[]; now: Date },
 ): ComplianceReport {
-  const wanted = opts.frameworks && opts.frameworks.length > 0 ? opts.frameworks : undefined;
-  if (wanted)
-    for (const id of wanted)
-      if (!catalog.frameworks.some((f) => f.id === id))
-        throw new Error(
-          `unknown framework ${id}; the catalog has ${catalog.frameworks.map((f) => f.id).join(', ')}`,
-        );
+  const frameworks = selectFrameworks(catalog, opts.frameworks);
   return {
     subject,
     generatedAt: opts.now.toISOString(),
     note: catalog.note,
     evidence: EVIDENCE_CODES.map((c) => evidence[c]),
-    frameworks: catalog.frameworks
-      .filter((f) => !wanted || wanted.includes(f.id))
-      .map((f) => {
-        const rows = f.controls.map((c): ControlRow => {
-          const ev = c.evidence.map((code) => ({
-            code,
-            present: evidence[code].present,
-            refs: evidence[code].refs,
-          }));
-          const present = ev.filter((e) => e.present).length;
-          const status: ControlRow['status'] =
-            c.support === 'org' || ev.length === 0
-              ? 'organisational'
-              : present === ev.length
-                ? 'evidence-present'
-                : present > 0
-                  ? 'partial'
-                  : 'missing';
-          return { id: c.id, title: c.title, support: c.support, status, evidence: ev };
-        });
-        const coverage = { 'evidence-present': 0, partial: 0, missing: 0, organisational: 0 };
-        for (const r of rows) coverage[r.status]++;
-        return { id: f.id, title: f.title, source: f.source, coverage, rows };
-      }),
+    frameworks: frameworks.map((f) => {
+      const rows = f.controls.map((c): ControlRow => {
+        const ev = c.evidence.map((code) => ({
+          code,
+          present: evidence[code].present,
+          refs: evidence[code].refs,
+        }));
+        const present = ev.filter((e) => e.present).length;
+        const status: ControlRow['status'] =
+          c.support === 'org' || ev.length === 0
+            ? 'organisational'
+            : present === ev.length
+              ? 'evidence-present'
+              : present > 0
+                ? 'partial'
+                : 'missing';
+        return { id: c.id, title: c.title, support: c.support, status, evidence: ev };
+      });
+      const coverage = { 'evidence-present': 0, partial: 0, missing: 0, organisational: 0 };
+      for (const r of rows) coverage[r.status]++;
+      return { id: f.id, title: f.title, source: f.source, coverage, rows };
+    }),
   };
 }
 
@@ -438,4 +441,85 @@ ${evidence}
 </ul></section>
 </body></html>
 `;
+}
+
+/** Coverage of every model of a portfolio, per framework, and the totals. */
+export interface PortfolioReport {
+  generatedAt: string;
+  alias: string;
+  note: string;
+  frameworks: {
+    id: string;
+    title: string;
+    totals: Record<ControlRow['status'], number>;
+    models: {
+      model: string;
+      version: number;
+      digest: string;
+      coverage: Record<ControlRow['status'], number>;
+      /** Controls without their evidence: what to work on first. */
+      missing: string[];
+    }[];
+  }[];
+}
+
+/** Maps every model's evidence onto the catalog and sums the coverage. */
+export function portfolioReport(
+  catalog: ControlCatalog,
+  inputs: EvidenceInput[],
+  opts: { frameworks?: string[]; alias: string; now: Date },
+): PortfolioReport {
+  const per = inputs.map((i) =>
+    complianceReport(
+      catalog,
+      { model: i.model.name, version: i.version.number, digest: i.version.digest },
+      evidenceOf(i),
+      { ...(opts.frameworks && { frameworks: opts.frameworks }), now: opts.now },
+    ),
+  );
+  const frameworks = selectFrameworks(catalog, opts.frameworks).map((f, k) => {
+    const totals = { 'evidence-present': 0, partial: 0, missing: 0, organisational: 0 };
+    const models = per.map((r) => {
+      const fw = r.frameworks[k]!;
+      for (const [s, n] of Object.entries(fw.coverage)) totals[s as ControlRow['status']] += n;
+      return {
+        model: r.subject.model,
+        version: r.subject.version,
+        digest: r.subject.digest,
+        coverage: fw.coverage,
+        missing: fw.rows.filter((x) => x.status === 'missing').map((x) => x.id),
+      };
+    });
+    return { id: f.id, title: f.title, totals, models };
+  });
+  return { generatedAt: opts.now.toISOString(), alias: opts.alias, note: catalog.note, frameworks };
+}
+
+/** The portfolio report as Markdown: per framework, one line per model. */
+export function portfolioMarkdown(r: PortfolioReport): string {
+  const out = [
+    '# Evidence coverage across the portfolio',
+    '',
+    `Generated ${r.generatedAt}; each model's version under \`${r.alias}\`, else its latest.`,
+    '',
+    `> ${r.note}`,
+    '',
+  ];
+  for (const f of r.frameworks) {
+    const t = f.totals;
+    out.push(
+      `## ${f.title}`,
+      '',
+      `${t['evidence-present']} control rows with evidence present, ${t.partial} partial, ${t.missing} missing, ${t.organisational} organisational, over ${f.models.length} models.`,
+      '',
+      '| Model | Version | Present | Partial | Missing | Organisational |',
+      '|---|---|---|---|---|---|',
+      ...f.models.map(
+        (m) =>
+          `| ${m.model} | ${m.version} | ${m.coverage['evidence-present']} | ${m.coverage.partial} | ${m.coverage.missing} | ${m.coverage.organisational} |`,
+      ),
+      '',
+    );
+  }
+  return `${out.join('\n')}\n`;
 }

@@ -80,6 +80,24 @@ export function registerEvidence(program: Command, ctx: CliContext): void {
       process.stdout.write(`wrote ${o.output}\n`);
     });
   evidence
+    .command('portfolio')
+    .description(
+      'evidence coverage of every model (its version under --alias, else its latest) per framework, with totals',
+    )
+    .option('--alias <alias>', 'which version of each model to report on', 'production')
+    .option('--framework <ids>', 'comma-separated framework ids (default all)')
+    .option('--format <format>', 'json or markdown', 'markdown')
+    .action(async (o: { alias: string; framework?: string; format: string }) => {
+      if (!['json', 'markdown'].includes(o.format))
+        throw new CliError(`--format must be json or markdown, not ${o.format}`, 2);
+      const q = new URLSearchParams({ alias: o.alias, format: o.format });
+      if (o.framework) q.set('framework', o.framework);
+      const body = await ctx.client().text(`/api/v1/compliance/portfolio?${q}`);
+      process.stdout.write(
+        o.format === 'json' ? `${JSON.stringify(JSON.parse(body), null, 2)}\n` : body,
+      );
+    });
+  evidence
     .command('bom <ref>')
     .description("NAME@VERSION's CycloneDX 1.6 ML-BOM (JSON), to stdout or a file")
     .option('-o, --output <file>', 'write it here instead of stdout')

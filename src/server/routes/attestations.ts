@@ -6,12 +6,14 @@ import { BUNDLE_MEDIA_TYPE, type EvidenceBundle, EXPORT_PREDICATE } from '../../
 import {
   complianceReport,
   evidenceOf,
+  portfolioMarkdown,
+  portfolioReport,
   reportHtml,
   reportMarkdown,
 } from '../../evidence/compliance.js';
 import { mlBom } from '../../evidence/ml-bom.js';
 import { reportOscal } from '../../evidence/oscal.js';
-import { errorResponses, Name, VersionRef } from '../schemas.js';
+import { AliasName, errorResponses, Name, VersionRef } from '../schemas.js';
 import type { Api, RouteOpts } from './common.js';
 
 /** The attestation key and the signed statements about a version. */
@@ -304,6 +306,51 @@ export async function attestationRoutes(app: Api, opts: RouteOpts) {
             tool: `modelgate ${opts.deps.version ?? 'dev'}`,
           }),
         );
+      return report;
+    },
+  );
+
+  app.get(
+    '/compliance/portfolio',
+    {
+      config: { authz: { action: 'read', resource: 'registry' } },
+      schema: {
+        tags: ['evidence'],
+        summary:
+          "Evidence coverage of every model (its version under the alias, production by default, else its latest) per framework, with totals and each model's missing controls; JSON or Markdown",
+        querystring: Type.Object(
+          {
+            alias: Type.Optional(AliasName),
+            framework: Type.Optional(Type.String({ maxLength: 512 })),
+            format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('markdown')])),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Unknown(), ...errorResponses(400, 401) },
+      },
+    },
+    async (req, reply) => {
+      const alias = req.query.alias ?? 'production';
+      const [inputs, checkpoint] = await Promise.all([
+        attestations.portfolio(alias),
+        opts.deps.auditStore.latestCheckpoint(),
+      ]);
+      let report: ReturnType<typeof portfolioReport>;
+      try {
+        report = portfolioReport(
+          opts.deps.catalog,
+          inputs.map((i) => ({ ...i, checkpoint })),
+          {
+            alias,
+            ...(req.query.framework && { frameworks: req.query.framework.split(',') }),
+            now: new Date(),
+          },
+        );
+      } catch (e) {
+        throw new ModelgateError('VALIDATION_FAILED', (e as Error).message);
+      }
+      if (req.query.format === 'markdown')
+        return reply.type('text/markdown; charset=utf-8').send(portfolioMarkdown(report));
       return report;
     },
   );
