@@ -194,6 +194,28 @@ describeEachEngine('evidence bundles', (db) => {
     expect((await cli(env, 'evidence', 'portfolio')).out).toMatch(
       /^\| bundled \| 1 \| \d+ \| \d+ \| \d+ \| \d+ \|$/m,
     );
+    // The Annex IV draft: what the record holds, each item traceable, the rest marked.
+    const annex = await cli(env, 'evidence', 'annex-iv', 'bundled@1');
+    expect(annex.code, annex.out).toBe(0);
+    for (let n = 1; n <= 9; n++) expect(annex.out).toMatch(new RegExp(`^## ${n}\\. `, 'm'));
+    expect(annex.out).toContain(`digest \`${v.digest}\``);
+    expect(annex.out).toMatch(
+      /^- Signed approval by eb-ada on \S+ for production: ok \[attestation \d+\]$/m,
+    );
+    expect(annex.out).toMatch(
+      /^- Artifact scan ev_\w+: succeeded; findings critical 1, high 0, medium 0, low 0 \[attestation \d+\]$/m,
+    );
+    expect(annex.out).toMatch(
+      /^- Accepted risk: waiver \d+ of pickle\.unsafe-global\/os\.system by eb-ada/m,
+    );
+    expect(annex.out).toMatch(/^- \S+: production - -> 1 by eb-ada \[audit log\]$/m);
+    // Sections the record cannot supply say so.
+    expect(
+      annex.out.match(/^> \*\*To be supplied by the provider:\*\*/gm)?.length,
+    ).toBeGreaterThanOrEqual(9);
+    expect(annex.out).toMatch(
+      /## 8\. EU declaration of conformity \(Art\. 47\)\n\n> \*\*To be supplied by the provider:\*\*/,
+    );
     const unknown = await cli(env, 'evidence', 'report', 'bundled@1', '--framework', 'sox');
     expect(unknown.code).toBe(1);
     expect(unknown.out).toMatch(/unknown framework sox; the catalog has nist-ai-rmf@1\.0/);

@@ -98,6 +98,26 @@ export function registerEvidence(program: Command, ctx: CliContext): void {
       );
     });
   evidence
+    .command('annex-iv <ref>')
+    .description(
+      'a draft of the EU AI Act Annex IV technical documentation for NAME@VERSION (Markdown), with the parts the record cannot supply marked',
+    )
+    .option('-o, --output <file>', 'write it here instead of stdout')
+    .action(async (ref: string, o: { output?: string }) => {
+      const { model, ref: v } = splitRef(ref);
+      const text = await ctx
+        .client()
+        .text(`/api/v1/models/${seg(model)}/versions/${seg(v ?? '')}/annex-iv`);
+      if (!o.output) {
+        process.stdout.write(text);
+        return;
+      }
+      const tmp = `${o.output}.partial`;
+      writeFileSync(tmp, text);
+      renameSync(tmp, o.output);
+      process.stdout.write(`wrote ${o.output}\n`);
+    });
+  evidence
     .command('bom <ref>')
     .description("NAME@VERSION's CycloneDX 1.6 ML-BOM (JSON), to stdout or a file")
     .option('-o, --output <file>', 'write it here instead of stdout')

@@ -2,6 +2,7 @@ import { createPublicKey } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import { subjects } from '../../audit/subjects.js';
 import { ModelgateError } from '../../core/errors.js';
+import { annexIvDraft } from '../../evidence/annex-iv.js';
 import { BUNDLE_MEDIA_TYPE, type EvidenceBundle, EXPORT_PREDICATE } from '../../evidence/bundle.js';
 import {
   complianceReport,
@@ -352,6 +353,69 @@ export async function attestationRoutes(app: Api, opts: RouteOpts) {
       if (req.query.format === 'markdown')
         return reply.type('text/markdown; charset=utf-8').send(portfolioMarkdown(report));
       return report;
+    },
+  );
+
+  app.get(
+    '/models/:model/versions/:ref/annex-iv',
+    {
+      config: { authz: { action: 'read', resource: 'version' } },
+      schema: {
+        tags: ['evidence'],
+        summary:
+          'A draft of the EU AI Act Annex IV technical documentation for a version (Markdown): what the record holds, each item naming its attestation, and every part the record cannot supply marked as such',
+        params: Type.Object({ model: Name, ref: VersionRef }),
+        response: { 200: Type.String(), ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (req, reply) => {
+      const { registry, evaluations } = opts.deps;
+      const model = req.loaded.model ?? (await registry.getModel(req.params.model));
+      const v = req.loaded.version ?? (await registry.getVersion(req.params.model, req.params.ref));
+      const [items, evals, lineage, versions, history] = await Promise.all([
+        attestations.forVersion(model.name, v.number),
+        evaluations.listForVersion(model.name, v.number),
+        registry.lineage({ kind: 'version', model: model.name, version: v.number }, 'upstream', 1),
+        registry.listVersions(model.name, {}, { limit: 500 }),
+        registry.aliasHistory(model.name, undefined, { limit: 500 }),
+      ]);
+      const datasets = await Promise.all(
+        lineage.edges.flatMap((e) =>
+          e.target.kind === 'dataset'
+            ? [registry.getDataset(e.target.dataset).catch(() => undefined)]
+            : [],
+        ),
+      );
+      const text = annexIvDraft({
+        model,
+        version: v,
+        versions: [...versions.items].reverse(),
+        lineage: lineage.edges,
+        datasets: datasets.filter((d): d is NonNullable<typeof d> => d !== undefined),
+        evaluations: evals,
+        attestations: items.map((a) => ({
+          id: a.id,
+          kind: a.kind,
+          ref: a.ref,
+          predicateType: a.predicateType,
+          predicate: (
+            JSON.parse(Buffer.from(a.envelope.payload, 'base64').toString('utf8')) as {
+              predicate: Record<string, unknown>;
+            }
+          ).predicate,
+        })),
+        aliasEvents: history.items
+          .filter((e) => e.toVersion === v.number || e.fromVersion === v.number)
+          .reverse(),
+        now: new Date(),
+      });
+      return reply
+        .type('text/markdown; charset=utf-8')
+        .header(
+          'content-disposition',
+          `attachment; filename="${model.name}-${v.number}-annex-iv.md"`,
+        )
+        .send(text);
     },
   );
 }
