@@ -31,13 +31,13 @@ export interface AuditResult {
   note: string;
 }
 
-const log = (s: string) => process.stderr.write(`${s}\n`);
-const median = (xs: number[]) => {
+export const log = (s: string) => process.stderr.write(`${s}\n`);
+export const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
 };
-const quantile = (xs: number[], q: number) => {
+export const quantile = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0;
 };

@@ -15,15 +15,8 @@ import { issueToken } from '../src/identity/tokens.js';
 import { compose } from '../src/server/composition.js';
 import { loadConfig } from '../src/server/config.js';
 import { KyselyAttestationStore } from '../src/storage/kysely-attestation-store.js';
-import { openEngine, type AuditResult as Result } from './audit.js';
+import { log, median, openEngine, type AuditResult as Result } from './audit.js';
 import { seed } from './gates.js';
-
-const log = (s: string) => process.stderr.write(`${s}\n`);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
-};
 
 /** Report generation for a portfolio of 1,000 models, each with signed evidence. */
 async function benchPortfolio(results: Result[]): Promise<void> {

@@ -15,18 +15,8 @@ import { KyselyGatePolicyStore } from '../src/storage/kysely-gate-policy-store.j
 import { KyselyGateStore } from '../src/storage/kysely-gate-store.js';
 import { KyselyRegistryStore } from '../src/storage/kysely-registry-store.js';
 import type { DB } from '../src/storage/schema.js';
-import { openEngine, type AuditResult as Result } from './audit.js';
+import { log, median, openEngine, quantile, type AuditResult as Result } from './audit.js';
 
-const log = (s: string) => process.stderr.write(`${s}\n`);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
-};
-const quantile = (xs: number[], q: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0;
-};
 const ACTOR = { identity: 'bench', credentialId: 'tok_0000000000000000' };
 const REVIEWER = {
   actor: { identity: 'rik', credentialId: 'tok_0000000000000001' },

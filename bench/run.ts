@@ -39,7 +39,7 @@ import { loadConfig } from '../src/server/config.js';
 import { openDatabase } from '../src/storage/database.js';
 import { migrate } from '../src/storage/migrations.js';
 import { createTemplate, dropDatabase, withDatabase } from '../src/storage/test-databases.js';
-import { benchAudit } from './audit.js';
+import { benchAudit, log, median } from './audit.js';
 import { benchEvidence } from './evidence.js';
 import { benchGates } from './gates.js';
 
@@ -64,13 +64,6 @@ const ONLY = new Set(
 const SCAN_PICKLE_MIB = Number(process.env.MODELGATE_BENCH_SCAN_PICKLE_MIB ?? 1024);
 const SCAN_ZIP_MIB = Number(process.env.MODELGATE_BENCH_SCAN_ZIP_MIB ?? 2048);
 const PG_URL = process.env.MODELGATE_BENCH_DATABASE_URL || process.env.MODELGATE_TEST_DATABASE_URL;
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
-};
-const log = (s: string) => process.stderr.write(`${s}\n`);
 
 function timeCommand(
   cmd: string,

@@ -16,6 +16,23 @@ function readText(file: string, what: string): string {
   }
 }
 
+/** Writes a file whole or not at all: a half-written report must not look like one. */
+function writeWhole(file: string, text: string) {
+  const tmp = `${file}.partial`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, file);
+}
+
+/** To stdout, or whole to a file. */
+function emit(text: string, output: string | undefined) {
+  if (!output) {
+    process.stdout.write(text);
+    return;
+  }
+  writeWhole(output, text);
+  process.stdout.write(`wrote ${output}\n`);
+}
+
 /** `modelgate evidence`: export a version's evidence bundle and verify one offline. */
 export function registerEvidence(program: Command, ctx: CliContext): void {
   const evidence = program
@@ -35,11 +52,9 @@ export function registerEvidence(program: Command, ctx: CliContext): void {
           'POST',
           `/api/v1/models/${seg(model)}/versions/${seg(v ?? '')}/evidence-bundles`,
         );
-      // Whole or nothing: a half-written bundle must not look like one. Compact, so that every
-      // byte of the file is significant (no whitespace whose change would not matter).
-      const tmp = `${o.output}.partial`;
-      writeFileSync(tmp, JSON.stringify(bundle));
-      renameSync(tmp, o.output);
+      // Compact, so that every byte of the file is significant (no whitespace whose change
+      // would not matter).
+      writeWhole(o.output, JSON.stringify(bundle));
       ctx.print(
         cmd,
         { file: o.output, attestations: bundle.attestations.length },
@@ -70,14 +85,7 @@ export function registerEvidence(program: Command, ctx: CliContext): void {
         o.format === 'json' || o.format === 'oscal'
           ? `${JSON.stringify(JSON.parse(body), null, 2)}\n`
           : body;
-      if (!o.output) {
-        process.stdout.write(text);
-        return;
-      }
-      const tmp = `${o.output}.partial`;
-      writeFileSync(tmp, text);
-      renameSync(tmp, o.output);
-      process.stdout.write(`wrote ${o.output}\n`);
+      emit(text, o.output);
     });
   evidence
     .command('portfolio')
@@ -108,14 +116,7 @@ export function registerEvidence(program: Command, ctx: CliContext): void {
       const text = await ctx
         .client()
         .text(`/api/v1/models/${seg(model)}/versions/${seg(v ?? '')}/annex-iv`);
-      if (!o.output) {
-        process.stdout.write(text);
-        return;
-      }
-      const tmp = `${o.output}.partial`;
-      writeFileSync(tmp, text);
-      renameSync(tmp, o.output);
-      process.stdout.write(`wrote ${o.output}\n`);
+      emit(text, o.output);
     });
   evidence
     .command('bom <ref>')
@@ -127,14 +128,7 @@ export function registerEvidence(program: Command, ctx: CliContext): void {
         .client()
         .request<unknown>('GET', `/api/v1/models/${seg(model)}/versions/${seg(v ?? '')}/ml-bom`);
       const json = `${JSON.stringify(bom, null, 2)}\n`;
-      if (!o.output) {
-        process.stdout.write(json);
-        return;
-      }
-      const tmp = `${o.output}.partial`;
-      writeFileSync(tmp, json);
-      renameSync(tmp, o.output);
-      process.stdout.write(`wrote ${o.output}\n`);
+      emit(json, o.output);
     });
   evidence
     .command('show <ref>')

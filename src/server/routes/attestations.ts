@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox';
 import { subjects } from '../../audit/subjects.js';
 import { ModelgateError } from '../../core/errors.js';
 import { annexIvDraft } from '../../evidence/annex-iv.js';
+import type { StoredAttestation } from '../../evidence/attestation-store.js';
 import { BUNDLE_MEDIA_TYPE, type EvidenceBundle, EXPORT_PREDICATE } from '../../evidence/bundle.js';
 import {
   complianceReport,
@@ -23,6 +24,34 @@ export async function attestationRoutes(app: Api, opts: RouteOpts) {
   const publicKey = createPublicKey(attestationKey)
     .export({ type: 'spki', format: 'pem' })
     .toString();
+
+  // What the report routes read about a version: its attestations with their statements
+  // decoded (our own stored envelopes: verified by `evidence verify`, not here), its direct
+  // lineage and the dataset records the lineage names.
+  const decoded = (items: StoredAttestation[]) =>
+    items.map((a) => ({
+      id: a.id,
+      kind: a.kind,
+      ref: a.ref,
+      predicateType: a.predicateType,
+      predicate: (
+        JSON.parse(Buffer.from(a.envelope.payload, 'base64').toString('utf8')) as {
+          predicate: Record<string, unknown>;
+        }
+      ).predicate,
+    }));
+  const lineageOf = async (model: string, version: number) => {
+    const { registry } = opts.deps;
+    const { edges } = await registry.lineage({ kind: 'version', model, version }, 'upstream', 1);
+    const datasets = await Promise.all(
+      edges.flatMap((e) =>
+        e.target.kind === 'dataset'
+          ? [registry.getDataset(e.target.dataset).catch(() => undefined)]
+          : [],
+      ),
+    );
+    return { edges, datasets: datasets.filter((d): d is NonNullable<typeof d> => d !== undefined) };
+  };
 
   app.get(
     '/attestations/key',
@@ -192,23 +221,12 @@ export async function attestationRoutes(app: Api, opts: RouteOpts) {
       const model = req.loaded.model ?? (await registry.getModel(req.params.model));
       const version =
         req.loaded.version ?? (await registry.getVersion(req.params.model, req.params.ref));
-      const { edges } = await registry.lineage(
-        { kind: 'version', model: model.name, version: version.number },
-        'upstream',
-        1,
-      );
-      const datasets = await Promise.all(
-        edges.flatMap((e) =>
-          e.target.kind === 'dataset'
-            ? [registry.getDataset(e.target.dataset).catch(() => undefined)]
-            : [],
-        ),
-      );
+      const { edges, datasets } = await lineageOf(model.name, version.number);
       const bom = mlBom({
         model,
         version,
         lineage: edges,
-        datasets: datasets.filter((d): d is NonNullable<typeof d> => d !== undefined),
+        datasets,
         evaluations: await evaluations.listForVersion(model.name, version.number),
         tool: { name: 'modelgate', version: opts.deps.version ?? 'dev' },
         now: new Date(),
@@ -256,18 +274,7 @@ export async function attestationRoutes(app: Api, opts: RouteOpts) {
       const evidence = evidenceOf({
         model,
         version: { number: v.number, digest: v.digest, cardFields: v.card.fields },
-        // Our own stored envelopes: decoded, not re-verified (evidence verify does that).
-        attestations: items.map((a) => ({
-          id: a.id,
-          kind: a.kind,
-          ref: a.ref,
-          predicateType: a.predicateType,
-          predicate: (
-            JSON.parse(Buffer.from(a.envelope.payload, 'base64').toString('utf8')) as {
-              predicate: Record<string, unknown>;
-            }
-          ).predicate,
-        })),
+        attestations: decoded(items),
         evaluators: Object.fromEntries(evals.map((e) => [e.id, e.evaluator.id])),
         lineageEdges: lineage.edges.length,
         checkpoint,
@@ -375,35 +382,18 @@ export async function attestationRoutes(app: Api, opts: RouteOpts) {
       const [items, evals, lineage, versions, history] = await Promise.all([
         attestations.forVersion(model.name, v.number),
         evaluations.listForVersion(model.name, v.number),
-        registry.lineage({ kind: 'version', model: model.name, version: v.number }, 'upstream', 1),
+        lineageOf(model.name, v.number),
         registry.listVersions(model.name, {}, { limit: 500 }),
         registry.aliasHistory(model.name, undefined, { limit: 500 }),
       ]);
-      const datasets = await Promise.all(
-        lineage.edges.flatMap((e) =>
-          e.target.kind === 'dataset'
-            ? [registry.getDataset(e.target.dataset).catch(() => undefined)]
-            : [],
-        ),
-      );
       const text = annexIvDraft({
         model,
         version: v,
         versions: [...versions.items].reverse(),
         lineage: lineage.edges,
-        datasets: datasets.filter((d): d is NonNullable<typeof d> => d !== undefined),
+        datasets: lineage.datasets,
         evaluations: evals,
-        attestations: items.map((a) => ({
-          id: a.id,
-          kind: a.kind,
-          ref: a.ref,
-          predicateType: a.predicateType,
-          predicate: (
-            JSON.parse(Buffer.from(a.envelope.payload, 'base64').toString('utf8')) as {
-              predicate: Record<string, unknown>;
-            }
-          ).predicate,
-        })),
+        attestations: decoded(items),
         aliasEvents: history.items
           .filter((e) => e.toVersion === v.number || e.fromVersion === v.number)
           .reverse(),
