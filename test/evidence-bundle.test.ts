@@ -11,6 +11,7 @@ import {
   signNote,
   verifierKeyOf,
 } from '../src/audit/signed-note.js';
+import { generateWitnessKey } from '../src/audit/witness.js';
 import { verifyBundle } from '../src/evidence/bundle.js';
 import { apiOf, testApp, tokenFor } from './helpers/app.js';
 import { describeEachEngine } from './helpers/engines.js';
@@ -273,6 +274,38 @@ describeEachEngine('evidence bundles', (db) => {
     expect(failed(dropped)).toEqual([
       expect.stringMatching(/^export list: attestation \d+ is listed by the export but missing/),
     ]);
+
+    // Witnesses: the checkpoint must carry a valid cosignature of each witness asked for.
+    const witness = generateWitnessKey('witness.example/w1');
+    expect(failed(bundle, logKey)).toEqual([]);
+    expect(
+      verifyBundle(bundle, { logKey, witnessKeys: [witness.vkey] }).checks.find(
+        (c) => c.name === 'witnesses',
+      ),
+    ).toMatchObject({
+      ok: false,
+      detail: 'no valid cosignature by witness.example/w1',
+    });
+    const cosigned = structuredClone(bundle);
+    const line = signNote(parseNote(bundle.checkpoint).text, [noteSigner(witness.skey)])
+      .trimEnd()
+      .split('\n')
+      .at(-1);
+    cosigned.checkpoint = `${bundle.checkpoint}${line}\n`;
+    const witnessed = join(dir, 'witnessed.json');
+    writeFileSync(witnessed, JSON.stringify(cosigned));
+    const w = await cli(
+      {},
+      'evidence',
+      'verify',
+      witnessed,
+      '--log-key',
+      logKey,
+      '--witness-key',
+      witness.vkey,
+    );
+    expect(w.code, w.out).toBe(0);
+    expect(w.out).toMatch(/^ok {3}witnesses: cosigned by 1 of 1 given witness\(es\)$/m);
 
     // A file's path or size changed: the manifest digest does not cover them, the export does.
     const resized = structuredClone(bundle);

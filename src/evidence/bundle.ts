@@ -114,7 +114,7 @@ function checkEntry(
  */
 export function verifyBundle(
   input: unknown,
-  trust: { logKey: string; attestationKey?: KeyObject },
+  trust: { logKey: string; attestationKey?: KeyObject; witnessKeys?: string[] },
 ): BundleReport {
   const list = new Checklist();
   const b = input as EvidenceBundle;
@@ -168,6 +168,23 @@ export function verifyBundle(
     tree = { size: cp.size, root: cp.root };
     return `${cp.origin}, ${cp.size} events, root ${cp.root.toString('base64')}`;
   });
+  if (trust.witnessKeys && trust.witnessKeys.length > 0) {
+    const keys = trust.witnessKeys;
+    list.check('witnesses', () => {
+      const missing: string[] = [];
+      for (const k of keys) {
+        const w = noteVerifier(k);
+        // One witness at a time: a bad cosignature by one must not hide the others'.
+        try {
+          openNote(b.checkpoint, [w]);
+        } catch {
+          missing.push(w.name);
+        }
+      }
+      need(missing.length === 0, `no valid cosignature by ${missing.join(', ')}`);
+      return `cosigned by ${keys.length} of ${keys.length} given witness(es)`;
+    });
+  }
   let key: KeyObject | undefined;
   list.check('attestation key', () => {
     const inBundle = createPublicKey(b.keys.attestation);

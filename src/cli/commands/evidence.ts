@@ -181,36 +181,54 @@ export function registerEvidence(program: Command, ctx: CliContext): void {
       "the audit log's verifier key (C2SP vkey, or a file holding it): the trust root",
     )
     .option('--attestation-key <file>', "the server's attestation public key (PEM) to require")
-    .action((file: string, o: { logKey: string; attestationKey?: string }, cmd: Command) => {
-      let bundle: unknown;
-      try {
-        bundle = JSON.parse(readText(file, 'bundle'));
-      } catch (e) {
-        if (e instanceof CliError) throw e;
-        throw new CliError(`${file} is not JSON: ${(e as Error).message}`, 1);
-      }
-      const logKey = existsSync(o.logKey) ? readText(o.logKey, 'log key').trim() : o.logKey;
-      let attestationKey: ReturnType<typeof createPublicKey> | undefined;
-      if (o.attestationKey) {
+    .option(
+      '--witness-key <vkey>',
+      'a witness whose cosignature the checkpoint must carry (vkey or a file; repeat for several)',
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
+    .action(
+      (
+        file: string,
+        o: { logKey: string; attestationKey?: string; witnessKey: string[] },
+        cmd: Command,
+      ) => {
+        let bundle: unknown;
         try {
-          attestationKey = createPublicKey(readText(o.attestationKey, 'attestation key'));
+          bundle = JSON.parse(readText(file, 'bundle'));
         } catch (e) {
           if (e instanceof CliError) throw e;
-          throw new CliError(`${o.attestationKey} is not a PEM public key`, 2);
+          throw new CliError(`${file} is not JSON: ${(e as Error).message}`, 1);
         }
-      }
-      let report: ReturnType<typeof verifyBundle>;
-      try {
-        report = verifyBundle(bundle, { logKey, ...(attestationKey && { attestationKey }) });
-      } catch (e) {
-        throw new CliError(`cannot verify: ${(e as Error).message}`, 2);
-      }
-      ctx.print(cmd, report, () =>
-        [
-          ...report.checks.map((c) => `${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`),
-          report.ok ? `verified: ${file}` : `NOT verified: ${file}`,
-        ].join('\n'),
-      );
-      if (!report.ok) process.exitCode = 1;
-    });
+        const logKey = existsSync(o.logKey) ? readText(o.logKey, 'log key').trim() : o.logKey;
+        let attestationKey: ReturnType<typeof createPublicKey> | undefined;
+        if (o.attestationKey) {
+          try {
+            attestationKey = createPublicKey(readText(o.attestationKey, 'attestation key'));
+          } catch (e) {
+            if (e instanceof CliError) throw e;
+            throw new CliError(`${o.attestationKey} is not a PEM public key`, 2);
+          }
+        }
+        let report: ReturnType<typeof verifyBundle>;
+        try {
+          report = verifyBundle(bundle, {
+            logKey,
+            ...(attestationKey && { attestationKey }),
+            witnessKeys: o.witnessKey.map((k) =>
+              existsSync(k) ? readText(k, 'witness key').trim() : k,
+            ),
+          });
+        } catch (e) {
+          throw new CliError(`cannot verify: ${(e as Error).message}`, 2);
+        }
+        ctx.print(cmd, report, () =>
+          [
+            ...report.checks.map((c) => `${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`),
+            report.ok ? `verified: ${file}` : `NOT verified: ${file}`,
+          ].join('\n'),
+        );
+        if (!report.ok) process.exitCode = 1;
+      },
+    );
 }
