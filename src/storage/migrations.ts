@@ -448,6 +448,11 @@ const m0006: PortableMigration = {
   },
 };
 
+// An auto-incrementing integer primary key on either engine (used from 0007 on; earlier
+// migrations keep their own copies, since a released migration is never edited).
+const serialPk = (caps: EngineCaps) => (c: ColumnDefinitionBuilder) =>
+  caps.engine === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey();
+
 // Append-only tables of 0007: a decision or a review, once written, is what happened.
 async function appendOnly(db: AnyDb, caps: EngineCaps, table: string, code: string) {
   if (caps.engine === 'sqlite') {
@@ -473,8 +478,7 @@ async function appendOnly(db: AnyDb, caps: EngineCaps, table: string, code: stri
 
 const m0007: PortableMigration = {
   async up(db, caps) {
-    const serial = (c: ColumnDefinitionBuilder) =>
-      caps.engine === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey();
+    const serial = serialPk(caps);
     // Every gate evaluation: the policies (name, version, digest) and each rule's result, the
     // engine, the facts as canonical JSON and their digest, the outcome, and whether the alias
     // moved because of it.
@@ -567,8 +571,7 @@ const m0007: PortableMigration = {
 
 const m0008: PortableMigration = {
   async up(db, caps) {
-    const serial = (c: ColumnDefinitionBuilder) =>
-      caps.engine === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey();
+    const serial = serialPk(caps);
     // Signed in-toto statements about versions (DSSE envelopes as sent), append-only; each is
     // also an audit event, so a bundle can prove it is in the log.
     await db.schema
