@@ -65,6 +65,12 @@ const BODIES: Record<string, (blobDigest: string) => unknown> = {
   }),
   'POST /api/v1/models/{model}/versions/{ref}/waivers': () => WAIVER,
   'POST /api/v1/models/{model}/waivers': () => WAIVER,
+  'POST /api/v1/models/{model}/versions/{ref}/attestations': () => ({ envelope: ENVELOPE }),
+};
+const ENVELOPE = {
+  payload: 'e30=',
+  payloadType: 'application/vnd.in-toto+json',
+  signatures: [{ sig: 'AA==' }],
 };
 const WAIVER = {
   findingRule: 'MATRIX',

@@ -52,6 +52,13 @@ const VALID_BODIES: Record<string, unknown> = {
     justification: 'walk',
     expiresAt: new Date(Date.now() + 30 * 86_400_000).toISOString(),
   },
+  'POST /api/v1/models/{model}/versions/{ref}/attestations': {
+    envelope: {
+      payload: 'e30=',
+      payloadType: 'application/vnd.in-toto+json',
+      signatures: [{ sig: 'AA==' }],
+    },
+  },
   'POST /api/v1/models/{model}/waivers': {
     findingRule: 'WALK',
     justification: 'walk',

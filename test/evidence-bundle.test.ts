@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,8 @@ import {
 } from '../src/audit/signed-note.js';
 import { generateWitnessKey } from '../src/audit/witness.js';
 import { verifyBundle } from '../src/evidence/bundle.js';
+import { ed25519Signer, IN_TOTO_PAYLOAD_TYPE, signEnvelope } from '../src/evidence/dsse.js';
+import { statement, versionSubject } from '../src/evidence/statement.js';
 import { apiOf, testApp, tokenFor } from './helpers/app.js';
 import { describeEachEngine } from './helpers/engines.js';
 import { CLI } from './helpers/server-process.js';
@@ -34,7 +37,14 @@ function cli(env: Record<string, string>, ...args: string[]) {
 
 describeEachEngine('evidence bundles', (db) => {
   it("exports a version's whole history and verifies it offline; any change is caught", async () => {
-    const t = await testApp(db(), { gatePack: true, worker: true });
+    // An external evaluator (say a red-team pipeline) whose public key the operator registered.
+    const keyDir = mkdtempSync(join(tmpdir(), 'mg-evaluator-keys-'));
+    const external = generateKeyPairSync('ed25519');
+    writeFileSync(
+      join(keyDir, 'redteam-ci.pem'),
+      external.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    );
+    const t = await testApp(db(), { gatePack: true, worker: true, evaluatorKeys: keyDir });
     const api = apiOf(t);
     await api('POST', '/models', { name: 'bundled', ownerTeam: 'fraud', riskTier: 'limited' });
     const ann = await tokenFor(t, {
@@ -79,6 +89,51 @@ describeEachEngine('evidence bundles', (db) => {
     );
     expect(done.json().status).toBe('promoted');
 
+    // The external evaluator's own signed result is kept with its signature.
+    const externalResult = (digest: string, signer = external.privateKey) =>
+      signEnvelope(
+        IN_TOTO_PAYLOAD_TYPE,
+        Buffer.from(
+          JSON.stringify(
+            statement(
+              versionSubject('bundled', 1, digest),
+              'https://in-toto.io/attestation/test-result/v0.1',
+              {
+                result: 'PASSED',
+                configuration: [{ name: 'jailbreak-pack@3', digest: { sha256: 'ab'.repeat(32) } }],
+              },
+            ),
+          ),
+        ),
+        [ed25519Signer(signer)],
+      );
+    const post = (envelope: unknown) =>
+      api('POST', '/models/bundled/versions/1/attestations', { envelope });
+    const stranger = await post(
+      externalResult(v.digest, generateKeyPairSync('ed25519').privateKey),
+    );
+    expect(stranger.statusCode).toBe(400);
+    expect(stranger.json().message).toMatch(/does not verify with a registered evaluator key/);
+    const elsewhere = await post(externalResult(`sha256:${'00'.repeat(32)}`));
+    expect(elsewhere.json().message).toMatch(/the statement is not about bundled@1/);
+    const kept = await post(externalResult(v.digest));
+    expect(kept.statusCode, kept.body).toBe(201);
+    expect(kept.json()).toMatchObject({
+      kind: 'external',
+      ref: expect.stringMatching(/^redteam-ci\/sha256:/),
+    });
+    // An evaluator role is needed to submit one.
+    expect(
+      (
+        await api(
+          'POST',
+          '/models/bundled/versions/1/attestations',
+          { envelope: externalResult(v.digest) },
+          ann,
+        )
+      ).statusCode,
+    ).toBe(403);
+
     const logKey = (
       await t.composed.app.inject({ method: 'GET', url: '/api/v1/audit/key' })
     ).body.trim();
@@ -114,6 +169,9 @@ describeEachEngine('evidence bundles', (db) => {
     expect(lines).toMatch(
       /^aliases:\n {2}\S+ production: - -> 1 by eb-ada \[audit event alias\.\*\]$/m,
     );
+    expect(lines).toMatch(
+      /^ {2}external \(redteam-ci\) https:\/\/in-toto\.io\/attestation\/test-result\/v0\.1: PASSED \[attestation \d+\]$/m,
+    );
     // Evidence mapped to control frameworks: coverage and gaps, each row linked to its evidence.
     const rep = await cli(env, 'evidence', 'report', 'bundled@1', '--format', 'json');
     expect(rep.code, rep.out).toBe(0);
@@ -140,7 +198,7 @@ describeEachEngine('evidence bundles', (db) => {
     expect(art15?.status).toBe('evidence-present');
     expect(art15?.evidence.map((e) => [e.code, e.refs.map((r) => r.kind)])).toEqual([
       ['SEC', ['attestation']],
-      ['EVAL', ['attestation']],
+      ['EVAL', ['attestation', 'attestation']],
     ]);
     expect(row('eu-ai-act', 'annex-iv(7)')?.status).toBe('organisational');
     expect(row('eu-ai-act', 'art-72')?.status).toBe('partial'); // DOC yes, MON no
@@ -161,7 +219,7 @@ describeEachEngine('evidence bundles', (db) => {
     for (const l of new Set(links)) expect(page).toContain(`id="${l}"`);
     const md = await cli(env, 'evidence', 'report', 'bundled@1', '--framework', 'eu-ai-act');
     expect(md.out).toMatch(
-      /^\| art-15 \| .* \| evidence present \| SEC: attestation \d+; EVAL: attestation \d+ \|$/m,
+      /^\| art-15 \| .* \| evidence present \| SEC: attestation \d+; EVAL: attestation \d+, attestation \d+ \|$/m,
     );
     const oscal = await cli(env, 'evidence', 'report', 'bundled@1', '--format', 'oscal');
     expect(oscal.code, oscal.out).toBe(0);
@@ -225,7 +283,7 @@ describeEachEngine('evidence bundles', (db) => {
 
     const out = await cli(env, 'evidence', 'export', 'bundled@1', '-o', file);
     expect(out.code, out.out).toBe(0);
-    expect(out.out).toMatch(/wrote .*bundle\.json: 7 attestations/);
+    expect(out.out).toMatch(/wrote .*bundle\.json: 8 attestations/);
     await t.composed.deps.runner.stop();
     await t.composed.app.close();
 
@@ -236,8 +294,8 @@ describeEachEngine('evidence bundles', (db) => {
     expect(ok.code, ok.out).toBe(0);
     expect(ok.out).toMatch(/^ok {3}version manifest: 1 file\(s\) hash to sha256:/m);
     expect(ok.out).toMatch(/^ok {3}checkpoint signature: modelgate\.local\/audit\/v1/m);
-    expect(ok.out.match(/^ok {3}attestation \d+ /gm)).toHaveLength(7);
-    expect(ok.out).toMatch(/^ok {3}export list: 7 attestations listed/m);
+    expect(ok.out.match(/^ok {3}attestation \d+ /gm)).toHaveLength(8);
+    expect(ok.out).toMatch(/^ok {3}export list: 8 attestations listed/m);
     expect(ok.out).toMatch(/verified: /);
 
     const text = readFileSync(file, 'utf8');

@@ -253,6 +253,16 @@ describeEachEngine('promotions through gates', (db) => {
       expect(w.statusCode, w.body).toBe(201);
       waivers.push(w.json().id);
     }
+    // A model-wide waiver is one signed statement naming every version it covers now.
+    const waived = (await api('GET', '/models/churn/versions/1/attestations'))
+      .json()
+      .items.filter((a: { kind: string }) => a.kind === 'waiver') as {
+      envelope: { payload: string };
+    }[];
+    expect(waived.length).toBeGreaterThan(0);
+    const stmt = JSON.parse(Buffer.from(waived[0]!.envelope.payload, 'base64').toString());
+    expect(stmt.subject.map((x: { name: string }) => x.name)).toEqual(['churn@1', 'churn@2']);
+    expect(stmt.predicate).toMatchObject({ version: null, model: 'churn' });
     const p2 = await mg('promote', 'churn@2', '--to', 'staging');
     expect(p2.code, p2.out).toBe(0);
     expect((await verify(v2)).code).toBe(0);

@@ -25,6 +25,21 @@ export interface AttestationStore {
    * has it), else the latest version, with its decoded attestations, evaluators and lineage.
    */
   portfolio(alias: string): Promise<Omit<EvidenceInput, 'checkpoint'>[]>;
+  /**
+   * Keeps an external evaluator's signed statement about a version, its signature as sent,
+   * with an audit event naming the signer.
+   */
+  addExternal(
+    e: {
+      model: string;
+      version: number;
+      digest: string;
+      predicateType: string;
+      envelope: Envelope;
+      signer: { name: string; keyid: string; pem: string };
+    },
+    by: Actor,
+  ): Promise<StoredAttestation>;
   /** Logs an evidence export: who exported which statement listing which attestations. */
   recordExport(
     e: {

@@ -20,7 +20,13 @@ export const PREDICATE_TYPES = {
 } as const;
 
 /** What an attestation is about in Modelgate's own records. */
-export type AttestationKind = 'provenance' | 'evaluation' | 'decision' | 'approval' | 'waiver';
+export type AttestationKind =
+  | 'provenance'
+  | 'evaluation'
+  | 'decision'
+  | 'approval'
+  | 'waiver'
+  | 'external';
 
 /** A signed statement ready to store: the envelope and the digest of its canonical JSON. */
 export interface SignedStatement {

@@ -210,27 +210,35 @@ export function verifyBundle(
     list.check(name, () => {
       need(key, 'no trusted attestation key');
       need(tree, 'no verified checkpoint');
-      const verified = verifyEnvelope(a.envelope, [{ key }]);
-      const s = parseStatement(verified.payload);
-      need(
-        s.subject.some((x) => `sha256:${x.digest.sha256}` === v.digest),
-        `the statement is not about ${v.digest}`,
-      );
-      const digest = envelopeDigest(a.envelope);
       const content = checkEntry(
         a.log,
         { action: 'attestation.create', subject: `attestation:${v.model}@${v.number}/${a.id}` },
         tree,
       );
       need(
+        content.kind === a.kind && content.ref === a.ref,
+        `the log records ${content.kind} ${content.ref}, the bundle says ${a.kind} ${a.ref}`,
+      );
+      // An external evaluator's statement is checked with the key the log recorded for it
+      // (proven by the inclusion proof above); everything else with the server's key.
+      let signer = key;
+      if (a.kind === 'external') {
+        need(typeof content.signerKey === 'string', 'the log records no key for this signer');
+        signer = createPublicKey(content.signerKey as string);
+        need(keyidOf(signer) === content.signer, "the logged key is not the signer's key id");
+      }
+      const verified = verifyEnvelope(a.envelope, [{ key: signer }]);
+      const s = parseStatement(verified.payload);
+      need(
+        s.subject.some((x) => `sha256:${x.digest.sha256}` === v.digest),
+        `the statement is not about ${v.digest}`,
+      );
+      const digest = envelopeDigest(a.envelope);
+      need(
         content.envelopeDigest === digest,
         'the log records another envelope for this attestation',
       );
       need(content.subject === v.digest, 'the log records it about another version');
-      need(
-        content.kind === a.kind && content.ref === a.ref,
-        `the log records ${content.kind} ${content.ref}, the bundle says ${a.kind} ${a.ref}`,
-      );
       digests.set(digest, name);
       return `${s.predicateType}, signed, logged as event ${a.log.index}`;
     });

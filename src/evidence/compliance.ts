@@ -149,10 +149,16 @@ export function evidenceOf(input: EvidenceInput): Record<EvidenceCode, EvidenceI
   });
   const m = input.model;
   const v = input.version;
-  const evaluations = att(
-    'evaluation',
-    (a) => `${input.evaluators[a.ref] ?? 'evaluation'} ${a.ref}: ${a.predicate.result}`,
-  );
+  const evaluations = [
+    ...att(
+      'evaluation',
+      (a) => `${input.evaluators[a.ref] ?? 'evaluation'} ${a.ref}: ${a.predicate.result}`,
+    ),
+    ...att(
+      'external',
+      (a) => `external ${a.ref.split('/')[0]}: ${a.predicate.result ?? a.predicateType}`,
+    ),
+  ];
   const security = evaluations.filter((r) => {
     const a = input.attestations.find((x) => String(x.id) === r.id);
     return a !== undefined && input.evaluators[a.ref] === 'artifact-scan';

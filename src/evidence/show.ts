@@ -26,6 +26,7 @@ export function showEvidence(
   attestations: StoredAttestation[],
   aliasEvents: AliasEvent[],
   key: KeyObject,
+  evaluatorKeys: { name: string; key: KeyObject }[] = [],
 ): { lines: string[]; unverified: number } {
   const lines = [
     `${v.model}@${v.number} ${v.digest}`,
@@ -42,7 +43,10 @@ export function showEvidence(
   for (const a of attestations) {
     let p: Predicate;
     try {
-      const s = parseStatement(verifyEnvelope(a.envelope, [{ key }]).payload);
+      // An external evaluator's statement verifies with its registered key, not the server's.
+      const trusted =
+        a.kind === 'external' ? evaluatorKeys.map((k) => ({ key: k.key })) : [{ key }];
+      const s = parseStatement(verifyEnvelope(a.envelope, trusted).payload);
       if (!s.subject.some((x) => `sha256:${x.digest.sha256}` === v.digest))
         throw new Error('not about this digest');
       p = s.predicate as Predicate;
@@ -52,7 +56,8 @@ export function showEvidence(
       continue;
     }
     const tag = `[attestation ${a.id}]`;
-    switch (a.predicateType) {
+    // External statements are shown as their evaluator sent them, whatever their type.
+    switch (a.kind === 'external' ? 'external' : a.predicateType) {
       case PREDICATE_TYPES.provenance: {
         lines[1] = `registered by ${v.author} at ${v.createdAt} ${tag}`;
         const deps = (p.buildDefinition as { resolvedDependencies: Predicate[] })
@@ -65,7 +70,7 @@ export function showEvidence(
       }
       case PREDICATE_TYPES.testResult: {
         const cfg = (p.configuration as { name: string; annotations?: Predicate }[])[0];
-        const failed = (p.failedTests as string[]).join(', ');
+        const failed = ((p.failedTests as string[] | undefined) ?? []).join(', ');
         sections.evaluations?.push(
           `  ${cfg?.name} ${a.ref}: ${p.result}${failed ? ` (${failed})` : ''} ${tag}`,
         );
@@ -99,7 +104,11 @@ export function showEvidence(
         );
         break;
       default:
-        sections.evaluations?.push(`  ${a.predicateType} ${a.ref} ${tag}`);
+        sections.evaluations?.push(
+          `  ${a.kind === 'external' ? `external (${a.ref.split('/')[0]}) ` : ''}${a.predicateType}${
+            typeof p.result === 'string' ? `: ${p.result}` : ''
+          } ${tag}`,
+        );
     }
   }
   for (const [name, list] of Object.entries(sections))

@@ -17,6 +17,7 @@ import type { EvaluationStore } from '../evaluators/evaluation-store.js';
 import type { AttestationStore } from '../evidence/attestation-store.js';
 import type { Attestor } from '../evidence/attestor.js';
 import type { ControlCatalog } from '../evidence/compliance.js';
+import type { EvaluatorKey } from '../evidence/evaluator-keys.js';
 import { AuthThrottle } from '../identity/auth-throttle.js';
 import type { IdentityStore } from '../identity/identity-store.js';
 import type { OidcFederation } from '../identity/oidc.js';
@@ -96,6 +97,8 @@ export interface AppDeps {
   attestor: Attestor;
   attestationKey: KeyObject;
   attestations: AttestationStore;
+  /** External evaluators' public keys (MODELGATE_EVALUATOR_KEYS). */
+  evaluatorKeys: EvaluatorKey[];
   /** Control frameworks evidence is mapped to (shipped catalog plus the operator's). */
   catalog: ControlCatalog;
   /** The tamper-evident audit log the stores append to. */

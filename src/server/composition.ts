@@ -5,6 +5,7 @@ import { ArtifactScanEvaluator } from '../evaluators/artifact-scan/artifact-scan
 import { EvaluationRunner, SYSTEM_ACTOR } from '../evaluators/evaluation-runner.js';
 import { attestorFor, loadOrCreateAttestationKey } from '../evidence/attestor.js';
 import { loadCatalog } from '../evidence/compliance.js';
+import { loadEvaluatorKeys } from '../evidence/evaluator-keys.js';
 import { loadOidcConfig, OidcFederation } from '../identity/oidc.js';
 import { issueToken } from '../identity/tokens.js';
 import type { Authorizer } from '../policy/authz/authorizer.js';
@@ -161,6 +162,7 @@ export async function compose(
       attestationKey,
       attestations: new KyselyAttestationStore(database),
       catalog: loadCatalog(config.controlCatalog),
+      evaluatorKeys: loadEvaluatorKeys(config.evaluatorKeys),
       ...(config.oidcConfig && {
         federation: new OidcFederation(loadOidcConfig(config.oidcConfig)),
       }),

@@ -30,6 +30,8 @@ export interface ServerConfig {
   protectedAliases: string[];
   /** How often the holder of every protected alias is re-checked against its gate; 0: never. */
   gateRecheckMs: number;
+  /** A folder of external evaluators' public keys (`<name>.pem`). */
+  evaluatorKeys: string | undefined;
   /** An operator's control catalog (JSON) merged into the shipped one. */
   controlCatalog: string | undefined;
   /** The attestation signing key; unset: `<dataDir>/attestation.key`, created on first start. */
@@ -111,6 +113,7 @@ export function loadConfig(
       600_000,
     ),
     gatePolicyPack: packFrom(env.MODELGATE_GATE_POLICY_PACK),
+    evaluatorKeys: env.MODELGATE_EVALUATOR_KEYS ? resolve(env.MODELGATE_EVALUATOR_KEYS) : undefined,
     controlCatalog: env.MODELGATE_CONTROL_CATALOG
       ? resolve(env.MODELGATE_CONTROL_CATALOG)
       : undefined,

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { subjects } from '../audit/subjects.js';
 import type { Actor } from '../core/types.js';
-import type { AttestationKind, Attestor } from '../evidence/attestor.js';
+import type { AttestationKind, Attestor, SignedStatement } from '../evidence/attestor.js';
 import { appendAudit } from './audit-append.js';
 import type { DB } from './schema.js';
 
@@ -36,6 +36,21 @@ export async function appendAttestation(
     a.predicateType,
     a.predicate,
   );
+  return storeAttestation(trx, a, signed, by, at, {});
+}
+
+/**
+ * Stores an already signed statement about one version (it may name several) with its audit
+ * event: the server's own, or an external evaluator's whose signature is kept as sent.
+ */
+export async function storeAttestation(
+  trx: Kysely<DB>,
+  a: Omit<AttestationInput, 'predicate'>,
+  signed: SignedStatement,
+  by: Actor,
+  at: string,
+  extra: Record<string, unknown>,
+): Promise<{ id: number; digest: string }> {
   const row = await trx
     .insertInto('attestations')
     .values({
@@ -64,6 +79,7 @@ export async function appendAttestation(
         predicateType: a.predicateType,
         subject: a.digest,
         envelopeDigest: signed.digest,
+        ...extra,
       },
     },
     at,

@@ -2,8 +2,10 @@ import type { Kysely } from 'kysely';
 import { subjects } from '../audit/subjects.js';
 import type { Actor } from '../core/types.js';
 import type { AttestationStore, StoredAttestation } from '../evidence/attestation-store.js';
+import { envelopeDigest } from '../evidence/attestor.js';
 import type { EvidenceInput } from '../evidence/compliance.js';
 import type { Envelope } from '../evidence/dsse.js';
+import { storeAttestation } from './attestation-append.js';
 import { appendAudit } from './audit-append.js';
 import type { Database } from './database.js';
 import type { DB } from './schema.js';
@@ -128,6 +130,55 @@ export class KyselyAttestationStore implements AttestationStore {
       }
     }
     return out.sort((a, b) => (a.model.name < b.model.name ? -1 : 1));
+  }
+
+  async addExternal(
+    e: {
+      model: string;
+      version: number;
+      digest: string;
+      predicateType: string;
+      envelope: Envelope;
+      signer: { name: string; keyid: string; pem: string };
+    },
+    by: Actor,
+  ): Promise<StoredAttestation> {
+    const at = new Date().toISOString();
+    const ref = `${e.signer.name}/${e.signer.keyid}`;
+    const stored = await this.db.transaction().execute(async (trx) => {
+      const m = await trx
+        .selectFrom('models')
+        .select('id')
+        .where('name', '=', e.model)
+        .executeTakeFirstOrThrow();
+      return storeAttestation(
+        trx,
+        {
+          modelId: m.id,
+          model: e.model,
+          version: e.version,
+          digest: e.digest,
+          kind: 'external',
+          ref,
+          predicateType: e.predicateType,
+        },
+        { envelope: e.envelope, digest: envelopeDigest(e.envelope) },
+        by,
+        at,
+        { signer: e.signer.keyid, evaluator: e.signer.name, signerKey: e.signer.pem },
+      );
+    });
+    return {
+      id: stored.id,
+      model: e.model,
+      version: e.version,
+      kind: 'external',
+      ref,
+      predicateType: e.predicateType,
+      envelope: e.envelope,
+      envelopeDigest: stored.digest,
+      createdAt: at,
+    };
   }
 
   async recordExport(

@@ -4,6 +4,7 @@ import { subjects } from '../audit/subjects.js';
 import { ModelgateError } from '../core/errors.js';
 import type { Actor } from '../core/types.js';
 import { type Attestor, decisionPredicate, PREDICATE_TYPES } from '../evidence/attestor.js';
+import { STATEMENT_TYPE, versionSubject } from '../evidence/statement.js';
 import {
   FACTS_SCHEMA_VERSION,
   type Facts,
@@ -33,7 +34,7 @@ import type {
   WhatIfFailure,
   WhatIfReport,
 } from '../workflow/gate-store.js';
-import { appendAttestation } from './attestation-append.js';
+import { appendAttestation, storeAttestation } from './attestation-append.js';
 import { appendAudit } from './audit-append.js';
 import type { Database } from './database.js';
 import { latestPolicyRows } from './kysely-gate-policy-store.js';
@@ -57,6 +58,9 @@ interface GateRequestFacts {
   requestedAt: string;
   requestId: number | null;
 }
+
+/** Most versions one model-wide waiver statement names. */
+const MAX_WAIVER_SUBJECTS = 10_000;
 
 /** Longest a waiver may run: a waiver is a decision to revisit, not a permanent exemption. */
 export const MAX_WAIVER_DAYS = 365;
@@ -967,26 +971,41 @@ export class KyselyGateStore implements GateStore {
         .executeTakeFirstOrThrow();
       const waiver = toWaiver({ ...row, model: m.name }, iso);
       const { state: _state, ...content } = waiver;
-      // A version's waiver is a statement about that version; a model-wide one is about no
-      // single digest and is recorded in the log only.
-      if (w.version !== null) {
-        const v = await this.versionRow(trx, m, w.version);
-        await appendAttestation(
-          trx,
-          this.attestor,
-          {
-            modelId: m.id,
-            model: m.name,
-            version: w.version,
-            digest: v.digest,
-            kind: 'waiver',
-            ref: String(waiver.id),
-            predicateType: PREDICATE_TYPES.waiver,
-            predicate: content,
-          },
-          by,
-          iso,
-        );
+      // A waiver is a statement about the versions it covers: one version, or every version
+      // the model has now (a later version is covered by the waiver, which its decisions list,
+      // not by this statement). The statement names them all; each version keeps a copy.
+      const covered = await trx
+        .selectFrom('versions')
+        .select(['number', 'digest'])
+        .where('model_id', '=', m.id)
+        .$if(w.version !== null, (q) => q.where('number', '=', w.version as number))
+        .orderBy('number')
+        .limit(MAX_WAIVER_SUBJECTS)
+        .execute();
+      if (this.attestor && covered.length > 0) {
+        const signed = this.attestor.sign({
+          _type: STATEMENT_TYPE,
+          subject: covered.map((x) => versionSubject(m.name, Number(x.number), x.digest)),
+          predicateType: PREDICATE_TYPES.waiver,
+          predicate: content,
+        });
+        for (const x of covered)
+          await storeAttestation(
+            trx,
+            {
+              modelId: m.id,
+              model: m.name,
+              version: Number(x.number),
+              digest: x.digest,
+              kind: 'waiver',
+              ref: String(waiver.id),
+              predicateType: PREDICATE_TYPES.waiver,
+            },
+            signed,
+            by,
+            iso,
+            {},
+          );
       }
       await appendAudit(
         trx,

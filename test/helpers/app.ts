@@ -70,6 +70,8 @@ export async function testApp(
     gatePack?: boolean;
     /** Aliases only promotions move (default production, staging). */
     protectedAliases?: string[];
+    /** A folder of external evaluators' public keys (MODELGATE_EVALUATOR_KEYS). */
+    evaluatorKeys?: string;
   } = {},
 ): Promise<TestApp> {
   const token = issueToken().secret;
@@ -82,6 +84,7 @@ export async function testApp(
     ...(opts.witnessKeys && { witnessKeys: opts.witnessKeys }),
     gatePolicyPack: opts.gatePack ? ('shipped' as const) : ('none' as const),
     ...(opts.protectedAliases && { protectedAliases: opts.protectedAliases }),
+    ...(opts.evaluatorKeys && { evaluatorKeys: opts.evaluatorKeys }),
     // Tests re-check when they mean to (POST /gate-rechecks).
     gateRecheckMs: 0,
   };

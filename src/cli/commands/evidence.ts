@@ -145,7 +145,10 @@ export function registerEvidence(program: Command, ctx: CliContext): void {
         author: string;
         createdAt: string;
       }>('GET', `${base}/versions/${seg(r ?? '')}`);
-      const key = await client.request<{ publicKey: string }>('GET', '/api/v1/attestations/key');
+      const key = await client.request<{
+        publicKey: string;
+        evaluators: { name: string; publicKey: string }[];
+      }>('GET', '/api/v1/attestations/key');
       const { items } = await client.request<{ items: StoredAttestation[] }>(
         'GET',
         `${base}/versions/${v.number}/attestations`,
@@ -167,6 +170,7 @@ export function registerEvidence(program: Command, ctx: CliContext): void {
           .filter((e) => e.toVersion === v.number || e.fromVersion === v.number)
           .sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0)),
         createPublicKey(key.publicKey),
+        key.evaluators.map((e) => ({ name: e.name, key: createPublicKey(e.publicKey) })),
       );
       ctx.print(cmd, shown, () => shown.lines.join('\n'));
       if (shown.unverified > 0) process.exitCode = 1;

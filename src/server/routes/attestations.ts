@@ -13,8 +13,10 @@ import {
   reportHtml,
   reportMarkdown,
 } from '../../evidence/compliance.js';
+import { IN_TOTO_PAYLOAD_TYPE, verifyEnvelope } from '../../evidence/dsse.js';
 import { mlBom } from '../../evidence/ml-bom.js';
 import { reportOscal } from '../../evidence/oscal.js';
+import { parseStatement } from '../../evidence/statement.js';
 import { AliasName, errorResponses, Name, VersionRef } from '../schemas.js';
 import type { Api, RouteOpts } from './common.js';
 
@@ -66,11 +68,23 @@ export async function attestationRoutes(app: Api, opts: RouteOpts) {
             keyid: Type.String(),
             algorithm: Type.String(),
             publicKey: Type.String(),
+            evaluators: Type.Array(
+              Type.Object({ name: Type.String(), keyid: Type.String(), publicKey: Type.String() }),
+            ),
           }),
         },
       },
     },
-    async () => ({ keyid: opts.deps.attestor.keyid, algorithm: 'ed25519', publicKey }),
+    async () => ({
+      keyid: opts.deps.attestor.keyid,
+      algorithm: 'ed25519',
+      publicKey,
+      evaluators: opts.deps.evaluatorKeys.map((k) => ({
+        name: k.name,
+        keyid: k.keyid,
+        publicKey: k.pem,
+      })),
+    }),
   );
 
   app.get(
@@ -406,6 +420,87 @@ export async function attestationRoutes(app: Api, opts: RouteOpts) {
           `attachment; filename="${model.name}-${v.number}-annex-iv.md"`,
         )
         .send(text);
+    },
+  );
+
+  app.post(
+    '/models/:model/versions/:ref/attestations',
+    {
+      config: { authz: { action: 'runEvaluation', resource: 'version' } },
+      schema: {
+        tags: ['evidence'],
+        summary:
+          "Keep an external evaluator's signed in-toto statement about this version (a DSSE envelope signed with a key the operator registered in MODELGATE_EVALUATOR_KEYS); its signature is kept as sent and the signer's key is logged with it",
+        params: Type.Object({ model: Name, ref: VersionRef }),
+        body: Type.Object(
+          {
+            envelope: Type.Object(
+              {
+                payload: Type.String({ maxLength: 4 * 1024 * 1024 }),
+                payloadType: Type.String({ maxLength: 256 }),
+                signatures: Type.Array(
+                  Type.Object(
+                    {
+                      keyid: Type.Optional(Type.String({ maxLength: 256 })),
+                      sig: Type.String({ maxLength: 1024 }),
+                    },
+                    { additionalProperties: false },
+                  ),
+                  { minItems: 1, maxItems: 16 },
+                ),
+              },
+              { additionalProperties: false },
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: Type.Unknown(), ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (req, reply) => {
+      const v =
+        req.loaded.version ??
+        (await opts.deps.registry.getVersion(req.params.model, req.params.ref));
+      const keys = opts.deps.evaluatorKeys;
+      const refuse = (why: string): never => {
+        throw new ModelgateError('VALIDATION_FAILED', why);
+      };
+      if (keys.length === 0)
+        refuse('no external evaluator keys are registered (MODELGATE_EVALUATOR_KEYS)');
+      let verified: ReturnType<typeof verifyEnvelope>;
+      try {
+        verified = verifyEnvelope(
+          req.body.envelope,
+          keys.map((k) => ({ key: k.key })),
+        );
+      } catch (e) {
+        return refuse(
+          `the envelope does not verify with a registered evaluator key: ${(e as Error).message}`,
+        );
+      }
+      if (verified.payloadType !== IN_TOTO_PAYLOAD_TYPE)
+        refuse(`payloadType must be ${IN_TOTO_PAYLOAD_TYPE}, not ${verified.payloadType}`);
+      let statement: ReturnType<typeof parseStatement>;
+      try {
+        statement = parseStatement(verified.payload);
+      } catch (e) {
+        return refuse((e as Error).message);
+      }
+      if (!statement.subject.some((x) => `sha256:${x.digest.sha256}` === v.digest))
+        refuse(`the statement is not about ${req.params.model}@${v.number} (${v.digest})`);
+      const signer = keys.find((k) => k.keyid === verified.signedBy[0])!;
+      const stored = await attestations.addExternal(
+        {
+          model: req.params.model,
+          version: v.number,
+          digest: v.digest,
+          predicateType: statement.predicateType,
+          envelope: req.body.envelope,
+          signer: { name: signer.name, keyid: signer.keyid, pem: signer.pem },
+        },
+        req.actor,
+      );
+      return reply.status(201).send(stored);
     },
   );
 }
