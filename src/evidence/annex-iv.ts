@@ -27,7 +27,7 @@ export interface AnnexIvInput {
   now: Date;
 }
 
-const TODO = (what: string) => `> **To be supplied by the provider:** ${what}`;
+const providerSupplies = (what: string) => `> **To be supplied by the provider:** ${what}`;
 
 /**
  * A draft of the EU AI Act Annex IV technical documentation for one version, in Markdown, with
@@ -69,7 +69,7 @@ export function annexIvDraft(i: AnnexIvInput): string {
       .map((f) => `\`${f.path}\` (${f.size} bytes)`)
       .join(', ')} [version record]`,
     '',
-    TODO(
+    providerSupplies(
       'interaction with other hardware, software or AI systems; versions of relevant software; target hardware; user interface for deployers; instructions for use.',
     ),
     '',
@@ -96,7 +96,7 @@ export function annexIvDraft(i: AnnexIvInput): string {
     '',
     str(card.architecture)
       ? `- Architecture: ${card.architecture} [model card]`
-      : TODO(
+      : providerSupplies(
           'general logic, key design choices and trade-offs; architecture; computational resources used for development, training, testing and validation.',
         ),
     '',
@@ -106,7 +106,9 @@ export function annexIvDraft(i: AnnexIvInput): string {
   const data = i.lineage.filter((e) => e.target.kind === 'dataset');
   if (data.length === 0)
     out.push(
-      TODO('the training, validation and test data and their provenance; none is recorded.'),
+      providerSupplies(
+        'the training, validation and test data and their provenance; none is recorded.',
+      ),
     );
   for (const e of data) {
     if (e.target.kind !== 'dataset') continue;
@@ -117,12 +119,17 @@ export function annexIvDraft(i: AnnexIvInput): string {
     );
   }
   if (data.length > 0)
-    out.push('', TODO('selection, labelling and cleaning procedures for each dataset.'));
+    out.push(
+      '',
+      providerSupplies('selection, labelling and cleaning procedures for each dataset.'),
+    );
   out.push(
     '',
     '### (e) Human oversight measures, (f) predetermined changes',
     '',
-    TODO('the assessment of human oversight measures (Art. 14) and any predetermined changes.'),
+    providerSupplies(
+      'the assessment of human oversight measures (Art. 14) and any predetermined changes.',
+    ),
     '',
     '### (g) Validation and testing: procedures, data, metrics, signed test reports',
     '',
@@ -155,7 +162,7 @@ export function annexIvDraft(i: AnnexIvInput): string {
   }
   out.push(
     '',
-    TODO(
+    providerSupplies(
       'test data description and metrics for potentially discriminatory impacts, where not recorded above.',
     ),
     '',
@@ -182,21 +189,23 @@ export function annexIvDraft(i: AnnexIvInput): string {
     '',
     str(card.limitations)
       ? `- Limitations: ${card.limitations} [model card]`
-      : TODO('capabilities and limitations in performance.'),
+      : providerSupplies('capabilities and limitations in performance.'),
     '',
-    TODO(
+    providerSupplies(
       'degrees of accuracy for specific persons or groups and overall expected accuracy (no subgroup breakdown is recorded); foreseeable unintended outcomes; human oversight; input data specifications.',
     ),
     '',
     '## 4. Appropriateness of the performance metrics',
     '',
-    TODO('why the chosen performance metrics are appropriate for this system.'),
+    providerSupplies('why the chosen performance metrics are appropriate for this system.'),
     '',
     '## 5. Risk-management system (Art. 9)',
     '',
     `- Risk tier \`${m.riskTier}\`; ${att('waiver').length} risk acceptance(s) recorded (section 2(h)).`,
     '',
-    TODO('the risk-management system: identified risks, estimates, measures and residual risk.'),
+    providerSupplies(
+      'the risk-management system: identified risks, estimates, measures and residual risk.',
+    ),
     '',
     '## 6. Relevant changes through the lifecycle',
     '',
@@ -211,15 +220,17 @@ export function annexIvDraft(i: AnnexIvInput): string {
     '',
     '## 7. Harmonised standards applied',
     '',
-    TODO('the harmonised standards or other specifications applied.'),
+    providerSupplies('the harmonised standards or other specifications applied.'),
     '',
     '## 8. EU declaration of conformity (Art. 47)',
     '',
-    TODO('a copy of the EU declaration of conformity.'),
+    providerSupplies('a copy of the EU declaration of conformity.'),
     '',
     '## 9. Post-market monitoring (Art. 72)',
     '',
-    TODO('the post-market monitoring plan; Modelgate does not record post-deployment monitoring.'),
+    providerSupplies(
+      'the post-market monitoring plan; Modelgate does not record post-deployment monitoring.',
+    ),
     '',
   );
   return out.join('\n');
