@@ -1313,10 +1313,12 @@ export class KyselyGateStore implements GateStore {
         const [facts] = await this.loadFacts(trx, [{ model: m, version: v, request }], at);
         const outcome = decideGate(policies, facts!);
         const flaggedBy = await this.flag(trx, m.id, h.alias, Number(a.number));
-        if (outcome.outcome === 'allow') {
-          if (flaggedBy === null) return;
-          // It passes again (a new waiver, new evidence, a changed policy): clear the flag.
-          const d = await this.record(
+        const passes = outcome.outcome === 'allow';
+        // A decision is recorded only when the holder's status changes: newly failing
+        // (flagged), or passing again after a flag (a new waiver, new evidence, a changed
+        // policy: cleared). Otherwise periodic passes would grow the table for nothing.
+        if (passes === (flaggedBy !== null)) {
+          const decisionId = await this.record(
             trx,
             m,
             v,
@@ -1328,30 +1330,14 @@ export class KyselyGateStore implements GateStore {
             at,
             false,
           );
-          report.cleared.push({ model: m.name, alias: h.alias, version: v.number, decisionId: d });
-          return;
-        }
-        let decisionId = flaggedBy;
-        if (flaggedBy === null) {
-          decisionId = await this.record(
-            trx,
-            m,
-            v,
-            request,
-            'recheck',
-            outcome,
-            facts!,
-            by,
-            at,
-            false,
-          );
-          report.flagged.push({
+          (passes ? report.cleared : report.flagged).push({
             model: m.name,
             alias: h.alias,
             version: v.number,
             decisionId,
           });
         }
+        if (passes) return;
         if (!policies.some((p) => p.compiled.document.spec.demoteOnFailure)) return;
         // Demote to the newest earlier holder that still passes, with its own approvals.
         const earlier = await trx
