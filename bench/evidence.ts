@@ -15,15 +15,15 @@ import { issueToken } from '../src/identity/tokens.js';
 import { compose } from '../src/server/composition.js';
 import { loadConfig } from '../src/server/config.js';
 import { KyselyAttestationStore } from '../src/storage/kysely-attestation-store.js';
+import { seedPortfolio } from '../test/helpers/portfolio.js';
 import { log, median, openEngine, type AuditResult as Result } from './audit.js';
-import { seed } from './gates.js';
 
 /** Report generation for a portfolio of 1,000 models, each with signed evidence. */
 async function benchPortfolio(results: Result[]): Promise<void> {
   const e = await openEngine('sqlite', undefined, 'portfolio');
   if (!e) return;
   try {
-    await seed(e.database, 1000, 1, 'p');
+    await seedPortfolio(e.database, 1000, 1, 'p');
     const attestor = attestorFor(generateKeyPairSync('ed25519').privateKey);
     const models = await e.database.db
       .selectFrom('versions')

@@ -7,14 +7,13 @@
 //   against plain alias sets of the same aliases.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Insertable, Kysely } from 'kysely';
 import { decideGate, type GatePolicy } from '../src/policy/gates/gate.js';
 import { compilePolicy, parsePolicyDocument } from '../src/policy/gates/policy-document.js';
 import type { Database } from '../src/storage/database.js';
 import { KyselyGatePolicyStore } from '../src/storage/kysely-gate-policy-store.js';
 import { KyselyGateStore } from '../src/storage/kysely-gate-store.js';
 import { KyselyRegistryStore } from '../src/storage/kysely-registry-store.js';
-import type { DB } from '../src/storage/schema.js';
+import { insertMany, seedPortfolio } from '../test/helpers/portfolio.js';
 import { log, median, openEngine, quantile, type AuditResult as Result } from './audit.js';
 
 const ACTOR = { identity: 'bench', credentialId: 'tok_0000000000000000' };
@@ -25,120 +24,6 @@ const REVIEWER = {
 };
 const WHATIF_VERSIONS = Number(process.env.MODELGATE_BENCH_WHATIF_VERSIONS ?? 100_000);
 const POLICY_DIR = join(import.meta.dirname, '..', 'policies');
-const CARD = JSON.stringify({ intendedUse: 'scoring', limitations: 'EU only', trainingData: 'tx' });
-
-async function insertMany<T extends keyof DB>(db: Kysely<DB>, table: T, rows: Insertable<DB[T]>[]) {
-  for (let i = 0; i < rows.length; i += 500)
-    await db
-      .insertInto(table)
-      .values(rows.slice(i, i + 500) as never)
-      .execute();
-}
-
-/**
- * Seeds `models` models of `perModel` versions each, straight into the tables (the registry's
- * own write path is measured elsewhere): every version with a succeeded scan, every tenth with
- * a critical finding. Returns the model names.
- */
-export async function seed(database: Database, models: number, perModel: number, prefix = 'm') {
-  const db = database.db;
-  const at = new Date().toISOString();
-  const names = Array.from({ length: models }, (_, i) => `${prefix}${i}`);
-  await insertMany(
-    db,
-    'models',
-    names.map((name, i) => ({
-      name,
-      owner_team: 'fraud',
-      risk_tier: i % 2 ? 'limited' : 'high',
-      description: '',
-      intended_use: '',
-      tags: '[]',
-      created_at: at,
-      created_by: 'bench',
-      created_credential: 'tok',
-      updated_at: at,
-      updated_by: 'bench',
-    })),
-  );
-  const ids = await db
-    .selectFrom('models')
-    .select(['id', 'name'])
-    .where('name', 'like', `${prefix}%`)
-    .execute();
-  const versions: Insertable<DB['versions']>[] = [];
-  for (const m of ids)
-    for (let n = 1; n <= perModel; n++)
-      versions.push({
-        model_id: m.id,
-        number: n,
-        digest: `sha256:${(m.id * 100_000 + n).toString(16).padStart(64, '0')}`,
-        total_size: 4,
-        file_count: 1,
-        source_uri: null,
-        author: 'ann',
-        created_credential: 'tok',
-        card_markdown: '',
-        card_fields: CARD,
-        tags: '[]',
-        description: '',
-        created_at: at,
-        updated_at: at,
-        updated_by: 'ann',
-      });
-  await insertMany(db, 'versions', versions);
-  const vrows = await db
-    .selectFrom('versions')
-    .innerJoin('models', 'models.id', 'versions.model_id')
-    .select(['versions.id', 'versions.number'])
-    .where('models.name', 'like', `${prefix}%`)
-    .execute();
-  await insertMany(
-    db,
-    'evaluations',
-    vrows.map((v) => ({
-      id: `ev_${v.id.toString(16).padStart(16, '0')}`,
-      version_id: v.id,
-      evaluator_id: 'artifact-scan',
-      evaluator_version: '1',
-      config: '{}',
-      status: 'succeeded' as const,
-      requested_by: 'modelgate',
-      credential_id: 'system',
-      created_at: at,
-      started_at: at,
-      finished_at: at,
-      progress: 1,
-      metrics: '{"files":1}',
-      error: null,
-      attempts: 1,
-      lease_owner: null,
-      lease_expires_at: null,
-    })),
-  );
-  await insertMany(
-    db,
-    'findings',
-    vrows
-      .filter((v) => v.id % 10 === 0)
-      .map((v) => ({
-        evaluation_id: `ev_${v.id.toString(16).padStart(16, '0')}`,
-        version_id: v.id,
-        rule_id: 'PICKLE-GLOBAL-CRITICAL',
-        severity: 'critical',
-        title: 'pickle imports os.system',
-        file: 'model.pkl',
-        member: null,
-        byte_offset: 2,
-        evidence: 'os system',
-        refs: '[]',
-        status: 'open',
-        created_at: at,
-      })),
-  );
-  return { names, versions: vrows };
-}
-
 async function publish(database: Database, file: string, edit = (t: string) => t) {
   const text = edit(readFileSync(join(POLICY_DIR, file), 'utf8'));
   const c = compilePolicy(parsePolicyDocument(text));
@@ -154,7 +39,7 @@ async function benchDecision(results: Result[]) {
   if (!e) return;
   try {
     const policy = await publish(e.database, 'production-gate.yaml');
-    await seed(e.database, 1, 1);
+    await seedPortfolio(e.database, 1, 1);
     // A version with a realistic amount of evidence: 5 evaluations, 200 findings.
     const db = e.database.db;
     const v = await db.selectFrom('versions').select('id').executeTakeFirstOrThrow();
@@ -237,7 +122,7 @@ async function benchWhatIf(results: Result[]) {
     const per = 100;
     const models = Math.max(1, Math.round(WHATIF_VERSIONS / per));
     const t0 = performance.now();
-    await seed(e.database, models, per);
+    await seedPortfolio(e.database, models, per);
     log(`  seeded ${models * per} versions in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     const gates = new KyselyGateStore(e.database, { protectedAliases: new Set(['production']) });
     const doc = parsePolicyDocument(readFileSync(join(POLICY_DIR, 'production-gate.yaml'), 'utf8'));
@@ -286,7 +171,7 @@ async function benchPromotions(
         .replace('name: staging-gate', 'name: canary-gate')
         .replace('aliases: [staging]', 'aliases: [canary]'),
     );
-    const { names } = await seed(e.database, n, 2, 'p');
+    const { names } = await seedPortfolio(e.database, n, 2, 'p');
     // Version 1 of every other model has a critical finding seeded by `seed` (id % 10): pick
     // the version that passes for each model.
     const passing = await e.database.db

@@ -6,6 +6,7 @@ import { sql } from 'kysely';
 import { expect, it } from 'vitest';
 import { apiOf, type TestApp, testApp, tokenFor, uploadBlob } from './helpers/app.js';
 import { describeEachEngine } from './helpers/engines.js';
+import { seedPortfolio } from './helpers/portfolio.js';
 import { CLI } from './helpers/server-process.js';
 import { CORPUS, FULL_CARD, pushFile, waitForScans } from './helpers/versions.js';
 
@@ -396,6 +397,51 @@ spec:
       (await mg('policy', 'what-if', shipped, '--all-versions', '--json')).out,
     ) as typeof report;
     expect(all.failing.filter((f) => f.model === 'wi-clean').map((f) => f.version)).toEqual([2]);
+    await t.composed.deps.runner.stop();
+    await t.composed.app.close();
+  });
+});
+
+describeEachEngine('what-if over many versions', (db) => {
+  it('evaluates every version once, in slices and pages, and lists failures in model and version order', async () => {
+    const tdb = db();
+    const t = await testApp(tdb);
+    const api = apiOf(t);
+    // One model with more versions than a slice holds (read in pages along its index) and
+    // forty small ones that share slices.
+    const big = await seedPortfolio(tdb.database, 1, 1203, 'wib');
+    const small = await seedPortfolio(tdb.database, 40, 3, 'wis');
+    const odd = `apiVersion: modelgate.dev/v1
+kind: GatePolicy
+metadata: {name: wi-even}
+spec:
+  bindings: {aliases: [production]}
+  validations:
+    - name: even
+      expression: version.number % 2 == 0
+      messageExpression: "'odd: ' + version.model + '@' + string(version.number)"
+      reason: Test
+      action: deny
+`;
+    const r = await api('POST', '/gate-policies/what-if', { document: odd, allVersions: true });
+    expect(r.statusCode, r.body).toBe(200);
+    const report = r.json() as {
+      evaluated: number;
+      passing: number;
+      failing: { model: string; version: number; failed: { message: string }[] }[];
+    };
+    const names = [...big.names, ...small.names].sort();
+    const expected = names.flatMap((name) => {
+      const n = name.startsWith('wib') ? 1203 : 3;
+      return Array.from({ length: n }, (_, i) => i + 1)
+        .filter((v) => v % 2 === 1)
+        .map((v) => `${name}@${v}`);
+    });
+    const mine = report.failing.filter((f) => f.model.startsWith('wi'));
+    expect(mine.map((f) => `${f.model}@${f.version}`)).toEqual(expected);
+    expect(mine.every((f) => f.failed[0]?.message === `odd: ${f.model}@${f.version}`)).toBe(true);
+    expect(report.evaluated).toBeGreaterThanOrEqual(1203 + 120);
+    expect(report.evaluated).toBe(report.passing + report.failing.length);
     await t.composed.deps.runner.stop();
     await t.composed.app.close();
   });

@@ -376,6 +376,40 @@ describe('toCelFacts', () => {
     expect('sourceUri' in (cel.version ?? {})).toBe(false);
   });
 
+  it('reads every RFC 3339 time as Date.parse does, including out-of-range fields', () => {
+    const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+    fc.assert(
+      fc.property(
+        fc.record({
+          year: fc.integer({ min: 0, max: 9999 }),
+          month: fc.integer({ min: 0, max: 13 }),
+          day: fc.integer({ min: 0, max: 32 }),
+          hour: fc.integer({ min: 0, max: 25 }),
+          minute: fc.integer({ min: 0, max: 60 }),
+          second: fc.integer({ min: 0, max: 60 }),
+          ms: fc.integer({ min: 0, max: 999 }),
+          zone: fc.constantFrom('Z', '+02:00', '-05:30'),
+          fraction: fc.constantFrom(3, 0, 1, 6),
+        }),
+        (t) => {
+          const frac =
+            t.fraction === 0 ? '' : `.${pad(t.ms, 3).padEnd(t.fraction, '0').slice(0, t.fraction)}`;
+          const s = `${pad(t.year, 4)}-${pad(t.month)}-${pad(t.day)}T${pad(t.hour)}:${pad(t.minute)}:${pad(t.second)}${frac}${t.zone}`;
+          const expected = Date.parse(s);
+          if (Number.isNaN(expected)) {
+            expect(() => toCelFacts(facts((f) => Object.assign(f, { now: s })))).toThrow(
+              /RFC 3339/,
+            );
+            return;
+          }
+          const cel = toCelFacts(facts((f) => Object.assign(f, { now: s })));
+          expect((cel.now as Date).getTime(), s).toBe(expected);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
   it('keeps a __proto__ card key as a key', () => {
     const f = facts();
     f.version.card = JSON.parse('{"__proto__": {"polluted": true}}');

@@ -61,9 +61,10 @@ export function decideGate(
       results: r.results,
     };
   });
-  const blocking = outcomes.flatMap((p) =>
-    p.results.filter(blocks).map((r) => ({ policy: p.name, rule: r })),
-  );
+  // Loops rather than flatMap: a what-if runs this for every version of the portfolio.
+  const blocking: { policy: string; rule: RuleResult }[] = [];
+  for (const p of outcomes)
+    for (const r of p.results) if (blocks(r)) blocking.push({ policy: p.name, rule: r });
   const reasons = blocking.map(({ policy, rule }) => `${policy}/${rule.name}: ${rule.message}`);
   if (policies.length === 0)
     reasons.push(
