@@ -176,6 +176,26 @@ export const ERROR_CATALOG = {
     description:
       'A waiver names exactly one finding rule or one gate rule (`policy/validation`), a justification, and an expiry in the future and at most 365 days away.',
   },
+  IMPORT_INVALID: {
+    status: 400,
+    description:
+      'An imported evaluation result (garak, promptfoo, SARIF or Modelgate JSON) is malformed; the message names the line or JSON path that is wrong.',
+  },
+  ENDPOINT_NOT_ALLOWED: {
+    status: 403,
+    description:
+      'An outbound endpoint (a red-team target or judge) is not under a prefix in MODELGATE_ALLOWED_ENDPOINTS, or its name resolves to a private, loopback or link-local address, or it redirected elsewhere; nothing was sent to it.',
+  },
+  SECRET_NOT_FOUND: {
+    status: 400,
+    description:
+      'A header refers to a server-side secret that is not configured (MODELGATE_SECRET_<NAME> or the server config file).',
+  },
+  PROBE_PACK_INVALID: {
+    status: 400,
+    description:
+      'A red-team probe pack is unknown or malformed; the message names the pack and the probe or field.',
+  },
   // Server side
   BLOB_CORRUPT: {
     status: 500,
