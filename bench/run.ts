@@ -42,6 +42,7 @@ import { createTemplate, dropDatabase, withDatabase } from '../src/storage/test-
 import { benchAudit, log, median } from './audit.js';
 import { benchEvidence } from './evidence.js';
 import { benchGates } from './gates.js';
+import { benchRedteam } from './redteam.js';
 
 interface Result {
   name: string;
@@ -57,9 +58,9 @@ const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 const SIZE_MIB = Number(process.env.MODELGATE_BENCH_SIZE_MIB ?? 1024);
 const RUNS = Number(process.env.MODELGATE_BENCH_RUNS ?? 3);
 const ONLY = new Set(
-  (process.env.MODELGATE_BENCH_ONLY ?? 'push,get,register,scan,authz,audit,gates,evidence').split(
-    ',',
-  ),
+  (
+    process.env.MODELGATE_BENCH_ONLY ?? 'push,get,register,scan,authz,audit,gates,evidence,redteam'
+  ).split(','),
 );
 const SCAN_PICKLE_MIB = Number(process.env.MODELGATE_BENCH_SCAN_PICKLE_MIB ?? 1024);
 const SCAN_ZIP_MIB = Number(process.env.MODELGATE_BENCH_SCAN_ZIP_MIB ?? 2048);
@@ -620,6 +621,10 @@ if (ONLY.has('evidence')) {
 if (ONLY.has('gates')) {
   log('release gates:');
   await benchGates(results, { pgUrl: PG_URL });
+}
+if (ONLY.has('redteam')) {
+  log('red-team evaluator:');
+  await benchRedteam(results);
 }
 
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });

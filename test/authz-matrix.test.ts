@@ -66,6 +66,15 @@ const BODIES: Record<string, (blobDigest: string) => unknown> = {
   'POST /api/v1/models/{model}/versions/{ref}/waivers': () => WAIVER,
   'POST /api/v1/models/{model}/waivers': () => WAIVER,
   'POST /api/v1/models/{model}/versions/{ref}/attestations': () => ({ envelope: ENVELOPE }),
+  'POST /api/v1/models/{model}/versions/{ref}/evaluation-imports': () => ({
+    format: 'modelgate',
+    content: JSON.stringify({
+      schema: 'modelgate.dev/evaluation-result/v1',
+      tool: { name: 'matrix', version: '1.0.0' },
+      findings: [],
+      metrics: {},
+    }),
+  }),
 };
 const ENVELOPE = {
   payload: 'e30=',

@@ -59,6 +59,11 @@ const VALID_BODIES: Record<string, unknown> = {
       signatures: [{ sig: 'AA==' }],
     },
   },
+  // Valid in shape; refused by the parser (not a garak report), so nothing is stored.
+  'POST /api/v1/models/{model}/versions/{ref}/evaluation-imports': {
+    format: 'garak',
+    content: 'not json',
+  },
   'POST /api/v1/models/{model}/waivers': {
     findingRule: 'WALK',
     justification: 'walk',

@@ -1,13 +1,11 @@
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { expect, it } from 'vitest';
 import { apiOf, type TestApp, testApp, tokenFor, uploadBlob } from './helpers/app.js';
+import { cliOf } from './helpers/cli.js';
 import { describeEachEngine } from './helpers/engines.js';
 import { seedPortfolio } from './helpers/portfolio.js';
-import { CLI } from './helpers/server-process.js';
 import { CORPUS, FULL_CARD, pushFile, waitForScans } from './helpers/versions.js';
 
 const CARD = FULL_CARD;
@@ -17,21 +15,6 @@ const scanned = waitForScans;
 
 const benign = () =>
   join(CORPUS, 'benign', readdirSync(join(CORPUS, 'benign')).find((f) => f.endsWith('.pkl')) ?? '');
-
-function cliOf(url: string, token: string) {
-  const env = {
-    ...process.env,
-    MODELGATE_SERVER: url,
-    MODELGATE_TOKEN: token,
-    MODELGATE_CONFIG: join(mkdtempSync(join(tmpdir(), 'mg-promote-')), 'none.json'),
-  };
-  return (...args: string[]) =>
-    new Promise<{ code: number; out: string }>((resolve) =>
-      execFile(process.execPath, [CLI, ...args], { env }, (err, stdout, stderr) =>
-        resolve({ code: err ? Number((err as { code?: number }).code) : 0, out: stdout + stderr }),
-      ),
-    );
-}
 
 describeEachEngine('promotions through gates', (db) => {
   it('denies a malicious pickle with the finding, passes after a waiver and two independent approvals, and replays', async () => {

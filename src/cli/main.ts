@@ -13,6 +13,7 @@ import { registerLogin } from './commands/login.js';
 import { registerModel } from './commands/model.js';
 import { registerPolicy } from './commands/policy.js';
 import { registerPush } from './commands/push.js';
+import { registerRedteam } from './commands/redteam.js';
 import { registerScan } from './commands/scan.js';
 import { registerServe } from './commands/serve.js';
 import { registerVersion } from './commands/version.js';
@@ -57,6 +58,7 @@ Quick start:
   registerDataset(program, context);
   registerScan(program);
   registerEval(program, context);
+  registerRedteam(program, context);
   registerAudit(program, context);
   registerPolicy(program, context);
   registerGates(program, context);

@@ -43,6 +43,11 @@ export class EvaluationRunner {
     private readonly opts: RunnerOptions,
   ) {}
 
+  /** The evaluators this server runs. */
+  evaluators(): readonly Evaluator[] {
+    return this.deps.evaluators;
+  }
+
   evaluator(id: string): Evaluator | undefined {
     return this.deps.evaluators.find((e) => e.id === id);
   }
@@ -142,6 +147,7 @@ export class EvaluationRunner {
           progress = Math.min(1, Math.max(0, p));
         },
         signal: abort.signal,
+        checkpoint: this.deps.store.checkpoint(job.id, this.owner),
       });
       const stored = await this.deps.store.complete(
         job.id,

@@ -1,5 +1,6 @@
 import type { Finding } from '../core/findings.js';
 import type { Actor } from '../core/types.js';
+import type { Checkpoint } from './evaluator.js';
 
 /** Lifecycle of an evaluation. */
 export type EvaluationStatus = 'queued' | 'running' | 'succeeded' | 'failed';
@@ -66,6 +67,25 @@ export interface EvaluationStore {
   release(id: string, owner: string): Promise<boolean>;
   get(id: string): Promise<Evaluation | undefined>;
   listForVersion(model: string, version: number): Promise<Evaluation[]>;
+  /** The checkpoint of an evaluation; only the worker holding it (`owner`) can save to it. */
+  checkpoint(id: string, owner: string): Checkpoint;
+  /** Saved units of an evaluation's work in key order (red-team attempts and transcripts). */
+  checkpoints(
+    id: string,
+    opts: { after?: string; limit: number },
+  ): Promise<{ key: string; data: Record<string, unknown>; createdAt: string }[]>;
+  /**
+   * Records an evaluation run elsewhere (an imported result): succeeded, with its findings and
+   * metrics, attributed to the importing identity, audited and attested in one transaction.
+   */
+  importResult(
+    target: { model: string; version: number },
+    tool: { id: string; version: string },
+    config: Record<string, unknown>,
+    findings: Finding[],
+    metrics: Record<string, number>,
+    actor: Actor,
+  ): Promise<Evaluation>;
   findings(filter: {
     evaluationId?: string;
     model?: string;

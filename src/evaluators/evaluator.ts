@@ -10,6 +10,27 @@ export interface EvaluatorInput {
   /** Reports progress from 0 to 1. */
   progress(fraction: number): void;
   signal: AbortSignal;
+  /**
+   * The evaluation's checkpoint: what an earlier run of this same evaluation (a crash, a lost
+   * lease) already finished. Evaluators whose work is many independent requests save each and
+   * skip the saved ones when they run again.
+   */
+  checkpoint?: Checkpoint;
+}
+
+/** One finished unit of an evaluator's work, kept so that a resumed run does not repeat it. */
+export interface CheckpointRecord {
+  /** Unique within the evaluation, e.g. `<probe>#<generation>`. */
+  key: string;
+  /** What the evaluator needs to count it again without redoing it (JSON). */
+  data: Record<string, unknown>;
+}
+
+/** Saved units of work of one evaluation. */
+export interface Checkpoint {
+  load(): Promise<Map<string, Record<string, unknown>>>;
+  /** Saves records; a key saved before keeps its first record. */
+  save(records: CheckpointRecord[]): Promise<void>;
 }
 
 /** What an evaluator returns: findings and numeric metrics. */
@@ -25,5 +46,10 @@ export interface Evaluator {
   readonly description: string;
   /** Whether this evaluator applies to the version at all. */
   accepts(version: Version): boolean;
+  /**
+   * Checks a run's configuration when it is requested and returns it completed with defaults
+   * (what is stored); throws a ModelgateError naming the bad setting. Optional.
+   */
+  validate?(config: Record<string, unknown>): object;
   run(input: EvaluatorInput): Promise<EvaluatorResult>;
 }

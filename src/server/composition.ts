@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { AuditLog, loadOrCreateLogKey } from '../audit/audit-log.js';
 import { ArtifactScanEvaluator } from '../evaluators/artifact-scan/artifact-scan-evaluator.js';
 import { EvaluationRunner, SYSTEM_ACTOR } from '../evaluators/evaluation-runner.js';
+import { EgressPolicy } from '../evaluators/redteam/egress.js';
+import { RedteamEvaluator } from '../evaluators/redteam/redteam-evaluator.js';
 import { attestorFor, loadOrCreateAttestationKey } from '../evidence/attestor.js';
 import { loadCatalog } from '../evidence/compliance.js';
 import { loadEvaluatorKeys } from '../evidence/evaluator-keys.js';
@@ -133,7 +135,10 @@ export async function compose(
     const runner = new EvaluationRunner(
       {
         store: evaluations,
-        evaluators: [new ArtifactScanEvaluator()],
+        evaluators: [
+          new ArtifactScanEvaluator(),
+          new RedteamEvaluator(new EgressPolicy(config.allowedEndpoints), config.secret),
+        ],
         getVersion: (model, version) => registry.getVersion(model, String(version)),
         localPath: (digest) => blobs.localPath(digest),
         log: runnerLog,

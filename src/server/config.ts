@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ALIAS_PATTERN } from '../core/names.js';
+import { EgressPolicy } from '../evaluators/redteam/egress.js';
+import { secretEnvName } from '../evaluators/redteam/redteam-config.js';
 
 /** Server settings, from flags, then environment, then defaults. */
 export interface ServerConfig {
@@ -38,6 +41,55 @@ export interface ServerConfig {
   attestationKeyFile: string | undefined;
   /** Publish the shipped gate policies (policies/) on first start: `shipped` or `none`. */
   gatePolicyPack: 'shipped' | 'none';
+  /** URL prefixes outbound requests (red-team targets, judges) may go to; empty: none. */
+  allowedEndpoints: string[];
+  /**
+   * Server-side secrets by name (header values of red-team targets): MODELGATE_SECRET_<NAME>,
+   * else the server config file's `secrets`. A function, so that no value sits in an object
+   * that could be logged or serialized.
+   */
+  secret: (name: string) => string | undefined;
+}
+
+/** The server config file (`--config` / MODELGATE_SERVER_CONFIG): settings that are lists or secrets. */
+interface ServerConfigFile {
+  allowedEndpoints?: string[] | string;
+  secrets?: Record<string, string>;
+}
+
+function readConfigFile(file: string | undefined): ServerConfigFile {
+  if (!file) return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`server config file ${file}: ${(e as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new Error(`server config file ${file}: must be a JSON object`);
+  const v = value as Record<string, unknown>;
+  for (const k of Object.keys(v))
+    if (k !== 'allowedEndpoints' && k !== 'secrets')
+      throw new Error(
+        `server config file ${file}: unknown setting ${JSON.stringify(k)} (allowedEndpoints, secrets)`,
+      );
+  const ae = v.allowedEndpoints;
+  if (
+    ae !== undefined &&
+    typeof ae !== 'string' &&
+    !(Array.isArray(ae) && ae.every((x) => typeof x === 'string'))
+  )
+    throw new Error(`server config file ${file}: allowedEndpoints must be a list of URL prefixes`);
+  const sec = v.secrets;
+  if (
+    sec !== undefined &&
+    (typeof sec !== 'object' ||
+      sec === null ||
+      Array.isArray(sec) ||
+      Object.values(sec).some((x) => typeof x !== 'string'))
+  )
+    throw new Error(`server config file ${file}: secrets must map names to string values`);
+  return v as ServerConfigFile;
 }
 
 export const DEFAULT_MAX_UPLOAD_BYTES = 64 * 1024 ** 3;
@@ -76,9 +128,23 @@ function packFrom(v: string | undefined): 'shipped' | 'none' {
 
 /** Builds the configuration; throws with a message naming the bad setting. */
 export function loadConfig(
-  flags: { dataDir?: string; host?: string; port?: string; databaseUrl?: string },
+  flags: { dataDir?: string; host?: string; port?: string; databaseUrl?: string; config?: string },
   env: NodeJS.ProcessEnv = process.env,
 ): ServerConfig {
+  const file = readConfigFile(flags.config ?? (env.MODELGATE_SERVER_CONFIG || undefined));
+  const fileEndpoints = Array.isArray(file.allowedEndpoints)
+    ? file.allowedEndpoints
+    : (file.allowedEndpoints ?? '').split(/[\s,]+/);
+  const allowedEndpoints = (env.MODELGATE_ALLOWED_ENDPOINTS?.split(/[\s,]+/) ?? fileEndpoints)
+    .map((x) => x.trim())
+    .filter(Boolean);
+  // Fails at start for a malformed prefix rather than at the first red-team run.
+  try {
+    new EgressPolicy(allowedEndpoints);
+  } catch (e) {
+    throw new Error(`MODELGATE_ALLOWED_ENDPOINTS: ${(e as Error).message}`);
+  }
+  const fileSecrets = new Map(Object.entries(file.secrets ?? {}));
   const port = intFrom('--port / MODELGATE_PORT', flags.port ?? env.MODELGATE_PORT, 7070);
   if (port > 65535) throw new Error(`--port must be 0-65535, got ${port}`);
   return {
@@ -113,6 +179,8 @@ export function loadConfig(
       600_000,
     ),
     gatePolicyPack: packFrom(env.MODELGATE_GATE_POLICY_PACK),
+    allowedEndpoints,
+    secret: (name) => env[secretEnvName(name)] ?? fileSecrets.get(name),
     evaluatorKeys: env.MODELGATE_EVALUATOR_KEYS ? resolve(env.MODELGATE_EVALUATOR_KEYS) : undefined,
     controlCatalog: env.MODELGATE_CONTROL_CATALOG
       ? resolve(env.MODELGATE_CONTROL_CATALOG)

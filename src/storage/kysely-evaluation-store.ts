@@ -12,6 +12,7 @@ import { ModelgateError } from '../core/errors.js';
 import type { Finding, Severity } from '../core/findings.js';
 import type { Actor } from '../core/types.js';
 import type { Evaluation, EvaluationStore, StoredFinding } from '../evaluators/evaluation-store.js';
+import type { Checkpoint } from '../evaluators/evaluator.js';
 import { type Attestor, evaluationPredicate, PREDICATE_TYPES } from '../evidence/attestor.js';
 import { appendAttestation } from './attestation-append.js';
 import { appendAudit } from './audit-append.js';
@@ -42,6 +43,37 @@ function toEvaluation(r: Row): Evaluation {
     error: r.error,
     attempts: r.attempts,
   };
+}
+
+/** Writes an evaluation's findings, in chunks (a scan may report thousands). */
+async function insertFindings(
+  trx: Kysely<DB>,
+  evaluationId: string,
+  versionId: number,
+  findings: Finding[],
+  at: string,
+): Promise<void> {
+  for (let i = 0; i < findings.length; i += FINDING_CHUNK) {
+    await trx
+      .insertInto('findings')
+      .values(
+        findings.slice(i, i + FINDING_CHUNK).map((f) => ({
+          evaluation_id: evaluationId,
+          version_id: versionId,
+          rule_id: f.ruleId,
+          severity: f.severity,
+          title: f.title,
+          file: f.location.file,
+          member: f.location.member ?? null,
+          byte_offset: f.location.offset ?? null,
+          evidence: JSON.stringify(f.evidence),
+          refs: JSON.stringify(f.references),
+          status: 'open',
+          created_at: at,
+        })),
+      )
+      .execute();
+  }
 }
 
 /** Evaluations and findings on Kysely, for SQLite and PostgreSQL. */
@@ -359,27 +391,7 @@ export class KyselyEvaluationStore implements EvaluationStore {
         },
         at,
       );
-      for (let i = 0; i < findings.length; i += FINDING_CHUNK) {
-        await trx
-          .insertInto('findings')
-          .values(
-            findings.slice(i, i + FINDING_CHUNK).map((f) => ({
-              evaluation_id: id,
-              version_id: ev.version_id,
-              rule_id: f.ruleId,
-              severity: f.severity,
-              title: f.title,
-              file: f.location.file,
-              member: f.location.member ?? null,
-              byte_offset: f.location.offset ?? null,
-              evidence: JSON.stringify(f.evidence),
-              refs: JSON.stringify(f.references),
-              status: 'open',
-              created_at: at,
-            })),
-          )
-          .execute();
-      }
+      await insertFindings(trx, id, ev.version_id, findings, at);
       await this.attest(trx, id, { status: 'succeeded', findings, metrics }, at);
       return true;
     });
@@ -448,6 +460,142 @@ export class KyselyEvaluationStore implements EvaluationStore {
       .orderBy('e.id')
       .execute();
     return rows.map((r) => toEvaluation(r as Row));
+  }
+
+  checkpoint(id: string, owner: string): Checkpoint {
+    return {
+      load: async () => {
+        const rows = await this.db
+          .selectFrom('evaluation_checkpoints')
+          .select(['key', 'data'])
+          .where('evaluation_id', '=', id)
+          .execute();
+        return new Map(rows.map((r) => [r.key, JSON.parse(r.data) as Record<string, unknown>]));
+      },
+      save: async (records) => {
+        if (records.length === 0) return;
+        const at = this.now().toISOString();
+        await this.db.transaction().execute(async (trx) => {
+          // Only the worker holding the evaluation writes its checkpoint.
+          const held = await trx
+            .selectFrom('evaluations')
+            .select('id')
+            .where('id', '=', id)
+            .where('lease_owner', '=', owner)
+            .where('status', '=', 'running')
+            .executeTakeFirst();
+          if (!held) throw new Error(`evaluation ${id} is no longer held by ${owner}`);
+          for (let i = 0; i < records.length; i += FINDING_CHUNK)
+            await trx
+              .insertInto('evaluation_checkpoints')
+              .values(
+                records.slice(i, i + FINDING_CHUNK).map((r) => ({
+                  evaluation_id: id,
+                  key: r.key,
+                  data: JSON.stringify(r.data),
+                  created_at: at,
+                })),
+              )
+              .onConflict((oc) => oc.columns(['evaluation_id', 'key']).doNothing())
+              .execute();
+        });
+      },
+    };
+  }
+
+  async checkpoints(
+    id: string,
+    opts: { after?: string; limit: number },
+  ): Promise<{ key: string; data: Record<string, unknown>; createdAt: string }[]> {
+    let q = this.db
+      .selectFrom('evaluation_checkpoints')
+      .select(['key', 'data', 'created_at'])
+      .where('evaluation_id', '=', id);
+    if (opts.after !== undefined) q = q.where('key', '>', opts.after);
+    const rows = await q.orderBy('key').limit(opts.limit).execute();
+    return rows.map((r) => ({
+      key: r.key,
+      data: JSON.parse(r.data) as Record<string, unknown>,
+      createdAt: r.created_at,
+    }));
+  }
+
+  async importResult(
+    target: { model: string; version: number },
+    tool: { id: string; version: string },
+    config: Record<string, unknown>,
+    findings: Finding[],
+    metrics: Record<string, number>,
+    actor: Actor,
+  ): Promise<Evaluation> {
+    const v = await this.db
+      .selectFrom('versions as v')
+      .innerJoin('models as m', 'm.id', 'v.model_id')
+      .select(['v.id', 'm.name as model', 'v.number'])
+      .where('m.name', '=', target.model)
+      .where('v.number', '=', target.version)
+      .executeTakeFirst();
+    if (!v)
+      throw new ModelgateError(
+        'VERSION_NOT_FOUND',
+        `model ${target.model} has no version ${target.version}`,
+        target,
+      );
+    const id = `ev_${randomBytes(8).toString('hex')}`;
+    const at = this.now().toISOString();
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('evaluations')
+        .values({
+          id,
+          version_id: v.id,
+          evaluator_id: tool.id,
+          evaluator_version: tool.version,
+          config: JSON.stringify(config),
+          status: 'succeeded',
+          // The importer ran it, as far as the registry can tell: separation of duties
+          // treats them like whoever ran an evaluation here.
+          requested_by: actor.identity,
+          credential_id: actor.credentialId,
+          created_at: at,
+          started_at: at,
+          finished_at: at,
+          progress: 1,
+          metrics: JSON.stringify(metrics),
+          error: null,
+          attempts: 0,
+          lease_owner: null,
+          lease_expires_at: null,
+        })
+        .execute();
+      await appendAudit(
+        trx,
+        {
+          actor,
+          action: 'evaluation.import',
+          subject: subjects.evaluation(v.model, v.number, id),
+          content: {
+            id,
+            version: subjects.version(v.model, v.number),
+            evaluator: tool,
+            config,
+            metrics,
+            findings: findings.map((f) => ({
+              ruleId: f.ruleId,
+              severity: f.severity,
+              title: f.title,
+              location: f.location,
+            })),
+          },
+        },
+        at,
+      );
+      await insertFindings(trx, id, v.id, findings, at);
+      await this.attest(trx, id, { status: 'succeeded', findings, metrics }, at);
+    });
+    const e = await this.get(id);
+    if (!e) throw new Error('evaluation vanished after import');
+    return e;
   }
 
   async findings(filter: {

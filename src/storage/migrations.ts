@@ -600,6 +600,22 @@ const m0008: PortableMigration = {
   },
 };
 
+const m0009: PortableMigration = {
+  async up(db) {
+    // Finished units of an evaluation's work (a red-team attempt: probe, generation, verdict,
+    // and for successful attacks the transcript), so that a run resumed after a crash does
+    // not send them again; afterwards the evidence of what the attacks got out of the model.
+    await db.schema
+      .createTable('evaluation_checkpoints')
+      .addColumn('evaluation_id', 'text', (c) => c.notNull().references('evaluations.id'))
+      .addColumn('key', 'text', (c) => c.notNull())
+      .addColumn('data', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('evaluation_checkpoints_pk', ['evaluation_id', 'key'])
+      .execute();
+  },
+};
+
 /** Every migration, in order. Append only: a released migration is never edited. */
 const MIGRATIONS: Record<string, PortableMigration> = {
   '0001_registry_core': m0001,
@@ -610,6 +626,7 @@ const MIGRATIONS: Record<string, PortableMigration> = {
   '0006_gate_policies': m0006,
   '0007_promotions': m0007,
   '0008_attestations': m0008,
+  '0009_evaluation_checkpoints': m0009,
 };
 
 /** Brings the schema up to date. Safe to call from several processes at once (the migrator locks). */

@@ -305,6 +305,14 @@ export interface AttestationsTable {
 }
 
 /** The whole schema as Kysely sees it. */
+export interface EvaluationCheckpointsTable {
+  evaluation_id: string;
+  key: string;
+  /** JSON. */
+  data: string;
+  created_at: string;
+}
+
 export interface DB {
   identities: IdentitiesTable;
   tokens: TokensTable;
@@ -332,4 +340,5 @@ export interface DB {
   promotion_reviews: PromotionReviewsTable;
   waivers: WaiversTable;
   attestations: AttestationsTable;
+  evaluation_checkpoints: EvaluationCheckpointsTable;
 }

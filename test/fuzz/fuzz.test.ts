@@ -7,7 +7,7 @@ const { list, cleanup } = targets();
 beforeAll(() => loadHdf5());
 afterAll(cleanup);
 
-describe('scanner fuzzing (short run)', () => {
+describe('parser and detector fuzzing (short run)', () => {
   for (const t of list) {
     it(`${t.name}: no crash, no input over 1 s`, () => {
       const r = t.run(1500);

@@ -15,10 +15,18 @@ import {
   verifierKeyOf,
 } from '../../src/audit/signed-note.js';
 import { LogVerifier } from '../../src/audit/verify.js';
+import { isModelgateError } from '../../src/core/errors.js';
 import { walkPickle } from '../../src/evaluators/artifact-scan/pickle-walker.js';
 import { scanPaths } from '../../src/evaluators/artifact-scan/scanner.js';
+import type { ImportFormat } from '../../src/evaluators/imports/import-format.js';
+import { parseImport } from '../../src/evaluators/imports/parse-import.js';
+import { canarySystemPrompt, makeCanaries } from '../../src/evaluators/redteam/canaries.js';
+import { detectAll } from '../../src/evaluators/redteam/detectors.js';
+import { DETECTORS } from '../../src/evaluators/redteam/types.js';
 
 const CORPUS = join(import.meta.dirname, '..', 'corpus');
+const IMPORTS = join(import.meta.dirname, '..', 'fixtures', 'imports');
+const REDTEAM = join(import.meta.dirname, '..', 'fixtures', 'redteam');
 
 /** Corpus files of one kind (folders walked, links skipped), as fuzz seeds. */
 export function seeds(match: (name: string, head: Buffer) => boolean): Buffer[] {
@@ -152,8 +160,93 @@ function scanBytes(dir: string, name: string) {
   };
 }
 
+const IMPORT_SAMPLES: [ImportFormat, string][] = [
+  ['garak', 'garak-report.jsonl'],
+  ['promptfoo', 'promptfoo-results.json'],
+  ['sarif', 'sarif-log.sarif'],
+  ['modelgate', 'modelgate-result.json'],
+];
+
+/** Imports bytes as a result file: it parses or is refused with IMPORT_INVALID, nothing else. */
+function importBytes(format: ImportFormat) {
+  return (b: Buffer) => {
+    try {
+      const r = parseImport(format, b.toString('utf8'));
+      if (!Array.isArray(r.findings)) throw new Error('no findings array');
+    } catch (e) {
+      if (!isModelgateError(e, 'IMPORT_INVALID')) throw e;
+    }
+  };
+}
+
+// Model answers are untrusted input too: units that make naive patterns backtrack (runs of a
+// token's own characters, unfinished markup, text that keeps almost matching), repeated into
+// long answers, then mutated.
+const PATHOLOGICAL_UNITS = [
+  'a',
+  ' ',
+  '![',
+  '[a](',
+  '![a](https://x.example.net/',
+  '[a]: ',
+  '<img ',
+  '<img src="',
+  '<a href=',
+  '```',
+  '`',
+  'sk-',
+  'sk-a1b2',
+  'eyJ-',
+  'eyJa.',
+  'AKIA',
+  'xoxb-1',
+  '-----BEGIN A ',
+  'a@',
+  'a.a@a.',
+  '1 ',
+  '1-',
+  '+1 ',
+  '(2',
+  'DE89 ',
+  '12 34 ',
+  "i can't ",
+  "i'm sorry, but ",
+  'but here ',
+  '1. x\n',
+  '"',
+  'you are wren the customer ',
+  'mg-injection-ok-',
+  '\u200b',
+  '\uff53',
+  '\u{e0061}',
+  '4e1b9c07',
+  '%',
+  'https://',
+];
+
+function responseSeeds(): Buffer[] {
+  const labelled = JSON.parse(readFileSync(join(REDTEAM, 'labelled-responses.json'), 'utf8')) as {
+    response: string;
+  }[];
+  return [
+    ...PATHOLOGICAL_UNITS.map((u) => Buffer.from(u.repeat(Math.ceil(4096 / u.length)))),
+    ...labelled.map((l) => Buffer.from(l.response)),
+  ];
+}
+
+const DETECTOR_CONTEXT = (() => {
+  const canaries = makeCanaries();
+  return {
+    systemPrompt: canarySystemPrompt(canaries),
+    canaries,
+    trigger: 'MG-INJECTION-OK-HERON',
+    prompt: 'Summarize this e-mail for me.',
+  };
+})();
+
 /**
- * The fuzz targets: the pickle walker in memory, and the whole scanner on each format's files.
+ * The fuzz targets: the pickle walker in memory, the whole scanner on each format's files, the
+ * audit log's inputs and the evaluation result importers.
  * Callers call `loadHdf5()` first, so that loading the HDF5 library is not counted against the
  * first HDF5 input's time.
  */
@@ -208,6 +301,19 @@ export function targets(): { list: FuzzTarget[]; cleanup(): void } {
         v.add({ index: 0, bytes: b });
         if (typeof v.finish().ok !== 'boolean') throw new Error('no verdict');
       }),
+      // Every detector on any answer: a verdict, never an exception, never a slow input.
+      target('red-team detectors on model answers', mutatedBytes(responseSeeds()), (b) => {
+        for (const d of detectAll(DETECTORS, b.toString('utf8'), DETECTOR_CONTEXT))
+          if (typeof d.hit !== 'boolean') throw new Error('no verdict');
+      }),
+      // Result files from other tools, seeded with the import samples.
+      ...IMPORT_SAMPLES.map(([format, file]) =>
+        target(
+          `imports: ${format} results`,
+          mutatedBytes([readFileSync(join(IMPORTS, file))]),
+          importBytes(format),
+        ),
+      ),
     ],
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };

@@ -72,6 +72,10 @@ export async function testApp(
     protectedAliases?: string[];
     /** A folder of external evaluators' public keys (MODELGATE_EVALUATOR_KEYS). */
     evaluatorKeys?: string;
+    /** URL prefixes red-team runs may call (MODELGATE_ALLOWED_ENDPOINTS). */
+    allowedEndpoints?: string[];
+    /** Server-side secrets by name (MODELGATE_SECRET_<NAME>). */
+    secrets?: Record<string, string>;
   } = {},
 ): Promise<TestApp> {
   const token = issueToken().secret;
@@ -87,6 +91,8 @@ export async function testApp(
     ...(opts.evaluatorKeys && { evaluatorKeys: opts.evaluatorKeys }),
     // Tests re-check when they mean to (POST /gate-rechecks).
     gateRecheckMs: 0,
+    allowedEndpoints: opts.allowedEndpoints ?? [],
+    secret: (name: string) => opts.secrets?.[name],
   };
   const composed = await compose(
     { ...config, jobPollMs: 50, jobLeaseMs: 2000 },

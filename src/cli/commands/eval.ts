@@ -1,5 +1,8 @@
+import { readFileSync, statSync } from 'node:fs';
+import { basename } from 'node:path';
 import type { Command } from 'commander';
 import type { Evaluation, StoredFinding } from '../../evaluators/evaluation-store.js';
+import { IMPORT_FORMATS, MAX_IMPORT_BYTES } from '../../evaluators/imports/import-format.js';
 import type { CliContext } from '../context.js';
 import { seg, splitRef } from '../context.js';
 import { CliError } from '../errors.js';
@@ -20,7 +23,8 @@ export function findingsTable(items: StoredFinding[]): string {
 export function registerEval(program: Command, ctx: CliContext): void {
   const ev = program
     .command('eval')
-    .description('run evaluators on versions and read their results');
+    .alias('evaluation')
+    .description("run evaluators on versions, import other tools' results, read them");
 
   ev.command('start <ref>')
     .description('queue an evaluation of NAME@N or NAME@ALIAS; the server runs it')
@@ -119,6 +123,63 @@ export function registerEval(program: Command, ctx: CliContext): void {
         return e.findings.length > 0
           ? `${head}\n\n${findingsTable(e.findings)}`
           : `${head}\n\nno findings`;
+      });
+    });
+
+  ev.command('import <ref> <file>')
+    .description("import another tool's result as a finished evaluation of NAME@N or NAME@ALIAS")
+    .requiredOption('--format <format>', `what the file is: ${IMPORT_FORMATS.join(' | ')}`)
+    .addHelpText(
+      'after',
+      `
+Formats:
+  garak      a garak report.jsonl (its eval records: attack success per probe and detector)
+  promptfoo  a promptfoo results JSON (promptfoo eval -o results.json; red-team runs too)
+  sarif      a SARIF 2.1.0 log from any scanner
+  modelgate  Modelgate's evaluation result JSON (docs/evaluation-result.schema.json)
+
+The evaluation is attributed to you and to the tool named in the file; its findings and
+metrics are what gates see. A malformed file is refused with the line or path that is wrong.
+
+Example:
+  modelgate evaluation import fraud-llm@3 --format garak garak.2f1c.report.jsonl`,
+    )
+    .action(async (ref: string, file: string, o: { format: string }, cmd: Command) => {
+      if (!(IMPORT_FORMATS as readonly string[]).includes(o.format))
+        throw new CliError(
+          `--format must be one of ${IMPORT_FORMATS.join(', ')}, got ${JSON.stringify(o.format)}`,
+          2,
+        );
+      const { model, ref: r } = splitRef(ref);
+      let content: string;
+      try {
+        const size = statSync(file).size;
+        if (size > MAX_IMPORT_BYTES)
+          throw new CliError(
+            `${file} is ${size} bytes; an import takes at most ${MAX_IMPORT_BYTES}`,
+            2,
+          );
+        content = readFileSync(file, 'utf8');
+      } catch (e) {
+        if (e instanceof CliError) throw e;
+        throw new CliError(`cannot read ${file}: ${(e as Error).message}`, 2);
+      }
+      const e = await ctx
+        .client()
+        .request<Evaluation>(
+          'POST',
+          `/api/v1/models/${seg(model)}/versions/${seg(r ?? '')}/evaluation-imports`,
+          { format: o.format, content, filename: basename(file) },
+        );
+      const found = await ctx
+        .client()
+        .request<Evaluation & { findings: StoredFinding[] }>(
+          'GET',
+          `/api/v1/evaluations/${seg(e.id)}`,
+        );
+      ctx.print(cmd, found, () => {
+        const head = `imported ${found.id}: ${found.evaluator.id} ${found.evaluator.version} on ${found.model}@${found.version}, ${found.findings.length} finding(s)`;
+        return found.findings.length > 0 ? `${head}\n\n${findingsTable(found.findings)}` : head;
       });
     });
 }

@@ -19,6 +19,10 @@ export function registerServe(program: Command): void {
       '--database-url <url>',
       'postgres://... to use PostgreSQL instead of SQLite (env MODELGATE_DATABASE_URL)',
     )
+    .option(
+      '--config <file>',
+      'server config file (JSON): allowedEndpoints, secrets (env MODELGATE_SERVER_CONFIG)',
+    )
     .addHelpText(
       'after',
       `
@@ -30,52 +34,69 @@ Environment:
   MODELGATE_AUTO_SCAN         scan every pushed version with the artifact scanner (default true)
   MODELGATE_JOB_LEASE_MS      how long a running evaluation's claim lasts without renewal;
                               a job whose server died is taken up again after it (default 30000)
-  MODELGATE_JOB_POLL_MS       how often an idle server looks for queued evaluations (default 1000)`,
+  MODELGATE_JOB_POLL_MS       how often an idle server looks for queued evaluations (default 1000)
+  MODELGATE_ALLOWED_ENDPOINTS URL prefixes red-team runs may call (comma-separated; default: none).
+                              A host given by name must resolve to public addresses only; list a
+                              private or loopback server by address, e.g. http://10.0.0.5:8000/v1
+  MODELGATE_SECRET_<NAME>     the value of secret <name>, for red-team target headers such as
+                              {"Authorization": {"secret": "openai"}} (MODELGATE_SECRET_OPENAI)
+
+Server config file (--config), JSON:
+  {"allowedEndpoints": ["https://api.openai.com/v1"], "secrets": {"openai": "Bearer sk-..."}}
+  Environment variables win over the file.`,
     )
-    .action(async (o: { dataDir?: string; host?: string; port?: string; databaseUrl?: string }) => {
-      // Loaded here so that client commands do not pay for the server's modules at start-up.
-      const { compose } = await import('../../server/composition.js');
-      const { loadConfig } = await import('../../server/config.js');
-      let config: ReturnType<typeof LoadConfig>;
-      try {
-        config = loadConfig(o);
-      } catch (e) {
-        throw new CliError((e as Error).message, 2);
-      }
-      let composed: Awaited<ReturnType<typeof Compose>>;
-      try {
-        composed = await compose(config, {
-          logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
-          startWorker: true,
-        });
-      } catch (e) {
-        throw new CliError(`cannot start: ${(e as Error).message}`, 2);
-      }
-      const t = composed.bootstrapToken;
-      if (t?.generated) {
-        // Shown once, on the terminal only; never logged.
-        process.stdout.write(
-          `\nInitial admin token (shown once; also in ${t.file}, mode 0600):\n\n  ${t.secret}\n\nLog in with:\n  modelgate login --server http://${config.host}:${config.port} --token ${t.secret}\n\n`,
+    .action(
+      async (o: {
+        dataDir?: string;
+        host?: string;
+        port?: string;
+        databaseUrl?: string;
+        config?: string;
+      }) => {
+        // Loaded here so that client commands do not pay for the server's modules at start-up.
+        const { compose } = await import('../../server/composition.js');
+        const { loadConfig } = await import('../../server/config.js');
+        let config: ReturnType<typeof LoadConfig>;
+        try {
+          config = loadConfig(o);
+        } catch (e) {
+          throw new CliError((e as Error).message, 2);
+        }
+        let composed: Awaited<ReturnType<typeof Compose>>;
+        try {
+          composed = await compose(config, {
+            logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
+            startWorker: true,
+          });
+        } catch (e) {
+          throw new CliError(`cannot start: ${(e as Error).message}`, 2);
+        }
+        const t = composed.bootstrapToken;
+        if (t?.generated) {
+          // Shown once, on the terminal only; never logged.
+          process.stdout.write(
+            `\nInitial admin token (shown once; also in ${t.file}, mode 0600):\n\n  ${t.secret}\n\nLog in with:\n  modelgate login --server http://${config.host}:${config.port} --token ${t.secret}\n\n`,
+          );
+        }
+        try {
+          await composed.app.listen({ host: config.host, port: config.port });
+        } catch (e) {
+          await composed.close();
+          throw new CliError(
+            `cannot listen on ${config.host}:${config.port}: ${(e as Error).message}`,
+            2,
+          );
+        }
+        composed.app.log.info(
+          { database: composed.database.describe, dataDir: config.dataDir },
+          'modelgate is serving',
         );
-      }
-      try {
-        await composed.app.listen({ host: config.host, port: config.port });
-      } catch (e) {
-        await composed.close();
-        throw new CliError(
-          `cannot listen on ${config.host}:${config.port}: ${(e as Error).message}`,
-          2,
-        );
-      }
-      composed.app.log.info(
-        { database: composed.database.describe, dataDir: config.dataDir },
-        'modelgate is serving',
-      );
-      const stop = async () => {
-        await composed.close();
-        process.exit(0);
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-    });
+        const stop = async () => {
+          await composed.close();
+          process.exit(0);
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      },
+    );
 }

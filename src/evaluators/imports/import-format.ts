@@ -17,3 +17,15 @@ export interface ImportedEvaluation {
   /** When the tool ran, as an ISO time, when the file says. */
   ranAt?: string;
 }
+
+/** The `schema` of Modelgate's own result format (`docs/evaluation-result.schema.json`). */
+export const EVALUATION_RESULT_SCHEMA = 'modelgate.dev/evaluation-result/v1';
+
+/** Most findings one import may hold. */
+export const MAX_IMPORT_FINDINGS = 100_000;
+
+/** Most metrics one import may hold. */
+export const MAX_IMPORT_METRICS = 1000;
+
+/** Longest metric name an import may hold. */
+export const MAX_METRIC_NAME = 128;

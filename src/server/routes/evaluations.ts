@@ -1,6 +1,9 @@
+import { createHash } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import { ModelgateError } from '../../core/errors.js';
 import { SEVERITIES } from '../../core/findings.js';
+import { IMPORT_FORMATS, MAX_IMPORT_BYTES } from '../../evaluators/imports/import-format.js';
+import { parseImport } from '../../evaluators/imports/parse-import.js';
 import { errorResponses } from '../schemas.js';
 import type { Api, RouteOpts } from './common.js';
 
@@ -72,10 +75,11 @@ export async function evaluationRoutes(app: Api, { deps }: RouteOpts) {
       },
     },
     async () => ({
-      items: ['artifact-scan'].flatMap((id) => {
-        const e = runner.evaluator(id);
-        return e ? [{ id: e.id, version: e.version, description: e.description }] : [];
-      }),
+      items: runner.evaluators().map((e) => ({
+        id: e.id,
+        version: e.version,
+        description: e.description,
+      })),
     }),
   );
 
@@ -111,10 +115,15 @@ export async function evaluationRoutes(app: Api, { deps }: RouteOpts) {
         );
       }
       const v = req.loaded.version ?? (await registry.getVersion(req.params.model, req.params.ref));
+      // An evaluator that checks its settings does so now: a run that would be refused (an
+      // endpoint not allowed, a missing secret) is refused before it is queued.
+      const config = evaluator.validate
+        ? evaluator.validate(req.body.config ?? {})
+        : (req.body.config ?? {});
       const e = await evaluations.enqueue(
         { model: v.model, version: v.number },
         { id: evaluator.id, version: evaluator.version },
-        req.body.config ?? {},
+        config as Record<string, unknown>,
         req.actor,
       );
       runner.poke();
@@ -201,4 +210,134 @@ export async function evaluationRoutes(app: Api, { deps }: RouteOpts) {
       return { ...e, findings: await evaluations.findings({ evaluationId: e.id }) };
     },
   );
+
+  app.get(
+    '/evaluations/:evaluation/attempts',
+    {
+      config: { authz: { action: 'read', resource: 'registry' } },
+      schema: {
+        tags: ['evaluations'],
+        summary:
+          "The units of work an evaluation saved as it went (a red-team run's attempts: probe, generation, each detector's verdict, and the transcript of every successful attack), in key order",
+        params: Type.Object({ evaluation: Type.String({ maxLength: 64 }) }),
+        querystring: Type.Object(
+          {
+            hits: Type.Optional(
+              Type.Union([Type.Literal('true'), Type.Literal('false')], {
+                description: 'true: only successful attacks',
+              }),
+            ),
+            after: Type.Optional(
+              Type.String({ maxLength: 256, description: 'key to start after' }),
+            ),
+            limit: Type.Optional(
+              Type.String({
+                pattern: '^[1-9][0-9]{0,3}$',
+                description: 'at most 1000; default 200',
+              }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            items: Type.Array(
+              Type.Object({
+                key: Type.String(),
+                data: Type.Record(Type.String(), Type.Unknown()),
+                createdAt: Type.String(),
+              }),
+            ),
+            next: Type.Unsafe<string | null>({ type: ['string', 'null'] }),
+          }),
+          ...errorResponses(400, 401, 404),
+        },
+      },
+    },
+    async (req) => {
+      const id = req.params.evaluation;
+      if (!/^ev_[0-9a-f]{16}$/.test(id) || !(await evaluations.get(id)))
+        throw new ModelgateError('EVALUATION_NOT_FOUND', `no evaluation ${id}`, {});
+      const limit = Math.min(Number(req.query.limit ?? 200), 1000);
+      const onlyHits = req.query.hits === 'true';
+      const items: { key: string; data: Record<string, unknown>; createdAt: string }[] = [];
+      let after = req.query.after;
+      let next: string | null = null;
+      // Filtering by hits happens here, so a page may need several reads.
+      for (;;) {
+        const page = await evaluations.checkpoints(id, {
+          limit,
+          ...(after !== undefined && { after }),
+        });
+        for (const r of page) {
+          after = r.key;
+          // The run's own bookkeeping (its canaries) is not an attempt.
+          if (r.key.startsWith('run:')) continue;
+          if (onlyHits && r.data.hit !== true) continue;
+          items.push(r);
+          if (items.length === limit) break;
+        }
+        if (items.length === limit) {
+          next = after ?? null;
+          break;
+        }
+        if (page.length < limit) break;
+      }
+      return { items, next };
+    },
+  );
+
+  app.post(
+    '/models/:model/versions/:ref/evaluation-imports',
+    {
+      config: { authz: { action: 'runEvaluation', resource: 'version' } },
+      bodyLimit: MAX_IMPORT_BYTES * 2 + 64 * 1024,
+      schema: {
+        tags: ['evaluations'],
+        summary:
+          "Import another tool's result (a garak report.jsonl, a promptfoo results JSON, a SARIF 2.1.0 log, or Modelgate's evaluation result JSON) as a finished evaluation of the version, attributed to the importing identity and to the tool the file names",
+        params: VersionParams,
+        body: Type.Object(
+          {
+            format: Type.Union(IMPORT_FORMATS.map((f) => Type.Literal(f))),
+            content: Type.String({ minLength: 1, maxLength: MAX_IMPORT_BYTES }),
+            filename: Type.Optional(Type.String({ maxLength: 256 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: EvaluationSchema, ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (req, reply) => {
+      const v = req.loaded.version ?? (await registry.getVersion(req.params.model, req.params.ref));
+      const imported = parseImport(req.body.format, req.body.content);
+      const e = await evaluations.importResult(
+        { model: v.model, version: v.number },
+        { id: evaluatorIdOf(imported.tool.name), version: imported.tool.version.slice(0, 64) },
+        {
+          imported: {
+            format: req.body.format,
+            tool: imported.tool.name.slice(0, 128),
+            sha256: createHash('sha256').update(req.body.content).digest('hex'),
+            ...(req.body.filename !== undefined && { filename: req.body.filename }),
+            ...(imported.ranAt !== undefined && { ranAt: imported.ranAt }),
+          },
+        },
+        imported.findings,
+        imported.metrics,
+        req.actor,
+      );
+      return reply.status(201).send(e);
+    },
+  );
+}
+
+/** An evaluator id for a tool name: lower case, dashes, as evaluator ids are. */
+function evaluatorIdOf(tool: string): string {
+  const id = tool
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^[^a-z]+|-+$/g, '')
+    .slice(0, 63);
+  return id.length >= 2 ? id : `tool-${id || 'unknown'}`;
 }

@@ -1,0 +1,156 @@
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { BlockList, isIP } from 'node:net';
+import { ModelgateError } from '../../core/errors.js';
+
+/**
+ * Addresses an endpoint named by host name must never resolve to: loopback, private,
+ * link-local, shared (CGNAT), unspecified, multicast, reserved and documentation ranges, and
+ * their IPv4-mapped IPv6 forms. Reaching a server at such an address is still possible: list
+ * it by address in MODELGATE_ALLOWED_ENDPOINTS.
+ */
+const BLOCKED = (() => {
+  const b = new BlockList();
+  for (const [net, bits] of [
+    ['0.0.0.0', 8],
+    ['10.0.0.0', 8],
+    ['100.64.0.0', 10],
+    ['127.0.0.0', 8],
+    ['169.254.0.0', 16],
+    ['172.16.0.0', 12],
+    ['192.0.0.0', 24],
+    ['192.0.2.0', 24],
+    ['192.168.0.0', 16],
+    ['198.18.0.0', 15],
+    ['198.51.100.0', 24],
+    ['203.0.113.0', 24],
+    ['224.0.0.0', 4],
+    ['240.0.0.0', 4],
+  ] as const) {
+    b.addSubnet(net, bits, 'ipv4');
+  }
+  for (const [net, bits] of [
+    ['::', 128],
+    ['::1', 128],
+    ['64:ff9b::', 96],
+    ['100::', 64],
+    ['2001:db8::', 32],
+    ['fc00::', 7],
+    ['fe80::', 10],
+    ['ff00::', 8],
+  ] as const) {
+    b.addSubnet(net, bits, 'ipv6');
+  }
+  return b;
+})();
+
+/** Whether an address is one a host name may not resolve to (see BLOCKED). */
+export function isBlockedAddress(address: string): boolean {
+  const family = isIP(address);
+  if (family === 0) return true;
+  if (family === 6) {
+    // IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible forms are checked as IPv4.
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+    if (mapped) return BLOCKED.check(mapped[1]!, 'ipv4');
+    return BLOCKED.check(address, 'ipv6');
+  }
+  return BLOCKED.check(address, 'ipv4');
+}
+
+/** A URL prefix in canonical form: scheme and host lower case, no default port, a path. */
+function canonical(raw: string, what: string): URL {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new Error(`${what}: ${JSON.stringify(raw)} is not an absolute URL`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new Error(`${what}: ${raw} must be an http or https URL`);
+  if (u.username || u.password) throw new Error(`${what}: ${raw} must not hold credentials`);
+  if (u.search || u.hash) throw new Error(`${what}: ${raw} must not have a query or fragment`);
+  return u;
+}
+
+/** Where an endpoint may be reached, once checked: the URL and whether to resolve its host. */
+export interface AllowedEndpoint {
+  url: URL;
+  /** The host is a name: every address it resolves to must be public. */
+  resolve: boolean;
+}
+
+/**
+ * The operator's allow-list of outbound endpoints (MODELGATE_ALLOWED_ENDPOINTS): URL prefixes.
+ * An endpoint is allowed when it is under a prefix (same scheme, host and port, and a path
+ * that continues the prefix's at a `/`). A host given by name must resolve only to public
+ * addresses, checked on every connection (so a DNS answer that changes to a private address
+ * is refused, not used); a host given as an address is reached only if a prefix names it.
+ */
+export class EgressPolicy {
+  readonly prefixes: readonly string[];
+
+  constructor(prefixes: readonly string[]) {
+    this.prefixes = prefixes.map((p) => canonical(p.trim(), 'allowed endpoint').href);
+  }
+
+  /** Parses MODELGATE_ALLOWED_ENDPOINTS (comma- or space-separated URL prefixes). */
+  static parse(value: string | undefined): EgressPolicy {
+    return new EgressPolicy((value ?? '').split(/[\s,]+/).filter(Boolean));
+  }
+
+  /** The endpoint as it will be reached, or ENDPOINT_NOT_ALLOWED before anything is sent. */
+  check(raw: string): AllowedEndpoint {
+    let url: URL;
+    try {
+      url = canonical(raw, 'endpoint');
+    } catch (e) {
+      throw new ModelgateError('VALIDATION_FAILED', (e as Error).message, { endpoint: raw });
+    }
+    const href = url.href;
+    // At a path boundary: `.../v1` allows `.../v1` and `.../v1/chat/completions`, not `.../v10`.
+    const allowed = this.prefixes.some((p) => {
+      const base = p.endsWith('/') ? p.slice(0, -1) : p;
+      return href === p || href === base || href.startsWith(`${base}/`);
+    });
+    if (!allowed)
+      throw new ModelgateError(
+        'ENDPOINT_NOT_ALLOWED',
+        this.prefixes.length === 0
+          ? `endpoint ${href} is not allowed: no outbound endpoints are allowed on this server (an operator sets MODELGATE_ALLOWED_ENDPOINTS)`
+          : `endpoint ${href} is not under any allowed prefix (MODELGATE_ALLOWED_ENDPOINTS: ${this.prefixes.join(', ')})`,
+        { endpoint: href },
+      );
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    return { url, resolve: isIP(host) === 0 };
+  }
+
+  /**
+   * A `lookup` for node:http that resolves like the system does, then refuses the connection
+   * when any answer is a blocked address: checked at connect time, so the address used is the
+   * address checked.
+   */
+  static lookup(
+    hostname: string,
+    options: { family?: number | string; all?: boolean },
+    callback: (
+      err: NodeJS.ErrnoException | null,
+      address: string | LookupAddress[],
+      family?: number,
+    ) => void,
+  ): void {
+    dnsLookup(hostname, { all: true, family: Number(options.family) || 0 }, (err, addresses) => {
+      if (err) return callback(err, '');
+      const bad = addresses.find((a) => isBlockedAddress(a.address));
+      if (bad || addresses.length === 0) {
+        const e = new ModelgateError(
+          'ENDPOINT_NOT_ALLOWED',
+          `endpoint host ${hostname} resolves to ${bad?.address ?? 'nothing'}, a private, loopback or reserved address; list the server by address in MODELGATE_ALLOWED_ENDPOINTS to reach it`,
+          { host: hostname, address: bad?.address ?? null },
+        );
+        return callback(e as unknown as NodeJS.ErrnoException, '');
+      }
+      if (options.all) return callback(null, addresses);
+      const first = addresses[0]!;
+      callback(null, first.address, first.family);
+    });
+  }
+}
