@@ -45,6 +45,16 @@ function toEvaluation(r: Row): Evaluation {
   };
 }
 
+/** What the audit log keeps of each finding (the evidence stays in the findings table). */
+function findingSummaries(findings: Finding[]) {
+  return findings.map((f) => ({
+    ruleId: f.ruleId,
+    severity: f.severity,
+    title: f.title,
+    location: f.location,
+  }));
+}
+
 /** Writes an evaluation's findings, in chunks (a scan may report thousands). */
 async function insertFindings(
   trx: Kysely<DB>,
@@ -170,12 +180,7 @@ export class KyselyEvaluationStore implements EvaluationStore {
     return Number(res.numUpdatedRows) === 1;
   }
 
-  async enqueue(
-    target: { model: string; version: number },
-    evaluator: { id: string; version: string },
-    config: Record<string, unknown>,
-    actor: Actor,
-  ): Promise<Evaluation> {
+  private async versionRow(target: { model: string; version: number }) {
     const v = await this.db
       .selectFrom('versions as v')
       .innerJoin('models as m', 'm.id', 'v.model_id')
@@ -183,13 +188,22 @@ export class KyselyEvaluationStore implements EvaluationStore {
       .where('m.name', '=', target.model)
       .where('v.number', '=', target.version)
       .executeTakeFirst();
-    if (!v) {
+    if (!v)
       throw new ModelgateError(
         'VERSION_NOT_FOUND',
         `model ${target.model} has no version ${target.version}`,
         target,
       );
-    }
+    return v;
+  }
+
+  async enqueue(
+    target: { model: string; version: number },
+    evaluator: { id: string; version: string },
+    config: Record<string, unknown>,
+    actor: Actor,
+  ): Promise<Evaluation> {
+    const v = await this.versionRow(target);
     const id = `ev_${randomBytes(8).toString('hex')}`;
     await this.insert(id, v, evaluator, config, actor);
     const e = await this.get(id);
@@ -381,12 +395,7 @@ export class KyselyEvaluationStore implements EvaluationStore {
             id,
             status: 'succeeded',
             metrics,
-            findings: findings.map((f) => ({
-              ruleId: f.ruleId,
-              severity: f.severity,
-              title: f.title,
-              location: f.location,
-            })),
+            findings: findingSummaries(findings),
           },
         },
         at,
@@ -528,19 +537,7 @@ export class KyselyEvaluationStore implements EvaluationStore {
     metrics: Record<string, number>,
     actor: Actor,
   ): Promise<Evaluation> {
-    const v = await this.db
-      .selectFrom('versions as v')
-      .innerJoin('models as m', 'm.id', 'v.model_id')
-      .select(['v.id', 'm.name as model', 'v.number'])
-      .where('m.name', '=', target.model)
-      .where('v.number', '=', target.version)
-      .executeTakeFirst();
-    if (!v)
-      throw new ModelgateError(
-        'VERSION_NOT_FOUND',
-        `model ${target.model} has no version ${target.version}`,
-        target,
-      );
+    const v = await this.versionRow(target);
     const id = `ev_${randomBytes(8).toString('hex')}`;
     const at = this.now().toISOString();
     await this.db.transaction().execute(async (trx) => {
@@ -580,12 +577,7 @@ export class KyselyEvaluationStore implements EvaluationStore {
             evaluator: tool,
             config,
             metrics,
-            findings: findings.map((f) => ({
-              ruleId: f.ruleId,
-              severity: f.severity,
-              title: f.title,
-              location: f.location,
-            })),
+            findings: findingSummaries(findings),
           },
         },
         at,

@@ -24,6 +24,8 @@ import { canarySystemPrompt, makeCanaries } from '../../src/evaluators/redteam/c
 import { detectAll } from '../../src/evaluators/redteam/detectors.js';
 import { DETECTORS } from '../../src/evaluators/redteam/types.js';
 
+import { applyEdits, byteEdits } from './mutate.js';
+
 const CORPUS = join(import.meta.dirname, '..', 'corpus');
 const IMPORTS = join(import.meta.dirname, '..', 'fixtures', 'imports');
 const REDTEAM = join(import.meta.dirname, '..', 'fixtures', 'redteam');
@@ -51,31 +53,8 @@ export function mutatedBytes(seedList: Buffer[]): fc.Arbitrary<Buffer> {
   const random = fc.uint8Array({ maxLength: 4096 }).map((a) => Buffer.from(a));
   if (seedList.length === 0) return random;
   const mutated = fc
-    .tuple(
-      fc.integer({ min: 0, max: seedList.length - 1 }),
-      fc.array(
-        fc.tuple(
-          fc.constantFrom('flip', 'insert', 'delete', 'truncate', 'dup'),
-          fc.nat(),
-          fc.integer({ min: 0, max: 255 }),
-        ),
-        { minLength: 1, maxLength: 8 },
-      ),
-    )
-    .map(([i, edits]) => {
-      let b = Buffer.from(seedList[i] ?? Buffer.alloc(0));
-      for (const [kind, pos, byte] of edits) {
-        const at = b.length === 0 ? 0 : pos % b.length;
-        if (kind === 'flip' && b.length > 0) b[at] = byte;
-        else if (kind === 'insert')
-          b = Buffer.concat([b.subarray(0, at), Buffer.from([byte]), b.subarray(at)]);
-        else if (kind === 'delete') b = Buffer.concat([b.subarray(0, at), b.subarray(at + 1)]);
-        else if (kind === 'truncate') b = b.subarray(0, at);
-        else if (kind === 'dup')
-          b = Buffer.concat([b.subarray(0, at), b.subarray(at, at + 64), b.subarray(at)]);
-      }
-      return b;
-    });
+    .tuple(fc.integer({ min: 0, max: seedList.length - 1 }), byteEdits(8))
+    .map(([i, edits]) => applyEdits(seedList[i] ?? Buffer.alloc(0), edits));
   return fc.oneof({ weight: 1, arbitrary: random }, { weight: 4, arbitrary: mutated });
 }
 

@@ -5,6 +5,7 @@ import ajvDraft04 from 'ajv-draft-04';
 import addFormats from 'ajv-formats';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { applyEdits, byteEdits } from '../../../test/fuzz/mutate.js';
 import { isModelgateError, type ModelgateError } from '../../core/errors.js';
 import { SEVERITIES } from '../../core/findings.js';
 import { RULE_ID, referenceIds, severityFromAsr, severityFromScore, wilson } from './common.js';
@@ -773,25 +774,7 @@ describe('any format', () => {
 
 /** Byte-level edits of a sample: flips, insertions, deletions, truncations, duplications. */
 function byteMutations(seed: Buffer): fc.Arbitrary<string> {
-  const edit = fc.tuple(
-    fc.constantFrom('flip', 'insert', 'delete', 'truncate', 'dup'),
-    fc.nat(),
-    fc.integer({ min: 0, max: 255 }),
-  );
-  return fc.array(edit, { minLength: 1, maxLength: 6 }).map((edits) => {
-    let b = Buffer.from(seed);
-    for (const [kind, pos, byte] of edits) {
-      const at = b.length === 0 ? 0 : pos % b.length;
-      if (kind === 'flip' && b.length > 0) b[at] = byte;
-      else if (kind === 'insert')
-        b = Buffer.concat([b.subarray(0, at), Buffer.from([byte]), b.subarray(at)]);
-      else if (kind === 'delete') b = Buffer.concat([b.subarray(0, at), b.subarray(at + 1)]);
-      else if (kind === 'truncate') b = b.subarray(0, at);
-      else if (kind === 'dup')
-        b = Buffer.concat([b.subarray(0, at), b.subarray(at, at + 64), b.subarray(at)]);
-    }
-    return b.toString('utf8');
-  });
+  return byteEdits(6).map((edits) => applyEdits(seed, edits).toString('utf8'));
 }
 
 const ODD_VALUES: unknown[] = [
@@ -858,7 +841,6 @@ function valueMutations(format: ImportFormat): fc.Arbitrary<string> {
 describe('fuzzing: mutated samples parse or are refused with IMPORT_INVALID', () => {
   for (const format of IMPORT_FORMATS) {
     it(`${format}: 1000 mutations, no other exception, well-formed output`, () => {
-      const started = performance.now();
       const arb = fc.oneof(byteMutations(Buffer.from(SAMPLES[format])), valueMutations(format));
       fc.assert(
         fc.property(arb, (text) => {
@@ -884,7 +866,6 @@ describe('fuzzing: mutated samples parse or are refused with IMPORT_INVALID', ()
         }),
         { numRuns: 1000 },
       );
-      expect(performance.now() - started).toBeLessThan(20_000);
     });
   }
 });

@@ -83,7 +83,7 @@ describeEachEngine('evaluations API', (db) => {
       });
       expect(unknown.json().code).toBe('EVALUATOR_NOT_FOUND');
       const list = (await t.call({ method: 'GET', url: '/api/v1/evaluators' })).json();
-      expect(list.items.map((x: { id: string }) => x.id)).toEqual(['artifact-scan']);
+      expect(list.items.map((x: { id: string }) => x.id)).toEqual(['artifact-scan', 'llm-redteam']);
     } finally {
       await t.composed.deps.runner.stop();
     }
