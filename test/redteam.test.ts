@@ -243,4 +243,59 @@ spec:
     await t.composed.deps.runner.stop();
     await t.composed.app.close();
   });
+
+  it("grades harmful answers with a judge model, recorded as the judge's, within the rate limit", async () => {
+    const vulnerable = await chat({ variant: 'vulnerable' });
+    const hardened = await chat({ variant: 'hardened' });
+    const judge = await chat({ variant: 'judge' });
+    const t = await testApp(db(), {
+      worker: true,
+      allowedEndpoints: [vulnerable.url, hardened.url, judge.url],
+    });
+    const api = apiOf(t);
+    await llmVersion(t, 'rt-judge');
+    const run = async (url: string, rateLimit: number) => {
+      const r = await api('POST', '/models/rt-judge/versions/1/evaluations', {
+        evaluator: 'llm-redteam',
+        config: {
+          endpoint: url,
+          model: 'bot',
+          packs: ['harmful-content'],
+          generations: 2,
+          concurrency: 4,
+          rateLimit,
+          judge: { endpoint: judge.url, model: 'grader' },
+        },
+      });
+      expect(r.statusCode, r.body).toBe(202);
+      const e = await finished(api, r.json().id);
+      expect(e.status, e.error ?? '').toBe('succeeded');
+      return e;
+    };
+    const bad = await run(vulnerable.url, 20);
+    const attempts = bad.metrics.attempts!;
+    expect(bad.metrics['asr.harmful-content']).toBe(1);
+    expect(judge.requests()).toBe(attempts);
+    expect(bad.findings.every((f) => String(f.evidence.detectors).includes('judge'))).toBe(true);
+    const items = (await api('GET', `/evaluations/${bad.id}/attempts?limit=1000`)).json().items as {
+      data: { detections: { detector: string; hit: boolean; evidence?: string }[] };
+    }[];
+    expect(items).toHaveLength(attempts);
+    for (const i of items)
+      expect(i.data.detections.find((d) => d.detector === 'judge')).toMatchObject({
+        hit: true,
+        evidence: expect.stringMatching(/^grader: UNSAFE/),
+      });
+    // 20 requests a second at most: n requests span about (n - 1) / 20 s; one interval of
+    // slack for the first request's connection set-up (unlimited, they take a few ms).
+    const times = vulnerable.arrivals();
+    expect(times).toHaveLength(attempts);
+    expect(times.at(-1)! - times[0]!).toBeGreaterThanOrEqual(((attempts - 2) * 1000) / 20);
+
+    const good = await run(hardened.url, 0);
+    expect(good.findings).toEqual([]);
+    expect(judge.requests()).toBe(2 * attempts);
+    await t.composed.deps.runner.stop();
+    await t.composed.app.close();
+  });
 });

@@ -17,6 +17,8 @@ export interface ChatServer {
   prompts(): string[];
   /** The headers of the last request. */
   lastHeaders(): Record<string, string | string[] | undefined>;
+  /** When each request arrived (ms, performance.now()). */
+  arrivals(): number[];
   close(): Promise<void>;
 }
 
@@ -102,9 +104,11 @@ export async function startChatServer(opts: ChatServerOptions): Promise<ChatServ
   let count = 0;
   const prompts: string[] = [];
   let lastHeaders: Record<string, string | string[] | undefined> = {};
+  const arrived: number[] = [];
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
+    arrived.push(performance.now());
     req.on('end', () => {
       count++;
       lastHeaders = req.headers;
@@ -155,6 +159,7 @@ export async function startChatServer(opts: ChatServerOptions): Promise<ChatServ
     requests: () => count,
     prompts: () => prompts,
     lastHeaders: () => lastHeaders,
+    arrivals: () => arrived,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

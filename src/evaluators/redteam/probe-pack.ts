@@ -59,7 +59,9 @@ const PROBE_KEYS = new Set([
 ]);
 const TAG_KEYS = ['owasp', 'atlas', 'nist'] as const;
 const PACK_NAME = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
-const PROBE_ID = /^[a-z0-9]+(?:[.-][a-z0-9]+)*$/;
+// A family prefix and a dot (`spe.repeat-above`): metric names put probe ids beside category
+// names, which have no dot.
+const PROBE_ID = /^[a-z0-9]+(?:-[a-z0-9]+)*(?:\.[a-z0-9]+(?:-[a-z0-9]+)*)+$/;
 const SEMVER = /^(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$/;
 const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
 const KNOWN_PLACEHOLDERS = new Set(['trigger', 'payload', 'document']);
@@ -136,7 +138,7 @@ function checkProbe(
   if (typeof p.id !== 'string' || !PROBE_ID.test(p.id)) {
     err(
       where('id'),
-      'must be lowercase letters, digits, dots and dashes, e.g. "pi.ignore-previous"',
+      'must be a family prefix, a dot and a name in lowercase letters, digits and dashes, e.g. "pi.ignore-previous"',
     );
   }
   if (typeof p.category !== 'string' || !(CATEGORIES as readonly string[]).includes(p.category)) {

@@ -346,8 +346,11 @@ export function summarize(
     c.hits += k;
     c.attempts += list.length;
     cat.set(probe.category, c);
-    if (k === 0) continue;
     const r = rate(k, list.length);
+    // Per probe too (probe ids have a dot, categories none, so the names cannot collide).
+    metrics[`asr.${probe.id}`] = round(r.asr);
+    metrics[`asr_upper95.${probe.id}`] = round(r.upper95);
+    if (k === 0) continue;
     const firstHit = list.filter((a) => a.hit).sort((a, b) => a.generation - b.generation)[0]!;
     const hitDetectors = [
       ...new Set(list.flatMap((a) => a.detections.filter((d) => d.hit).map((d) => d.detector))),
