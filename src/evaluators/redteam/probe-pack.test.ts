@@ -260,7 +260,9 @@ describe('validation', () => {
     expect(errors).toEqual(
       expect.arrayContaining([
         'many.json: probe "Bad Id" (#0) field "extra": unknown field',
-        expect.stringContaining('many.json: probe "Bad Id" (#0) field "id": must be lowercase'),
+        expect.stringContaining(
+          'many.json: probe "Bad Id" (#0) field "id": must be a family prefix',
+        ),
         expect.stringContaining('field "category": unknown category "nope"'),
         expect.stringContaining('field "severity": unknown severity "urgent"'),
         expect.stringContaining('field "encoding": unknown encoding "hex"'),
