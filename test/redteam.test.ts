@@ -238,7 +238,7 @@ spec:
       '--model',
       'x',
     );
-    expect(refused.code).not.toBe(0);
+    expect(refused.code).toBe(2);
     expect(refused.out).toMatch(/not under any allowed prefix/);
     await t.composed.deps.runner.stop();
     await t.composed.app.close();

@@ -157,11 +157,18 @@ Examples:
         };
       }
       const client = ctx.client();
-      let e = await client.request<Evaluation>(
-        'POST',
-        `/api/v1/models/${seg(model)}/versions/${seg(r ?? '')}/evaluations`,
-        { evaluator: 'llm-redteam', config },
-      );
+      let e: Evaluation;
+      try {
+        e = await client.request<Evaluation>(
+          'POST',
+          `/api/v1/models/${seg(model)}/versions/${seg(r ?? '')}/evaluations`,
+          { evaluator: 'llm-redteam', config },
+        );
+      } catch (err) {
+        // Exit 1 means attacks succeeded: a refused run is a 2, like a failed one.
+        if (err instanceof CliError) throw new CliError(err.message, 2);
+        throw err;
+      }
       if (o.wait === false) {
         ctx.print(cmd, e, () => `${e.id} queued: modelgate eval show ${e.id}`);
         return;
