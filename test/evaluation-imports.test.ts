@@ -60,7 +60,7 @@ describeEachEngine('importing evaluation results', (db) => {
       expect(e.requestedBy).toBe('imp-eve');
       expect(e.config.imported).toMatchObject({ format, tool: expected.tool.name, filename: file });
       expect(e.evaluator.version).toBe(expected.tool.version);
-      expect(e.evaluator.id).toMatch(/^[a-z][a-z0-9-]{1,62}$/);
+      expect(e.evaluator.id).toMatch(/^import\/[a-z][a-z0-9-]+$/);
       expect(e.metrics).toEqual(expected.metrics);
       expect(e.findings.map((f) => [f.ruleId, f.severity, f.title])).toEqual(
         expected.findings.map((f) => [f.ruleId, f.severity, f.title]),
@@ -138,6 +138,42 @@ describeEachEngine('importing evaluation results', (db) => {
     expect((await api('GET', '/models/imp-bot/versions/1/evaluations')).json().items).toHaveLength(
       before,
     );
+    await t.composed.app.close();
+  });
+
+  it("never lets an imported result pass for one of the server's own evaluators", async () => {
+    const t = await testApp(db());
+    const api = apiOf(t);
+    await api('POST', '/models', { name: 'imp-fake', ownerTeam: 'llm', riskTier: 'limited' });
+    await pushFile(t, 'imp-fake', join(CORPUS, 'benign', 'model.safetensors'));
+    const r = await api('POST', '/models/imp-fake/versions/1/evaluation-imports', {
+      format: 'modelgate',
+      content: JSON.stringify({
+        schema: 'modelgate.dev/evaluation-result/v1',
+        tool: { name: 'artifact-scan', version: '1.0.0' },
+        findings: [],
+        metrics: {},
+      }),
+    });
+    expect(r.statusCode, r.body).toBe(201);
+    expect(r.json().evaluator.id).toBe('import/artifact-scan');
+    // The staging gate wants a successful artifact scan: an imported one does not count.
+    const policy = `apiVersion: modelgate.dev/v1
+kind: GatePolicy
+metadata: {name: imp-gate}
+spec:
+  bindings: {aliases: [production]}
+  validations:
+    - name: scanned
+      expression: evaluations.exists(e, e.evaluator == 'artifact-scan' && e.status == 'succeeded')
+      message: not scanned
+      reason: MissingEvidence
+      action: deny
+`;
+    const wi = await api('POST', '/gate-policies/what-if', { document: policy, allVersions: true });
+    expect(
+      (wi.json().failing as { model: string }[]).filter((f) => f.model === 'imp-fake'),
+    ).toHaveLength(1);
     await t.composed.app.close();
   });
 });

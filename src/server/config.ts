@@ -135,7 +135,9 @@ export function loadConfig(
   const fileEndpoints = Array.isArray(file.allowedEndpoints)
     ? file.allowedEndpoints
     : (file.allowedEndpoints ?? '').split(/[\s,]+/);
-  const allowedEndpoints = (env.MODELGATE_ALLOWED_ENDPOINTS?.split(/[\s,]+/) ?? fileEndpoints)
+  const allowedEndpoints = (
+    (env.MODELGATE_ALLOWED_ENDPOINTS || undefined)?.split(/[\s,]+/) ?? fileEndpoints
+  )
     .map((x) => x.trim())
     .filter(Boolean);
   // Fails at start for a malformed prefix rather than at the first red-team run.

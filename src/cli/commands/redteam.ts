@@ -175,9 +175,18 @@ Examples:
       }
       const tty = process.stderr.isTTY;
       let shown = -1;
+      // Exit 1 means attacks succeeded: any other failure on the way is a 2.
+      const get = async <T>(path: string) => {
+        try {
+          return await client.request<T>('GET', path);
+        } catch (err) {
+          if (err instanceof CliError) throw new CliError(err.message, 2);
+          throw err;
+        }
+      };
       while (e.status === 'queued' || e.status === 'running') {
         await new Promise((res) => setTimeout(res, 500));
-        e = await client.request<Evaluation>('GET', `/api/v1/evaluations/${seg(e.id)}`);
+        e = await get<Evaluation>(`/api/v1/evaluations/${seg(e.id)}`);
         if (tty) process.stderr.write(`\r${bar(e.progress)} ${e.status}   `);
         else if (Math.floor(e.progress * 4) > shown) {
           shown = Math.floor(e.progress * 4);
@@ -187,8 +196,7 @@ Examples:
       if (tty) process.stderr.write('\n');
       if (e.status === 'failed')
         throw new CliError(`red-team run ${e.id} failed: ${e.error ?? 'unknown error'}`, 2);
-      const full = await client.request<Evaluation & { findings: StoredFinding[] }>(
-        'GET',
+      const full = await get<Evaluation & { findings: StoredFinding[] }>(
         `/api/v1/evaluations/${seg(e.id)}`,
       );
       ctx.print(cmd, full, () =>

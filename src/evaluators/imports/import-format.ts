@@ -22,7 +22,7 @@ export interface ImportedEvaluation {
 export const EVALUATION_RESULT_SCHEMA = 'modelgate.dev/evaluation-result/v1';
 
 /** Most findings one import may hold. */
-export const MAX_IMPORT_FINDINGS = 100_000;
+export const MAX_IMPORT_FINDINGS = 10_000;
 
 /** Most metrics one import may hold. */
 export const MAX_IMPORT_METRICS = 1000;

@@ -141,13 +141,46 @@ function messageText(
     const t = isObject(template) ? get(template, 'text') : undefined;
     if (typeof t === 'string') {
       const args = c.optArray(get(msg, 'arguments'), [...path, 'arguments']) ?? [];
-      text = t.replace(/\{(\d{1,3})\}/g, (m, n: string) => {
-        const a = args[Number(n)];
-        return typeof a === 'string' ? a : m;
-      });
+      // Clipped before and while filling in: a title is short, and a huge template shared by
+      // 100,000 results must not be expanded in full for each.
+      let out = '';
+      for (const part of t.slice(0, MESSAGE_CHARS).split(/(\{\d{1,3}\})/)) {
+        const n = /^\{(\d{1,3})\}$/.exec(part);
+        const a = n ? args[Number(n[1])] : undefined;
+        out += n && typeof a === 'string' ? a.slice(0, MESSAGE_CHARS) : part;
+        if (out.length >= MESSAGE_CHARS) break;
+      }
+      text = out;
     }
   }
-  return text?.replace(/\[([^\]]{0,500})\]\(\d{1,9}\)/g, '$1');
+  // Links `[text](1)`: a linear scan (a `[` without its `](n)` costs nothing extra).
+  return text === undefined ? undefined : unlink(text.slice(0, MESSAGE_CHARS));
+}
+
+/** Most characters of a message kept: it becomes a title and evidence, both clipped shorter. */
+const MESSAGE_CHARS = 4096;
+
+function unlink(text: string): string {
+  let out = '';
+  let i = 0;
+  for (;;) {
+    const open = text.indexOf('[', i);
+    if (open < 0) return out + text.slice(i);
+    const close = text.indexOf('](', open + 1);
+    const end = close < 0 ? -1 : text.indexOf(')', close + 2);
+    if (
+      close < 0 ||
+      end < 0 ||
+      close - open > 501 ||
+      !/^\d{1,9}$/.test(text.slice(close + 2, end))
+    ) {
+      out += text.slice(i, open + 1);
+      i = open + 1;
+      continue;
+    }
+    out += text.slice(i, open) + text.slice(open + 1, close);
+    i = end + 1;
+  }
 }
 
 /**

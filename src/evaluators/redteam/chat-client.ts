@@ -49,7 +49,8 @@ class HttpError extends Error {
 
 const MAX_REDIRECTS = 3;
 
-const sleep = (ms: number, signal: AbortSignal) =>
+/** Waits `ms`, or rejects with the signal's reason when it is aborted first. */
+export const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
     if (signal.aborted) return reject(signal.reason);
     const t = setTimeout(() => {
@@ -143,6 +144,7 @@ export class ChatClient {
     body: string,
     signal: AbortSignal,
     redirects: number,
+    withHeaders = true,
   ): Promise<string> {
     const timeout = AbortSignal.timeout(this.opts.timeoutMs);
     const both = AbortSignal.any([signal, timeout]);
@@ -155,7 +157,7 @@ export class ChatClient {
           agent: this.agent,
           signal: both,
           headers: {
-            ...this.headers,
+            ...(withHeaders && this.headers),
             'content-type': 'application/json',
             accept: 'application/json',
             'content-length': Buffer.byteLength(body),
@@ -188,7 +190,12 @@ export class ChatClient {
               reject(e);
               return;
             }
-            this.once(next, body, signal, redirects + 1).then(resolve, reject);
+            // Headers (credentials among them) go only to the origin they were given for.
+            const sameOrigin = next.url.origin === target.url.origin;
+            this.once(next, body, signal, redirects + 1, sameOrigin && withHeaders).then(
+              resolve,
+              reject,
+            );
             return;
           }
           const chunks: Buffer[] = [];

@@ -30,6 +30,11 @@ describe('isBlockedAddress', () => {
     ['fe80::1', true],
     ['::ffff:127.0.0.1', true],
     ['::ffff:10.0.0.1', true],
+    ['::ffff:7f00:1', true],
+    ['::7f00:1', true],
+    ['::127.0.0.1', true],
+    ['2002:7f00:1::1', true],
+    ['2001:0:4136:e378::1', true],
     ['not-an-ip', true],
     ['8.8.8.8', false],
     ['1.1.1.1', false],
@@ -128,10 +133,15 @@ describe('ChatClient over loopback', () => {
       redirectTo: `${target.url}/chat/completions`,
     });
     servers.push(target, s);
-    const c = new ChatClient(new EgressPolicy([s.url, target.url]), s.url, 'm', {});
+    const c = new ChatClient(new EgressPolicy([s.url, target.url]), s.url, 'm', {
+      'x-api-key': 'secret-value',
+    });
     expect((await ask(c)).content).toMatch(/sorry/);
     c.close();
     expect(target.requests()).toBe(1);
+    // The credential went to the origin it was given for, not to the redirect's.
+    expect(s.lastHeaders()['x-api-key']).toBe('secret-value');
+    expect(target.lastHeaders()['x-api-key']).toBeUndefined();
   });
 
   it('times out a server that does not answer', async () => {

@@ -29,11 +29,16 @@ const BLOCKED = (() => {
     b.addSubnet(net, bits, 'ipv4');
   }
   for (const [net, bits] of [
-    ['::', 128],
-    ['::1', 128],
+    // Unspecified, loopback and the deprecated IPv4-compatible ::a.b.c.d.
+    ['::', 96],
     ['64:ff9b::', 96],
     ['100::', 64],
     ['2001:db8::', 32],
+    // Teredo and 6to4 carry an IPv4 address inside: refused rather than decoded.
+    ['2001::', 32],
+    ['2002::', 16],
+    ['64:ff9b:1::', 48],
+    ['fec0::', 10],
     ['fc00::', 7],
     ['fe80::', 10],
     ['ff00::', 8],
@@ -48,7 +53,7 @@ export function isBlockedAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 0) return true;
   if (family === 6) {
-    // IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible forms are checked as IPv4.
+    // IPv4-mapped addresses (::ffff:a.b.c.d) are checked as the IPv4 address they carry.
     const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
     if (mapped) return BLOCKED.check(mapped[1]!, 'ipv4');
     return BLOCKED.check(address, 'ipv6');

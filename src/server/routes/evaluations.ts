@@ -332,12 +332,16 @@ export async function evaluationRoutes(app: Api, { deps }: RouteOpts) {
   );
 }
 
-/** An evaluator id for a tool name: lower case, dashes, as evaluator ids are. */
+/**
+ * The evaluator id of an imported result: `import/` and the tool's name in lower case and
+ * dashes. Never a bare name: a file naming its tool `artifact-scan` must not pass for this
+ * server's own scan (gates filter evaluations by evaluator).
+ */
 function evaluatorIdOf(tool: string): string {
-  const id = tool
+  const slug = tool
     .toLowerCase()
     .replace(/[^a-z0-9]+/g, '-')
     .replace(/^[^a-z]+|-+$/g, '')
-    .slice(0, 63);
-  return id.length >= 2 ? id : `tool-${id || 'unknown'}`;
+    .slice(0, 56);
+  return `import/${slug || 'unknown'}`;
 }
