@@ -94,7 +94,10 @@ const MAX_WAIVER_SUBJECTS = 10_000;
 /** Longest a waiver may run: a waiver is a decision to revisit, not a permanent exemption. */
 export const MAX_WAIVER_DAYS = 365;
 const PAGE = 500;
-/** Versions per what-if slice: small enough to spread over workers, large enough to batch. */
+/**
+ * Versions per what-if slice: one read of versions, a few batched fact queries, and a bounded
+ * number of facts alive at once (fewer promoted to the old generation than with larger ones).
+ */
 const WHATIF_UNIT_VERSIONS = 500;
 
 const parse = <T>(text: string): T => JSON.parse(text) as T;
