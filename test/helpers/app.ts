@@ -76,6 +76,8 @@ export async function testApp(
     allowedEndpoints?: string[];
     /** Server-side secrets by name (MODELGATE_SECRET_<NAME>). */
     secrets?: Record<string, string>;
+    /** How often the log signs a checkpoint on its own (MODELGATE_CHECKPOINT_INTERVAL_MS). */
+    checkpointIntervalMs?: number;
   } = {},
 ): Promise<TestApp> {
   const token = issueToken().secret;
@@ -92,6 +94,9 @@ export async function testApp(
     // Tests re-check when they mean to (POST /gate-rechecks).
     gateRecheckMs: 0,
     allowedEndpoints: opts.allowedEndpoints ?? [],
+    ...(opts.checkpointIntervalMs !== undefined && {
+      checkpointIntervalMs: opts.checkpointIntervalMs,
+    }),
     secret: (name: string) => opts.secrets?.[name],
   };
   const composed = await compose(
