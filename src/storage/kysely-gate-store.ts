@@ -1248,12 +1248,13 @@ export class KyselyGateStore implements GateStore {
         .groupBy('model_id')
         .execute())
         counts.set(Number(r.model_id), Number(r.n));
+    const tags = new Map(models.map((m) => [m.id, parse<string[]>(m.tags)]));
     const units: WhatIfUnit[] = [];
     for (const alias of doc.spec.bindings.aliases) {
       let unit: WhatIfUnit = { alias, modelIds: [] };
       let size = 0;
       for (const m of models) {
-        const target = { alias, riskTier: m.risk_tier, modelTags: parse<string[]>(m.tags) };
+        const target = { alias, riskTier: m.risk_tier, modelTags: tags.get(m.id)! };
         if (!policyBinds(policy.compiled.document, target)) continue;
         const n = allVersions ? (counts.get(Number(m.id)) ?? 0) : 1;
         if (n === 0) continue;

@@ -3,6 +3,12 @@ import https from 'node:https';
 import { ModelgateError } from '../../core/errors.js';
 import { type AllowedEndpoint, EgressPolicy } from './egress.js';
 
+/** The chat completions URL of an endpoint given as a base URL (or as that URL itself). */
+export function completionsUrl(endpoint: string): string {
+  const base = endpoint.replace(/\/+$/, '');
+  return /\/chat\/completions$/.test(base) ? base : `${base}/chat/completions`;
+}
+
 /** One chat message of the OpenAI chat completions API. */
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
@@ -90,9 +96,7 @@ export class ChatClient {
     opts: Partial<ChatClientOptions> = {},
   ) {
     this.opts = { ...DEFAULTS, ...opts };
-    const base = endpoint.replace(/\/+$/, '');
-    const url = /\/chat\/completions$/.test(base) ? base : `${base}/chat/completions`;
-    this.endpoint = policy.check(url);
+    this.endpoint = policy.check(completionsUrl(endpoint));
     const Agent = this.endpoint.url.protocol === 'https:' ? https.Agent : http.Agent;
     this.agent = new Agent({ keepAlive: true, maxSockets: this.opts.maxSockets });
   }

@@ -1,4 +1,5 @@
 import { ModelgateError } from '../../core/errors.js';
+import { completionsUrl } from './chat-client.js';
 import type { EgressPolicy } from './egress.js';
 
 /** A header value: a literal (not for credentials) or the name of a server-side secret. */
@@ -127,8 +128,9 @@ function targetOf(
   secrets: SecretResolver,
 ): ChatTarget {
   const endpoint = str(v.endpoint, `${path}endpoint`, 2048);
-  // Refused here, when the run is requested, before anything is queued or sent.
-  egress.check(endpoint);
+  // Refused here, when the run is requested, before anything is queued or sent: the URL the
+  // client will call, checked the same way it will be.
+  egress.check(completionsUrl(endpoint));
   return {
     endpoint,
     model: str(v.model, `${path}model`, 256),
