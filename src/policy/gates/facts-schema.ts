@@ -87,6 +87,9 @@ const MESSAGE_TYPES: Record<string, Record<string, string>> = {
     approvedBy: 'string',
   },
 };
+/** The facts' message types: fields are properties of one class instance per message. */
+export const FACT_MESSAGE_TYPES: ReadonlySet<string> = new Set(Object.keys(MESSAGE_TYPES));
+
 const FACT_VARIABLES: Record<string, string> = {
   version: 'Version',
   model: 'Model',
@@ -225,18 +228,31 @@ function spell(path: Path): string {
 const digit = (s: string, i: number) => s.charCodeAt(i) - 48;
 const two = (s: string, i: number) => digit(s, i) * 10 + digit(s, i + 1);
 
+// The form the registry writes (`toISOString()`: UTC, milliseconds), character by character:
+// 0 stands for a digit.
+const CANONICAL = [...'0000-00-00T00:00:00.000Z'].map((c) => (c === '0' ? 0 : c.charCodeAt(0)));
+
 /**
- * Date.parse of a string RFC3339 accepted, with a fast path for what the registry writes
- * (`toISOString()`: UTC, milliseconds) whose fields are in the ranges where Date.UTC and
- * Date.parse agree; anything else goes to Date.parse.
+ * Date.parse of a string RFC3339 accepts, NaN for anything else. Strings of the canonical form
+ * whose fields are in the ranges where Date.UTC and Date.parse agree take a fast path (no
+ * regular expression, no Date.parse); everything else takes the regular expression and
+ * Date.parse.
  */
 function parseRfc3339(v: string): number {
-  if (v.length === 24 && v.charCodeAt(23) === 90 /* Z */ && v.charCodeAt(19) === 46 /* . */) {
+  let canonical = v.length === CANONICAL.length;
+  for (let i = 0; canonical && i < CANONICAL.length; i++) {
+    const c = v.charCodeAt(i);
+    const want = CANONICAL[i]!;
+    canonical = want === 0 ? c >= 48 && c <= 57 : c === want;
+  }
+  if (canonical) {
     const month = two(v, 5);
     const day = two(v, 8);
     const hour = two(v, 11);
     const minute = two(v, 14);
     const second = two(v, 17);
+    const year = two(v, 0) * 100 + two(v, 2);
+    // Date.UTC maps years 0-99 to 1900-1999; Date.parse does not.
     if (
       month >= 1 &&
       month <= 12 &&
@@ -244,15 +260,12 @@ function parseRfc3339(v: string): number {
       day <= 28 &&
       hour <= 23 &&
       minute <= 59 &&
-      second <= 59
-    ) {
-      const year = two(v, 0) * 100 + two(v, 2);
-      const ms = digit(v, 20) * 100 + two(v, 21);
-      // Date.UTC maps years 0-99 to 1900-1999; Date.parse does not.
-      if (year >= 100) return Date.UTC(year, month - 1, day, hour, minute, second, ms);
-    }
+      second <= 59 &&
+      year >= 100
+    )
+      return Date.UTC(year, month - 1, day, hour, minute, second, digit(v, 20) * 100 + two(v, 21));
   }
-  return Date.parse(v);
+  return RFC3339.test(v) ? Date.parse(v) : Number.NaN;
 }
 
 function invalid(path: Path, message: string, key?: string): never {
@@ -329,7 +342,7 @@ function buildConverter(type: string): Converter {
       };
     case TIMESTAMP:
       return (v, path) => {
-        const ms = typeof v === 'string' && RFC3339.test(v) ? parseRfc3339(v) : Number.NaN;
+        const ms = typeof v === 'string' ? parseRfc3339(v) : Number.NaN;
         if (Number.isNaN(ms)) invalid(path, 'must be an RFC 3339 timestamp');
         return new Date(ms);
       };
@@ -370,11 +383,13 @@ function buildConverter(type: string): Converter {
   }));
   return (v, path) => {
     if (!isRecord(v)) invalid(path, 'must be an object');
-    for (const k of Object.keys(v))
-      if (!Object.hasOwn(fields, k)) invalid(path, 'is not a known fact', k);
     const out = new Ctor() as Record<string, unknown>;
+    // Fields present (null counts: the key is there); compared with the object's own keys
+    // below, so that an unknown key is refused without listing the keys of every message.
+    let present = 0;
     for (const f of plan) {
       const x = v[f.k];
+      if (x !== undefined) present++;
       if (x === undefined || x === null) {
         // Absent rather than null, so that `has()` answers and a read is an error, not a null.
         if (!f.optional) invalid(path, 'is required', f.k);
@@ -384,6 +399,13 @@ function buildConverter(type: string): Converter {
       out[f.k] = f.convert(x, path);
       path.pop();
     }
+    // for-in also counts inherited enumerable keys: a count that differs only takes the slow
+    // path, which looks at own keys.
+    let keys = 0;
+    for (const _ in v) keys++;
+    if (keys !== present)
+      for (const k of Object.keys(v))
+        if (!Object.hasOwn(fields, k)) invalid(path, 'is not a known fact', k);
     return out;
   };
 }
