@@ -1389,7 +1389,7 @@ export class KyselyGateStore implements GateStore {
       facts.forEach((f, i) => {
         const item = items[i]!;
         evaluated++;
-        const g = decideGate([policy], f, { digest: false });
+        const g = decideGate([policy], f, { digest: false, compiled: true });
         if (g.outcome === 'allow') {
           passing++;
           return;

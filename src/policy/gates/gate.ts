@@ -47,12 +47,15 @@ export interface GateOutcome {
 export function decideGate(
   policies: readonly GatePolicy[],
   facts: Facts,
-  /** digest false: a dry run that records nothing need not hash the facts (factsDigest ''). */
-  opts: { digest?: boolean } = {},
+  /**
+   * digest false: a dry run that records nothing need not hash the facts (factsDigest '').
+   * compiled: evaluate with compiled closures where they can decide (see evaluatePolicy).
+   */
+  opts: { digest?: boolean; compiled?: boolean } = {},
 ): GateOutcome {
   const digest = opts.digest === false ? '' : factsDigest(facts);
   const outcomes: PolicyOutcome[] = policies.map((p) => {
-    const r = evaluatePolicy(p.compiled, facts, digest);
+    const r = evaluatePolicy(p.compiled, facts, digest, { compiled: opts.compiled === true });
     return {
       name: p.name,
       version: p.version,
