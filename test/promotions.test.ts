@@ -425,6 +425,33 @@ spec:
     expect(mine.every((f) => f.failed[0]?.message === `odd: ${f.model}@${f.version}`)).toBe(true);
     expect(report.evaluated).toBeGreaterThanOrEqual(1203 + 120);
     expect(report.evaluated).toBe(report.passing + report.failing.length);
+
+    // A rule that errors on some versions (the seeded cards have no `note`): those versions
+    // are decided by cel-js, the others by the compiled rules, and both kinds are reported.
+    const noted = `${odd.replace('wi-even', 'wi-noted')}    - name: noted
+      expression: "version.number > 3 || version.card.note == 'ok'"
+      message: no note
+      reason: Test
+      action: deny
+`;
+    const r2 = await api('POST', '/gate-policies/what-if', { document: noted, allVersions: true });
+    expect(r2.statusCode, r2.body).toBe(200);
+    const mine2 = (r2.json() as typeof report).failing.filter((f) => f.model.startsWith('wi'));
+    const expected2 = names.flatMap((name) => {
+      const n = name.startsWith('wib') ? 1203 : 3;
+      return Array.from({ length: n }, (_, i) => i + 1)
+        .filter((v) => v % 2 === 1 || v <= 3)
+        .map((v) => {
+          const rules = [
+            ...(v % 2 === 1 ? [`odd: ${name}@${v}`] : []),
+            ...(v <= 3 ? ['no note'] : []),
+          ];
+          return `${name}@${v} ${rules.join('; ')}`;
+        });
+    });
+    expect(
+      mine2.map((f) => `${f.model}@${f.version} ${f.failed.map((x) => x.message).join('; ')}`),
+    ).toEqual(expected2);
     await t.composed.deps.runner.stop();
     await t.composed.app.close();
   });

@@ -11,6 +11,8 @@ import {
   type Facts,
   type FindingFacts,
   type ModelFacts,
+  type RequestFacts,
+  SharedConversions,
   type VersionFacts,
   type WaiverFacts,
 } from '../policy/gates/facts-schema.js';
@@ -291,8 +293,18 @@ export class KyselyGateStore implements GateStore {
       const lineageBy = group(lineage, (e) => Number(e.version_id));
       const waiversBy = group(waivers, (w) => Number(w.model_id));
       const reviewsBy = group(reviews, (r) => Number(r.request_id));
-      // A model's facts are the same for each of its versions: build them once.
+      // A model's facts are the same for each of its versions, and a request the same for the
+      // versions that share it: build them once (a what-if converts them once too).
       const modelFacts = new Map<number, ModelFacts>();
+      const requests = new Map<GateRequestFacts, RequestFacts>();
+      const requestFacts = (r: GateRequestFacts) => {
+        let x = requests.get(r);
+        if (!x) {
+          x = { alias: r.alias, requestedBy: r.requestedBy, requestedAt: r.requestedAt };
+          requests.set(r, x);
+        }
+        return x;
+      };
       for (const { model: m, version: v, request } of page) {
         const inForce = (waiversBy.get(Number(m.id)) ?? []).filter(
           (w) => w.version === null || Number(w.version) === Number(v.number),
@@ -376,11 +388,7 @@ export class KyselyGateStore implements GateStore {
                   ? `${e.target_model}@${e.target_number}`
                   : (e.target_uri ?? ''),
           })),
-          request: {
-            alias: request.alias,
-            requestedBy: request.requestedBy,
-            requestedAt: request.requestedAt,
-          },
+          request: requestFacts(request),
           approvals:
             request.requestId === null
               ? []
@@ -1306,7 +1314,13 @@ export class KyselyGateStore implements GateStore {
     const byId = new Map(page.map((m) => [Number(m.id), m]));
     const rank = new Map(page.map((m, i) => [m.name, i]));
     const failing: WhatIfFailure[] = [];
-    const nowIso = now.toISOString();
+    // The request a version that nobody asked to promote would carry, one for the whole slice.
+    const unrequested: GateRequestFacts = {
+      alias,
+      requestedBy: '',
+      requestedAt: now.toISOString(),
+      requestId: null,
+    };
     let evaluated = 0;
     let passing = 0;
     const holders = await this.db
@@ -1382,14 +1396,15 @@ export class KyselyGateStore implements GateStore {
                     requestedAt: h.updated_at,
                     requestId: null,
                   }
-                : { alias, requestedBy: '', requestedAt: nowIso, requestId: null };
+                : unrequested;
         items.push({ model: m, version: v, request, current });
       }
       const facts = await this.loadFacts(this.db, items, now);
+      const shared = new SharedConversions();
       facts.forEach((f, i) => {
         const item = items[i]!;
         evaluated++;
-        const g = decideGate([policy], f, { digest: false, compiled: true });
+        const g = decideGate([policy], f, { digest: false, compiled: true, shared });
         if (g.outcome === 'allow') {
           passing++;
           return;

@@ -56,6 +56,12 @@ const TIMESTAMP = 'google.protobuf.Timestamp';
 
 class Unsupported extends Error {}
 
+const EMPTY: Frame = {
+  ctx: {},
+  variable: () => fail('no variables'),
+  locals: [],
+};
+
 const fail = (why: string): never => {
   throw new Fallback(why);
 };
@@ -168,7 +174,13 @@ class Compiler {
       case 'in':
         return this.#in(n);
       case 'list': {
-        const items = (n.args as Node[]).map((a) => this.compile(a));
+        // A list of literals is built once (frozen: nothing in CEL changes a value).
+        const literals = n.args as Node[];
+        if (literals.every((a) => a.op === 'value')) {
+          const fixed = Object.freeze(literals.map((a) => this.#value(a)(EMPTY)));
+          return () => fixed;
+        }
+        const items = literals.map((a) => this.compile(a));
         return (f) => {
           const out = new Array(items.length);
           for (let i = 0; i < items.length; i++) out[i] = items[i]!(f);

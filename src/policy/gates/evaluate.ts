@@ -5,7 +5,12 @@ import { dirname, join } from 'node:path';
 import { canonicalize } from '../../audit/canonical-json.js';
 import { ModelgateError } from '../../core/errors.js';
 import { type Compiled, compileCel, Fallback, type Frame } from './compiled-cel.js';
-import { FACT_MESSAGE_TYPES, type Facts, toCelFacts } from './facts-schema.js';
+import {
+  FACT_MESSAGE_TYPES,
+  type Facts,
+  type SharedConversions,
+  toCelFacts,
+} from './facts-schema.js';
 import { type CompiledPolicy, type GateAction, PolicyVariables } from './policy-document.js';
 
 /** The outcome of one validation of a policy on one facts snapshot. */
@@ -130,22 +135,21 @@ export function evaluatePolicy(
   /**
    * compiled: evaluate with the policy's compiled closures where they can decide, and with
    * cel-js where they cannot (the result is the same; a what-if over a portfolio is faster).
+   * shared: conversions shared with the other snapshots of a batch (see SharedConversions).
    */
-  opts: { compiled?: boolean } = {},
+  opts: { compiled?: boolean; shared?: SharedConversions } = {},
 ): GateResult {
   const digest = known ?? factsDigest(facts);
-  const context: Record<string, unknown> = toCelFacts(facts);
+  const context: Record<string, unknown> = toCelFacts(facts, opts.shared);
   // Rule waivers name `<policy>/<validation>`; the facts hold only waivers in force, but `now`
   // is checked again so that replaying old facts cannot differ from what the gate saw.
-  const now = Date.parse(facts.now);
+  // (The converted `now` is Date.parse of the facts' text, without parsing it again.)
+  const now = (context.now as Date).getTime();
   const ruleWaivers = new Map<string, string>();
   for (const w of facts.waivers ?? [])
     if (w.rule && Date.parse(w.expiresAt) > now && !ruleWaivers.has(w.rule))
       ruleWaivers.set(w.rule, w.id);
-  const waiverOf = (spec: CompiledPolicy['validations'][number]['spec']) =>
-    spec.action === 'deny' && spec.waivable !== false
-      ? ruleWaivers.get(`${compiled.name}/${spec.name}`)
-      : undefined;
+  const waiverOf: WaiverOf = { policy: compiled.name, ruleWaivers };
   const fast = opts.compiled ? fastOf(compiled) : null;
   let results: RuleResult[] | undefined;
   if (fast) {
@@ -165,7 +169,12 @@ export function evaluatePolicy(
   };
 }
 
-type WaiverOf = (spec: CompiledPolicy['validations'][number]['spec']) => string | undefined;
+/** The rule waivers in force, by `<policy>/<validation>`. */
+type WaiverOf = { policy: string; ruleWaivers: ReadonlyMap<string, string> };
+const waiverFor = (w: WaiverOf, spec: CompiledPolicy['validations'][number]['spec']) =>
+  spec.action === 'deny' && spec.waivable !== false && w.ruleWaivers.size > 0
+    ? w.ruleWaivers.get(`${w.policy}/${spec.name}`)
+    : undefined;
 
 // Plain literals, not spreads of a shared base: this runs for every rule of every version a
 // what-if evaluates, and V8 copies a spread far slower than it builds a literal.
@@ -227,8 +236,38 @@ function celResults(
         message += ` (messageExpression failed: ${describe(e)})`;
       }
     }
-    return failedRule(spec, message, error, waiverOf(spec));
+    return failedRule(spec, message, error, waiverFor(waiverOf, spec));
   });
+}
+
+/**
+ * A frame whose `variable` computes a policy variable on first read. A class rather than
+ * closures: this is built for every version a what-if evaluates.
+ */
+class VariableFrame implements Frame {
+  readonly locals: unknown[] = [];
+  #values: Map<string, unknown> | undefined;
+  constructor(
+    readonly ctx: Record<string, unknown>,
+    readonly programs: ReadonlyMap<string, Compiled>,
+    readonly root?: VariableFrame,
+  ) {}
+
+  variable(name: string): unknown {
+    // Variables are shared by the whole snapshot, whichever frame reads them first.
+    if (this.root) return this.root.variable(name);
+    this.#values ??= new Map();
+    let v = this.#values.get(name);
+    if (v === undefined) {
+      const program = this.programs.get(name);
+      if (!program) throw new Fallback(`variables.${name} is not defined`);
+      // Its own frame: a variable may first be read inside a comprehension, whose locals
+      // its own comprehensions would overwrite.
+      v = program(new VariableFrame(this.ctx, this.programs, this));
+      this.#values.set(name, v);
+    }
+    return v;
+  }
 }
 
 /**
@@ -242,19 +281,7 @@ function fastResults(
   ctx: Record<string, unknown>,
   waiverOf: WaiverOf,
 ): RuleResult[] {
-  const values = new Map<string, unknown>();
-  // Each variable runs in a frame of its own: it may first be read inside a comprehension.
-  const variable = (name: string): unknown => {
-    let v = values.get(name);
-    if (v === undefined) {
-      const program = fast.variables.get(name);
-      if (!program) throw new Fallback(`variables.${name} is not defined`);
-      v = program({ ctx, variable, locals: [] });
-      values.set(name, v);
-    }
-    return v;
-  };
-  const frame: Frame = { ctx, variable, locals: [] };
+  const frame = new VariableFrame(ctx, fast.variables);
   const results = new Array<RuleResult>(fast.validations.length);
   for (let i = 0; i < results.length; i++) {
     const { spec, messageProgram } = compiled.validations[i]!;
@@ -270,7 +297,7 @@ function fastResults(
       const m = message(frame);
       if (typeof m === 'string' && m.trim() !== '') text = m;
     }
-    results[i] = failedRule(spec, text, undefined, waiverOf(spec));
+    results[i] = failedRule(spec, text, undefined, waiverFor(waiverOf, spec));
   }
   return results;
 }

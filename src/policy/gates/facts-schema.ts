@@ -415,12 +415,26 @@ function buildConverter(type: string): Converter {
  * BigInts for ints, one class instance per message. Throws VALIDATION_FAILED, naming the path,
  * for facts that do not match schema version 1 (a missing or unknown field, a wrong type).
  */
+// Facts that the snapshots of a batch share: a model's, a request's, and `now`.
+const SHAREABLE = new Set(['model', 'request', 'now']);
 const FACT_PLAN = Object.entries(FACT_VARIABLES).map(([name, type]) => ({
   name,
   convert: converterOf(type),
+  shareable: SHAREABLE.has(name),
 }));
 
-export function toCelFacts(facts: Facts): Record<string, unknown> {
+/**
+ * Conversions shared by the snapshots of one batch (a what-if slice): a source object that
+ * several snapshots hold (a model's facts, one request) is converted once, and so is a `now`
+ * they all have. Only for facts nobody changes while the batch lasts; CEL never changes the
+ * converted values.
+ */
+export class SharedConversions {
+  readonly objects = new WeakMap<object, unknown>();
+  now: { text: string; value: unknown } | undefined;
+}
+
+export function toCelFacts(facts: Facts, shared?: SharedConversions): Record<string, unknown> {
   if (!isRecord(facts)) invalid([], 'must be an object');
   if (facts.schemaVersion !== FACTS_SCHEMA_VERSION)
     invalid(['schemaVersion'], `must be ${FACTS_SCHEMA_VERSION}`);
@@ -429,11 +443,29 @@ export function toCelFacts(facts: Facts): Record<string, unknown> {
     if (k !== 'schemaVersion' && !(k in FACT_VARIABLES)) invalid([k], 'is not a known fact');
   const out: Record<string, unknown> = {};
   const path: Path = [];
-  for (const { name, convert } of FACT_PLAN) {
+  for (const { name, convert, shareable } of FACT_PLAN) {
+    const v = raw[name];
+    if (shared && shareable) {
+      const done =
+        typeof v === 'object' && v !== null
+          ? shared.objects.get(v)
+          : shared.now?.text === v
+            ? shared.now?.value
+            : undefined;
+      if (done !== undefined) {
+        out[name] = done;
+        continue;
+      }
+    }
     path.push(name);
-    if (raw[name] === undefined || raw[name] === null) invalid(path, 'is required');
-    out[name] = convert(raw[name], path);
+    if (v === undefined || v === null) invalid(path, 'is required');
+    const converted = convert(v, path);
+    out[name] = converted;
     path.pop();
+    if (shared && shareable) {
+      if (typeof v === 'object' && v !== null) shared.objects.set(v, converted);
+      else shared.now = { text: v as string, value: converted };
+    }
   }
   return out;
 }

@@ -1,5 +1,5 @@
 import { blocks, CEL_ENGINE, evaluatePolicy, factsDigest, type RuleResult } from './evaluate.js';
-import type { Facts } from './facts-schema.js';
+import type { Facts, SharedConversions } from './facts-schema.js';
 import type { CompiledPolicy } from './policy-document.js';
 
 /**
@@ -49,13 +49,13 @@ export function decideGate(
   facts: Facts,
   /**
    * digest false: a dry run that records nothing need not hash the facts (factsDigest '').
-   * compiled: evaluate with compiled closures where they can decide (see evaluatePolicy).
+   * compiled, shared: a what-if's batch evaluation (see evaluatePolicy).
    */
-  opts: { digest?: boolean; compiled?: boolean } = {},
+  opts: { digest?: boolean; compiled?: boolean; shared?: SharedConversions } = {},
 ): GateOutcome {
   const digest = opts.digest === false ? '' : factsDigest(facts);
   const outcomes: PolicyOutcome[] = policies.map((p) => {
-    const r = evaluatePolicy(p.compiled, facts, digest, { compiled: opts.compiled === true });
+    const r = evaluatePolicy(p.compiled, facts, digest, opts);
     return {
       name: p.name,
       version: p.version,
