@@ -23,6 +23,9 @@ import { parseImport } from '../../src/evaluators/imports/parse-import.js';
 import { canarySystemPrompt, makeCanaries } from '../../src/evaluators/redteam/canaries.js';
 import { detectAll } from '../../src/evaluators/redteam/detectors.js';
 import { DETECTORS } from '../../src/evaluators/redteam/types.js';
+import { evaluatePolicy } from '../../src/policy/gates/evaluate.js';
+import type { Facts } from '../../src/policy/gates/facts-schema.js';
+import { compilePolicy, parsePolicyDocument } from '../../src/policy/gates/policy-document.js';
 
 import { applyEdits, byteEdits } from './mutate.js';
 
@@ -126,6 +129,198 @@ function auditSeeds() {
     notes: [Buffer.from(note), Buffer.from(cosigned)],
     leaves,
     note,
+  };
+}
+
+// Gate policy documents come from anyone who may run a what-if or publish. Mutations work on
+// the shipped pack: bytes anywhere in the YAML, or CEL tokens spliced into one expression so
+// that many mutants still type-check and reach the compiled closures.
+const POLICIES = join(import.meta.dirname, '..', '..', 'policies');
+const CEL_TOKENS = [
+  ' && ',
+  ' || ',
+  '!',
+  ' == ',
+  ' != ',
+  ' < ',
+  ' + ',
+  ' - ',
+  ' * ',
+  ' / ',
+  ' % ',
+  ' in ',
+  '(',
+  ')',
+  '[0]',
+  '[1]',
+  '.size()',
+  'size(',
+  '[',
+  ']',
+  ',',
+  "'x'",
+  "''",
+  '0',
+  '1',
+  '-1',
+  '1.5',
+  'null',
+  'true',
+  'false',
+  ' ? ',
+  ' : ',
+  '.exists(z, ',
+  '.all(z, ',
+  '.map(z, ',
+  '.filter(z, ',
+  'z',
+  'version.card',
+  'version.card.k',
+  "version.card['intendedUse']",
+  'version.number',
+  'version.digest',
+  'model.riskTier',
+  'now',
+  'now - ',
+  "duration('1h')",
+  'evaluations',
+  'findings',
+  'approvals',
+  'has(',
+  'string(',
+  ".join(', ')",
+  'variables.scans',
+  'e.metrics',
+  '9223372036854775807',
+];
+
+interface PolicyText {
+  spec: {
+    variables?: { expression: string }[];
+    validations: { expression: string; messageExpression?: string }[];
+  };
+}
+
+function policySeeds(): { yaml: Buffer[]; docs: PolicyText[] } {
+  const yaml = ['production-gate.yaml', 'staging-gate.yaml'].map((f) =>
+    readFileSync(join(POLICIES, f)),
+  );
+  const docs = yaml.map((b) => parsePolicyDocument(b.toString('utf8')) as unknown as PolicyText);
+  return { yaml, docs };
+}
+
+function policyMutants(): fc.Arbitrary<Buffer> {
+  const { yaml, docs } = policySeeds();
+  const spliced = fc
+    .record({
+      doc: fc.nat(docs.length - 1),
+      which: fc.nat(),
+      edits: fc.array(fc.tuple(fc.boolean(), fc.nat(), fc.nat(CEL_TOKENS.length - 1), fc.nat(8)), {
+        minLength: 1,
+        maxLength: 4,
+      }),
+    })
+    .map(({ doc, which, edits }) => {
+      const d = structuredClone(docs[doc]!);
+      const slots: { get(): string; set(v: string): void }[] = [];
+      for (const v of d.spec.variables ?? [])
+        slots.push({ get: () => v.expression, set: (x) => (v.expression = x) });
+      for (const v of d.spec.validations) {
+        slots.push({ get: () => v.expression, set: (x) => (v.expression = x) });
+        if (v.messageExpression !== undefined)
+          slots.push({
+            get: () => v.messageExpression!,
+            set: (x) => (v.messageExpression = x),
+          });
+      }
+      const slot = slots[which % slots.length]!;
+      let text = slot.get();
+      for (const [insert, pos, token, cut] of edits) {
+        const at = pos % (text.length + 1);
+        text = insert
+          ? text.slice(0, at) + CEL_TOKENS[token] + text.slice(at)
+          : text.slice(0, at) + text.slice(at + cut);
+      }
+      slot.set(text);
+      return Buffer.from(JSON.stringify(d));
+    });
+  return fc.oneof({ weight: 3, arbitrary: spliced }, { weight: 1, arbitrary: mutatedBytes(yaml) });
+}
+
+// Snapshots the mutants are evaluated on: one that passes the shipped production gate, and
+// variants with a critical finding, no evaluations and odd card values.
+function policyFacts(): Facts[] {
+  const digest = `sha256:${'ab'.repeat(32)}`;
+  const base: Facts = {
+    schemaVersion: 1,
+    version: {
+      model: 'fraud',
+      number: 7,
+      digest,
+      author: 'alice',
+      createdAt: '2026-11-01T00:00:00.000Z',
+      tags: ['candidate'],
+      card: { intendedUse: 'scoring', limitations: 'EU', trainingData: 'tx', k: 1 },
+    },
+    model: { name: 'fraud', ownerTeam: 'risk', riskTier: 'high', tags: [] },
+    evaluations: [
+      {
+        id: 'ev-1',
+        evaluator: 'artifact-scan',
+        evaluatorVersion: '1',
+        status: 'succeeded',
+        digest,
+        ranBy: 'scanner-bot',
+        finishedAt: '2026-11-20T00:00:00.000Z',
+        metrics: { asr: 0.25 },
+      },
+    ],
+    findings: [],
+    lineage: [],
+    request: { alias: 'production', requestedBy: 'ci', requestedAt: '2026-11-25T00:00:00.000Z' },
+    approvals: [
+      { approver: 'carol', roles: [], teams: [], decision: 'approve', at: '2026-11-25T01:00:00Z' },
+      { approver: 'dan', roles: [], teams: [], decision: 'approve', at: '2026-11-25T02:00:00Z' },
+    ],
+    waivers: [],
+    now: '2026-11-26T00:00:00.000Z',
+  };
+  const critical = structuredClone(base);
+  critical.findings.push({
+    id: 'fd-1',
+    ruleId: 'pickle.unsafe-global',
+    severity: 'critical',
+    title: 'os.system',
+    evaluator: 'artifact-scan',
+    evaluationId: 'ev-1',
+    waived: false,
+  });
+  const bare = structuredClone(base);
+  bare.evaluations = [];
+  bare.approvals = [];
+  bare.version.card = { k: null, intendedUse: '' };
+  return [base, critical, bare];
+}
+
+/**
+ * A mutated policy document is refused with a ModelgateError, or compiles; a compiled one is
+ * evaluated with its compiled closures and with cel-js alone, which must agree rule by rule.
+ */
+function policyBytes() {
+  const facts = policyFacts();
+  return (b: Buffer) => {
+    let compiled: ReturnType<typeof compilePolicy>;
+    try {
+      compiled = compilePolicy(parsePolicyDocument(b.toString('utf8')));
+    } catch (e) {
+      if (isModelgateError(e)) return;
+      throw e;
+    }
+    for (const f of facts) {
+      const fast = JSON.stringify(evaluatePolicy(compiled, f, '', { compiled: true }));
+      const reference = JSON.stringify(evaluatePolicy(compiled, f, ''));
+      if (fast !== reference) throw new Error(`compiled and cel-js differ:\n${fast}\n${reference}`);
+    }
   };
 }
 
@@ -285,6 +480,7 @@ export function targets(): { list: FuzzTarget[]; cleanup(): void } {
         for (const d of detectAll(DETECTORS, b.toString('utf8'), DETECTOR_CONTEXT))
           if (typeof d.hit !== 'boolean') throw new Error('no verdict');
       }),
+      target('gate policy documents, compiled and interpreted', policyMutants(), policyBytes()),
       // Result files from other tools, seeded with the import samples.
       ...IMPORT_SAMPLES.map(([format, file]) =>
         target(

@@ -297,6 +297,7 @@ class Grammar {
       () =>
         `${this.int(d - 1, s)} ${this.pick(['==', '!=', '<', '<=', '>'])} ${this.int(d - 1, s)}`,
       () => `${this.int(d - 1, s)} ${this.pick(['==', '<', '>='])} ${this.double(d - 1, s)}`,
+      () => `${this.double(d - 1, s)} ${this.pick(['==', '!=', '>'])} ${this.int(d - 1, s)}`,
       () => `${this.double(d - 1, s)} ${this.pick(['==', '!=', '<='])} ${this.double(d - 1, s)}`,
       () => `${this.bool(d - 1, s)} ${this.pick(['&&', '||', '==', '!='])} ${this.bool(d - 1, s)}`,
       () => `!${this.bool(d - 1, s)}`,
@@ -413,6 +414,16 @@ describe('compiled CEL expressions', () => {
           expect(o.compiled, `${text} with k = ${JSON.stringify(value)}`).toEqual(o.reference);
         }
     expect(decided).toBeGreaterThan(500);
+  });
+
+  it('leave an invalid duration literal to cel-js, which fails the rule that reads it', () => {
+    // Found by the policy fuzz target: the literal is only checked when evaluated.
+    const p = env.parse("now - version.createdAt < duration('soon')");
+    expect(p.check().valid).toBe(true);
+    const fast = compileCel(p, FACT_MESSAGE_TYPES);
+    expect(fast).not.toBeNull();
+    const o = outcomes(p, fast, toCelFacts(facts(() => {})));
+    expect(o).toEqual({ reference: { error: true }, compiled: 'fallback' });
   });
 
   it('return what cel-js returns, or fall back, on random expressions and facts', () => {

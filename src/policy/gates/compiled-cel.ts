@@ -408,7 +408,13 @@ class Compiler {
     if (name === 'duration' && args.length === 1 && args[0]!.op === 'value') {
       const text = args[0]!.args;
       if (typeof text !== 'string') throw new Unsupported('duration of a non-string');
-      const d = constantDuration(text);
+      let d: Duration;
+      try {
+        d = constantDuration(text);
+      } catch {
+        // Not a duration: cel-js reports the error when a rule reads it.
+        return () => fail(`invalid duration ${JSON.stringify(text)}`);
+      }
       return () => d;
     }
     if (args.length !== 1) throw new Unsupported(`${name}() with ${args.length} arguments`);
@@ -562,8 +568,8 @@ export function compileCel(program: unknown, messages: ReadonlySet<string>): Com
   if (!ast?.checkedType) return null;
   try {
     return new Compiler(messages).compile(ast);
-  } catch (e) {
-    if (e instanceof Unsupported) return null;
-    throw e;
+  } catch {
+    // Unsupported, or anything else the compiler did not expect: cel-js evaluates it.
+    return null;
   }
 }
