@@ -240,12 +240,14 @@ class Compiler {
     throw new Unsupported(`field of ${t}`);
   }
 
-  #index(n: Node): Compiled {
+  /** A binary node's operands: their checked types and compiled closures. */
+  #operands(n: Node) {
     const [l, r] = n.args as [Node, Node];
-    const lt = typeOf(l);
-    const rt = typeOf(r);
-    const left = this.compile(l);
-    const right = this.compile(r);
+    return { lt: typeOf(l), rt: typeOf(r), left: this.compile(l), right: this.compile(r) };
+  }
+
+  #index(n: Node): Compiled {
+    const { lt, rt, left, right } = this.#operands(n);
     if (isList(lt) && rt === 'int')
       return (f) => {
         const xs = left(f);
@@ -264,11 +266,7 @@ class Compiler {
   }
 
   #equality(n: Node): Compiled {
-    const [l, r] = n.args as [Node, Node];
-    const lt = typeOf(l);
-    const rt = typeOf(r);
-    const left = this.compile(l);
-    const right = this.compile(r);
+    const { lt, rt, left, right } = this.#operands(n);
     const negate = n.op === '!=';
     let eq: (a: unknown, b: unknown) => boolean;
     if (lt === rt && PRIMITIVE.has(lt)) eq = (a, b) => a === b;
@@ -284,15 +282,14 @@ class Compiler {
   }
 
   #order(n: Node): Compiled {
-    const [l, r] = n.args as [Node, Node];
-    const lt = typeOf(l);
-    const rt = typeOf(r);
+    const operands = this.#operands(n);
+    const { lt, rt } = operands;
     const numeric = (t: string) => t === 'int' || t === 'double';
     if (!((lt === rt && ORDERED.has(lt)) || (numeric(lt) && numeric(rt))))
       throw new Unsupported(`${lt} ${n.op} ${rt}`);
     // cel-js compares with the JavaScript operators (timestamps and durations by valueOf).
-    const left = this.compile(l) as (f: Frame) => number;
-    const right = this.compile(r) as (f: Frame) => number;
+    const left = operands.left as (f: Frame) => number;
+    const right = operands.right as (f: Frame) => number;
     switch (n.op) {
       case '<':
         return (f) => left(f) < right(f);
@@ -306,11 +303,7 @@ class Compiler {
   }
 
   #arithmetic(n: Node): Compiled {
-    const [l, r] = n.args as [Node, Node];
-    const lt = typeOf(l);
-    const rt = typeOf(r);
-    const left = this.compile(l);
-    const right = this.compile(r);
+    const { lt, rt, left, right } = this.#operands(n);
     const sig = `${lt} ${n.op} ${rt}`;
     switch (sig) {
       case 'string + string':
@@ -364,11 +357,7 @@ class Compiler {
   }
 
   #in(n: Node): Compiled {
-    const [l, r] = n.args as [Node, Node];
-    const lt = typeOf(l);
-    const rt = typeOf(r);
-    const left = this.compile(l);
-    const right = this.compile(r);
+    const { lt, rt, left, right } = this.#operands(n);
     if (isList(rt) && (PRIMITIVE.has(lt) || lt === 'dyn')) {
       // Elements of the element's own scalar type compare with ===; cel-js does the same.
       const eq = rt === `list<${lt}>` && lt !== 'dyn' ? (a: unknown, b: unknown) => a === b : equal;
