@@ -192,6 +192,8 @@ const CEL_TOKENS = [
   'variables.scans',
   'e.metrics',
   '9223372036854775807',
+  'has(version.toString)',
+  'has(e.constructor)',
 ];
 
 interface PolicyText {

@@ -416,6 +416,27 @@ describe('compiled CEL expressions', () => {
     expect(decided).toBeGreaterThan(500);
   });
 
+  it('answer has() on a message like cel-js for names every object inherits', () => {
+    // Found in review: a plain property read saw Object.prototype's members as fields.
+    const f = toCelFacts(facts(() => {}));
+    for (const text of [
+      'has(version.toString)',
+      'has(version.constructor)',
+      'has(version.__proto__)',
+      'has(request.valueOf) || has(model.hasOwnProperty)',
+      'evaluations.exists(e, has(e.isPrototypeOf))',
+      'has(version.sourceUri)',
+      'has(version.digest)',
+    ]) {
+      const p = env.parse(text);
+      expect(p.check().valid, text).toBe(true);
+      const fast = compileCel(p, FACT_MESSAGE_TYPES);
+      expect(fast, text).not.toBeNull();
+      const o = outcomes(p, fast, f);
+      expect(o.compiled, text).toEqual(o.reference);
+    }
+  });
+
   it('leave an invalid duration literal to cel-js, which fails the rule that reads it', () => {
     // Found by the policy fuzz target: the literal is only checked when evaluated.
     const p = env.parse("now - version.createdAt < duration('soon')");

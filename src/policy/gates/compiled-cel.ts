@@ -385,8 +385,13 @@ class Compiler {
       const [objAst, key] = args[0]!.args as [Node, string];
       const t = typeOf(objAst);
       const obj = this.compile(objAst);
+      // Own properties only: cel-js answers false for a name that is not a field, such as
+      // `toString`, which every object inherits.
       if (this.#messages.has(t))
-        return (f) => (obj(f) as Record<string, unknown>)[key] !== undefined;
+        return (f) => {
+          const o = obj(f) as Record<string, unknown>;
+          return Object.hasOwn(o, key) && o[key] !== undefined;
+        };
       if (isMap(t))
         return (f) => {
           const m = obj(f);
