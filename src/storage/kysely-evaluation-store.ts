@@ -18,6 +18,7 @@ import { appendAttestation } from './attestation-append.js';
 import { appendAudit } from './audit-append.js';
 import type { Database } from './database.js';
 import type { DB, EvaluationsTable } from './schema.js';
+import { storable, storableText } from './storable-text.js';
 
 const FINDING_CHUNK = 500;
 /** Evaluations finish or fail in the server's own worker: the server is the actor. */
@@ -215,10 +216,11 @@ export class KyselyEvaluationStore implements EvaluationStore {
     id: string,
     version: { id: number; model: string; number: number },
     evaluator: { id: string; version: string },
-    config: Record<string, unknown>,
+    requested: Record<string, unknown>,
     actor: Actor,
   ): Promise<void> {
     const at = this.now().toISOString();
+    const config = storable(requested);
     await this.db.transaction().execute(async (trx) => {
       await trx
         .insertInto('evaluations')
@@ -366,9 +368,13 @@ export class KyselyEvaluationStore implements EvaluationStore {
   async complete(
     id: string,
     owner: string,
-    findings: Finding[],
-    metrics: Record<string, number>,
+    found: Finding[],
+    measured: Record<string, number>,
   ): Promise<boolean> {
+    // What the scan found may quote bytes no engine stores (a NUL in a pickle global): the
+    // evaluation must not fail because of it.
+    const findings = storable(found);
+    const metrics = storable(measured);
     return this.db.transaction().execute(async (trx) => {
       const at = this.now().toISOString();
       const changed = await this.asHolder(trx, id, owner, {
@@ -406,17 +412,19 @@ export class KyselyEvaluationStore implements EvaluationStore {
     });
   }
 
-  async fail(id: string, owner: string, error: string): Promise<boolean> {
+  async fail(id: string, owner: string, reason: string): Promise<boolean> {
+    // Cut first, then escape: the cut may split a surrogate pair.
+    const error = storableText(reason.slice(0, 2000));
     return this.db.transaction().execute(async (trx) => {
       const at = this.now().toISOString();
       const changed = await this.asHolder(trx, id, owner, {
         status: 'failed',
         finished_at: at,
-        error: error.slice(0, 2000),
+        error,
         lease_owner: null,
         lease_expires_at: null,
       });
-      if (changed) await this.auditFailure(trx, id, error.slice(0, 2000), at);
+      if (changed) await this.auditFailure(trx, id, error, at);
       return changed;
     });
   }
@@ -532,11 +540,14 @@ export class KyselyEvaluationStore implements EvaluationStore {
   async importResult(
     target: { model: string; version: number },
     tool: { id: string; version: string },
-    config: Record<string, unknown>,
-    findings: Finding[],
-    metrics: Record<string, number>,
+    givenConfig: Record<string, unknown>,
+    found: Finding[],
+    measured: Record<string, number>,
     actor: Actor,
   ): Promise<Evaluation> {
+    const config = storable(givenConfig);
+    const findings = storable(found);
+    const metrics = storable(measured);
     const v = await this.versionRow(target);
     const id = `ev_${randomBytes(8).toString('hex')}`;
     const at = this.now().toISOString();

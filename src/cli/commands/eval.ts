@@ -81,7 +81,8 @@ export function registerEval(program: Command, ctx: CliContext): void {
             e.id,
             `${e.evaluator.id} ${e.evaluator.version}`,
             e.status,
-            e.metrics.findings ?? '-',
+            // Only a finished scan has a count: a failed one found nothing out, not zero.
+            e.status === 'succeeded' ? (e.metrics.findings ?? '-') : `- (${e.status})`,
             e.requestedBy,
             e.createdAt,
           ]),

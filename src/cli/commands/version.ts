@@ -56,18 +56,24 @@ export function registerVersion(program: Command, ctx: CliContext): void {
         'GET',
         `/api/v1/models/${seg(model)}/versions/${v.number}/evaluations`,
       );
-      const pending = evals.items.filter(
-        (e) => e.status === 'queued' || e.status === 'running',
-      ).length;
+      const count = (...st: string[]) => evals.items.filter((e) => st.includes(e.status)).length;
+      const evaluations = {
+        total: evals.items.length,
+        succeeded: count('succeeded'),
+        failed: count('failed'),
+        pending: count('queued', 'running'),
+      };
+      const counts = Object.entries(f.summary)
+        .map(([s, n]) => `${n} ${s}`)
+        .join(', ');
+      // A failed evaluation found nothing out: it is never shown as zero findings.
       const findingsLine =
-        evals.items.length === 0
+        evaluations.total === 0
           ? 'not evaluated yet'
-          : `${Object.entries(f.summary)
-              .map(([s, n]) => `${n} ${s}`)
-              .join(
-                ', ',
-              )} (${evals.items.length} evaluation(s)${pending ? `, ${pending} pending` : ''})`;
-      ctx.print(cmd, { ...v, findings: f.summary }, () => {
+          : evaluations.succeeded === 0 && evaluations.pending === 0
+            ? `unknown: ${evaluations.failed} evaluation(s) FAILED, none succeeded (see modelgate eval list)`
+            : `${counts} (${evaluations.total} evaluation(s)${evaluations.pending ? `, ${evaluations.pending} pending` : ''}${evaluations.failed ? `, ${evaluations.failed} FAILED` : ''})`;
+      ctx.print(cmd, { ...v, findings: f.summary, evaluations }, () => {
         const head = fields([
           ['version', `${v.model}@${v.number}`],
           ['digest', v.digest],

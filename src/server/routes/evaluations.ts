@@ -49,6 +49,20 @@ const FindingSchema = Type.Object({
 
 const Summary = Type.Object(Object.fromEntries(SEVERITIES.map((s) => [s, Type.Integer()])));
 
+// Counts by severity say nothing of a scan that failed: the evaluations that produced (or
+// failed to produce) them are counted beside, so no client mistakes a failed scan for a clean one.
+const EvaluationCounts = Type.Object(
+  {
+    total: Type.Integer(),
+    succeeded: Type.Integer(),
+    failed: Type.Integer(),
+    pending: Type.Integer(),
+  },
+  {
+    description: 'the evaluations of the version by status; findings come only from succeeded ones',
+  },
+);
+
 /** Evaluations of versions and the findings they wrote back. */
 export async function evaluationRoutes(app: Api, { deps }: RouteOpts) {
   const { registry, evaluations, runner } = deps;
@@ -160,7 +174,11 @@ export async function evaluationRoutes(app: Api, { deps }: RouteOpts) {
         summary: 'Findings on a version from every evaluation, with counts by severity',
         params: VersionParams,
         response: {
-          200: Type.Object({ summary: Summary, items: Type.Array(FindingSchema) }),
+          200: Type.Object({
+            summary: Summary,
+            evaluations: EvaluationCounts,
+            items: Type.Array(FindingSchema),
+          }),
           ...errorResponses(400, 401, 404),
         },
       },
@@ -171,7 +189,18 @@ export async function evaluationRoutes(app: Api, { deps }: RouteOpts) {
       const summary = Object.fromEntries(
         SEVERITIES.map((s) => [s, items.filter((f) => f.severity === s).length]),
       );
-      return { summary: summary as Record<(typeof SEVERITIES)[number], number>, items };
+      const evals = await evaluations.listForVersion(v.model, v.number);
+      const count = (...st: string[]) => evals.filter((e) => st.includes(e.status)).length;
+      return {
+        summary: summary as Record<(typeof SEVERITIES)[number], number>,
+        evaluations: {
+          total: evals.length,
+          succeeded: count('succeeded'),
+          failed: count('failed'),
+          pending: count('queued', 'running'),
+        },
+        items,
+      };
     },
   );
 
