@@ -73,7 +73,20 @@ Quick start:
   return program;
 }
 
+/**
+ * A reader that went away (`modelgate --help | head`) is not an error: stop writing, quietly,
+ * keeping the status so far (0 unless something failed). Anything else still surfaces.
+ */
+function quietOnBrokenPipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
+
 async function main(): Promise<void> {
+  quietOnBrokenPipe(process.stdout);
+  quietOnBrokenPipe(process.stderr);
   try {
     await buildProgram().parseAsync(process.argv);
   } catch (e) {
