@@ -51,13 +51,18 @@ export const ERROR_CATALOG = {
   RATE_LIMITED: {
     status: 429,
     description:
-      'Too many failed authentication attempts from this address; wait the seconds given in Retry-After.',
+      'Too many failed authentication attempts from this address (or, for passwords, for this identity); wait the seconds given in Retry-After. A valid token is never refused.',
   },
   // Authorization
   FORBIDDEN: {
     status: 403,
     description:
       'The identity may not do this. The message names the policy that decided (or says none permits it).',
+  },
+  TOKEN_WIDENING: {
+    status: 403,
+    description:
+      'A scoped or expiring token asked to issue or rotate into a token with scopes it lacks or a later expiry than its own: a credential never grows.',
   },
   // Not found
   NOT_FOUND: { status: 404, description: 'No such route.' },
@@ -134,6 +139,10 @@ export const ERROR_CATALOG = {
   TOKEN_REVOKED: {
     status: 409,
     description: 'The token is revoked: it cannot be rotated; issue a new one instead.',
+  },
+  TOKEN_EXPIRED: {
+    status: 409,
+    description: 'The token has expired: it cannot be rotated; issue a new one instead.',
   },
   DUPLICATE_PATH: { status: 409, description: 'Two files of one version have the same path.' },
   ALIAS_PROTECTED: {

@@ -92,6 +92,11 @@ export interface TokenRecord {
   teams: string[];
   /** Actions this token may be used for; absent: whatever its identity may do. */
   scopes?: string[];
+  /**
+   * When the credential stops working: the token's expiry or its service account's, whichever
+   * is sooner; absent: never. Caches check it on every use.
+   */
+  expiresAt?: string;
 }
 
 /** An identity as it is created with its first token. */

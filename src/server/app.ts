@@ -22,7 +22,7 @@ import { AuthThrottle } from '../identity/auth-throttle.js';
 import type { IdentityStore } from '../identity/identity-store.js';
 import type { OidcFederation } from '../identity/oidc.js';
 import { TokenCache } from '../identity/token-cache.js';
-import { hashToken } from '../identity/tokens.js';
+import { hashToken, looksLikeToken } from '../identity/tokens.js';
 import { Authorizer, type Principal } from '../policy/authz/authorizer.js';
 import { BUILTIN_POLICIES } from '../policy/authz/builtin-policies.js';
 import { PolicySet } from '../policy/authz/policy-set.js';
@@ -56,6 +56,8 @@ declare module 'fastify' {
     principal: Principal;
     /** Actions the presented token is limited to; undefined: no limit beyond the identity's. */
     tokenScopes: string[] | undefined;
+    /** When the presented credential stops working (token or service account); undefined: never. */
+    tokenExpiresAt: string | undefined;
     /** The model and version authorization loaded for this request (handlers reuse them). */
     loaded: Loaded;
   }
@@ -85,8 +87,16 @@ export interface AppDeps {
   federation?: OidcFederation;
   /** Failed authentications per address per minute before answers become 429 (default 20). */
   authFailureLimit?: number;
-  /** How long a token lookup is cached (default 5 s): grants changed by another process apply within it. */
+  /**
+   * How long a token lookup is cached (default and at most 1 s): revocations and grants changed
+   * by another process apply within it.
+   */
   tokenCacheMs?: number;
+  /**
+   * Reverse proxies (IPs or CIDRs, MODELGATE_TRUSTED_PROXIES) whose X-Forwarded-For names the
+   * client; from any other peer the header is ignored. Empty: the peer is the client.
+   */
+  trustedProxies?: string[];
   /** Published gate policies. */
   gatePolicies: GatePolicyStore;
   /** Promotions, reviews, waivers and gate decisions. */
@@ -256,6 +266,9 @@ export async function buildApp(deps: AppDeps) {
     // Refuse rather than silently drop unknown fields; never coerce a body's types.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     genReqId: () => crypto.randomUUID(),
+    // request.ip is the client the nearest untrusted hop names: a peer that is not a listed
+    // proxy cannot choose the address its failures are counted against.
+    trustProxy: deps.trustedProxies?.length ? deps.trustedProxies : false,
     // Errors raised before routing (an over-long path parameter, say) get the same body shape.
     frameworkErrors: (err, _request, reply) => {
       const { status, body } = toHttpError(err);
@@ -266,6 +279,7 @@ export async function buildApp(deps: AppDeps) {
   app.decorateRequest('actor', null as unknown as Actor);
   app.decorateRequest('principal', null as unknown as Principal);
   app.decorateRequest('tokenScopes', undefined);
+  app.decorateRequest('tokenExpiresAt', undefined);
   app.decorateRequest('loaded', null as unknown as Loaded);
   // A fresh object per request: a decorator's default value would be shared by all requests.
   app.addHook('onRequest', async (request) => {
@@ -315,27 +329,26 @@ export async function buildApp(deps: AppDeps) {
   });
 
   const throttle = new AuthThrottle(deps.authFailureLimit ?? 20);
-  // An address over the limit is answered 429 without a token lookup, unless its token is one
-  // this process already knows to be valid: one client's typos do not lock out its neighbours.
-  const refuseIfThrottled = (ip: string, hash: string | undefined) => {
-    if (!(hash && tokens.has(hash))) throttle.refuseIfBlocked(ip);
-  };
   app.addHook('onRequest', async (request) => {
     if (request.routeOptions.config?.public) return;
     const header = request.headers.authorization;
     const m = typeof header === 'string' ? /^Bearer ([^\s]{1,200})$/i.exec(header) : null;
     if (!m?.[1]) {
-      refuseIfThrottled(request.ip, undefined);
+      throttle.refuseIfBlocked(request.ip);
       throttle.failed(request.ip);
       throw new ModelgateError(
         'UNAUTHENTICATED',
         'missing bearer token: send Authorization: Bearer <token> (modelgate login stores one)',
       );
     }
-    const hash = hashToken(m[1]);
-    refuseIfThrottled(request.ip, hash);
-    const rec = await tokens.find(hash, request.ip);
+    // A valid token is never refused, whatever its address did: 256 random bits cannot be
+    // guessed, so the limit protects nothing by blocking one, while behind a NAT or a proxy an
+    // address is many people. So a well-formed token is looked up first (cached, or one indexed
+    // query; a malformed one costs nothing) and only an invalid one is answered 429 when its
+    // address is over the limit.
+    const rec = looksLikeToken(m[1]) ? await tokens.find(hashToken(m[1]), request.ip) : undefined;
     if (!rec) {
+      throttle.refuseIfBlocked(request.ip);
       throttle.failed(request.ip);
       throw new ModelgateError(
         'UNAUTHENTICATED',
@@ -345,6 +358,7 @@ export async function buildApp(deps: AppDeps) {
     request.actor = { identity: rec.identity, credentialId: rec.tokenId };
     request.principal = { kind: rec.kind, name: rec.identity, roles: rec.roles, teams: rec.teams };
     request.tokenScopes = rec.scopes;
+    request.tokenExpiresAt = rec.expiresAt;
   });
 
   // After validation, so the path parameters that name the resource are known to be well formed.

@@ -57,7 +57,7 @@ export async function compose(
     authorizer?: Authorizer;
     /**
      * How soon changes made by another server process (grants, revocations, API policies) apply
-     * here; default 5 s for token lookups and 2 s for policies. Tests shorten it.
+     * here; default (and at most) 1 s for token lookups and 2 s for policies. Tests shorten it.
      */
     refreshMs?: number;
   } = {},
@@ -172,6 +172,7 @@ export async function compose(
         federation: new OidcFederation(loadOidcConfig(config.oidcConfig)),
       }),
       ...(opts.authFailureLimit !== undefined && { authFailureLimit: opts.authFailureLimit }),
+      trustedProxies: config.trustedProxies,
       policies: opts.authorizer
         ? PolicySet.fixed(opts.authorizer)
         : await PolicySet.open(

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { ALIAS_PATTERN } from '../core/names.js';
 import { EgressPolicy } from '../evaluators/redteam/egress.js';
@@ -44,6 +45,11 @@ export interface ServerConfig {
   /** URL prefixes outbound requests (red-team targets, judges) may go to; empty: none. */
   allowedEndpoints: string[];
   /**
+   * Reverse proxies (IPs, CIDRs, or loopback/linklocal/uniquelocal) whose X-Forwarded-For is
+   * believed (MODELGATE_TRUSTED_PROXIES, else the config file's `trustedProxies`); empty: none.
+   */
+  trustedProxies: string[];
+  /**
    * Server-side secrets by name (header values of red-team targets): MODELGATE_SECRET_<NAME>,
    * else the server config file's `secrets`. A function, so that no value sits in an object
    * that could be logged or serialized.
@@ -54,6 +60,7 @@ export interface ServerConfig {
 /** The server config file (`--config` / MODELGATE_SERVER_CONFIG): settings that are lists or secrets. */
 interface ServerConfigFile {
   allowedEndpoints?: string[] | string;
+  trustedProxies?: string[] | string;
   secrets?: Record<string, string>;
 }
 
@@ -69,10 +76,17 @@ function readConfigFile(file: string | undefined): ServerConfigFile {
     throw new Error(`server config file ${file}: must be a JSON object`);
   const v = value as Record<string, unknown>;
   for (const k of Object.keys(v))
-    if (k !== 'allowedEndpoints' && k !== 'secrets')
+    if (k !== 'allowedEndpoints' && k !== 'secrets' && k !== 'trustedProxies')
       throw new Error(
-        `server config file ${file}: unknown setting ${JSON.stringify(k)} (allowedEndpoints, secrets)`,
+        `server config file ${file}: unknown setting ${JSON.stringify(k)} (allowedEndpoints, secrets, trustedProxies)`,
       );
+  const tp = v.trustedProxies;
+  if (
+    tp !== undefined &&
+    typeof tp !== 'string' &&
+    !(Array.isArray(tp) && tp.every((x) => typeof x === 'string'))
+  )
+    throw new Error(`server config file ${file}: trustedProxies must be a list of IPs or CIDRs`);
   const ae = v.allowedEndpoints;
   if (
     ae !== undefined &&
@@ -106,6 +120,33 @@ function boolFrom(name: string, v: string | undefined, fallback: boolean): boole
   if (/^(1|true|yes|on)$/i.test(v)) return true;
   if (/^(0|false|no|off)$/i.test(v)) return false;
   throw new Error(`${name} must be true or false, got ${JSON.stringify(v)}`);
+}
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** The trusted proxies: IPs, CIDRs or proxy-addr's named ranges; throws naming a bad entry. */
+function proxiesFrom(env: string | undefined, file: string[] | string | undefined): string[] {
+  const list = (
+    (env || undefined)?.split(/[\s,]+/) ??
+    (Array.isArray(file) ? file : (file ?? '').split(/[\s,]+/))
+  )
+    .map((x) => x.trim())
+    .filter(Boolean);
+  for (const p of list) {
+    const [addr = '', bits, ...rest] = p.split('/');
+    const family = isIP(addr);
+    const max = family === 6 ? 128 : 32;
+    const ok =
+      PROXY_NAMES.has(p) ||
+      (family !== 0 &&
+        rest.length === 0 &&
+        (bits === undefined || (/^[0-9]{1,3}$/.test(bits) && Number(bits) <= max)));
+    if (!ok)
+      throw new Error(
+        `MODELGATE_TRUSTED_PROXIES: ${JSON.stringify(p)} is not an IP address, a CIDR range (10.0.0.0/8) or one of loopback, linklocal, uniquelocal`,
+      );
+  }
+  return list;
 }
 
 function protectedFrom(v: string | undefined): string[] {
@@ -182,6 +223,7 @@ export function loadConfig(
     ),
     gatePolicyPack: packFrom(env.MODELGATE_GATE_POLICY_PACK),
     allowedEndpoints,
+    trustedProxies: proxiesFrom(env.MODELGATE_TRUSTED_PROXIES, file.trustedProxies),
     secret: (name) => env[secretEnvName(name)] ?? fileSecrets.get(name),
     evaluatorKeys: env.MODELGATE_EVALUATOR_KEYS ? resolve(env.MODELGATE_EVALUATOR_KEYS) : undefined,
     controlCatalog: env.MODELGATE_CONTROL_CATALOG

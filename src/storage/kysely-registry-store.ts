@@ -906,6 +906,8 @@ export class KyselyRegistryStore implements RegistryStore {
         'tokens.last_used_at',
         'identities.id as identityId',
         'tokens.scopes',
+        'tokens.expires_at',
+        'identities.expires_at as identityExpiresAt',
         'identities.name',
         'identities.kind',
       ])
@@ -926,6 +928,14 @@ export class KyselyRegistryStore implements RegistryStore {
       )
       .executeTakeFirst();
     if (!row) return undefined;
+    // The credential ends with the token or with its service account, whichever is sooner.
+    const ends =
+      row.expires_at === null
+        ? row.identityExpiresAt
+        : row.identityExpiresAt === null ||
+            Date.parse(row.expires_at) < Date.parse(row.identityExpiresAt)
+          ? row.expires_at
+          : row.identityExpiresAt;
     if (!row.last_used_at || now.getTime() - Date.parse(row.last_used_at) > TOKEN_TOUCH_MS) {
       await this.db
         .updateTable('tokens')
@@ -939,6 +949,7 @@ export class KyselyRegistryStore implements RegistryStore {
       kind: row.kind,
       ...(await grantsOf(this.db, row.identityId)),
       ...(row.scopes !== null && { scopes: JSON.parse(row.scopes) as string[] }),
+      ...(ends !== null && { expiresAt: ends }),
     };
   }
 

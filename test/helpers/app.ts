@@ -78,6 +78,8 @@ export async function testApp(
     secrets?: Record<string, string>;
     /** How often the log signs a checkpoint on its own (MODELGATE_CHECKPOINT_INTERVAL_MS). */
     checkpointIntervalMs?: number;
+    /** Reverse proxies whose X-Forwarded-For is believed (MODELGATE_TRUSTED_PROXIES). */
+    trustedProxies?: string[];
   } = {},
 ): Promise<TestApp> {
   const token = issueToken().secret;
@@ -94,6 +96,7 @@ export async function testApp(
     // Tests re-check when they mean to (POST /gate-rechecks).
     gateRecheckMs: 0,
     allowedEndpoints: opts.allowedEndpoints ?? [],
+    trustedProxies: opts.trustedProxies ?? [],
     ...(opts.checkpointIntervalMs !== undefined && {
       checkpointIntervalMs: opts.checkpointIntervalMs,
     }),

@@ -21,7 +21,7 @@ export function registerServe(program: Command): void {
     )
     .option(
       '--config <file>',
-      'server config file (JSON): allowedEndpoints, secrets (env MODELGATE_SERVER_CONFIG)',
+      'server config file (JSON): allowedEndpoints, secrets, trustedProxies (env MODELGATE_SERVER_CONFIG)',
     )
     .addHelpText(
       'after',
@@ -40,6 +40,8 @@ Environment:
                               private or loopback server by address, e.g. http://10.0.0.5:8000/v1
   MODELGATE_SECRET_<NAME>     the value of secret <name>, for red-team target headers such as
                               {"Authorization": {"secret": "openai"}} (MODELGATE_SECRET_OPENAI)
+  MODELGATE_TRUSTED_PROXIES   reverse proxies whose X-Forwarded-For names the client (IPs or CIDRs,
+                              comma-separated; default: none, the peer address is the client)
 
 Server config file (--config), JSON:
   {"allowedEndpoints": ["https://api.openai.com/v1"], "secrets": {"openai": "Bearer sk-..."}}

@@ -93,12 +93,67 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
   const { identities, policies, tokenCache, throttle } = opts;
   const manage = { authz: { action: 'manageIdentities', resource: 'registry' } } as const;
 
-  /** A caller may act on their own tokens; on anyone else's only with manageIdentities. */
+  /**
+   * Who may rotate or revoke a token: the token itself always; another token of the caller's
+   * identity only a token without scopes or one scoped to manageIdentities (a read-only token
+   * must not reach a sibling that can write); anyone else's only an identity manager.
+   */
   const ownOrManager = (req: FastifyRequest, t: TokenInfo) => {
-    if (t.identity === req.actor.identity) return;
+    if (t.id === req.actor.credentialId) return;
+    if (t.identity === req.actor.identity) {
+      const scopes = req.tokenScopes;
+      if (scopes && !scopes.includes('manageIdentities'))
+        throw new ModelgateError(
+          'FORBIDDEN',
+          `deny: token ${req.actor.credentialId} is limited to ${scopes.join(', ') || 'no actions'}; it may rotate or revoke only itself (other tokens need manageIdentities)`,
+          { action: 'manageIdentities', scopes },
+        );
+      return;
+    }
     // Someone else's token is as good as absent to a caller who may not manage identities.
     if (!mayManage(policies, req).allowed)
       throw new ModelgateError('TOKEN_NOT_FOUND', `no token with id ${t.id}`);
+  };
+
+  /**
+   * Invariant 3 (a credential never grows): the limits of a token the caller issues or rotates
+   * into, checked against the caller's own token. Scopes must be a subset of the caller's, and
+   * the token must end no later than the caller's credential (both compared as they take effect:
+   * a token also ends with its service account). Omitted limits default to the caller's when
+   * `defaults` is set (issuing); otherwise (rotation keeps the rotated token's limits) a token
+   * wider than the caller is refused.
+   */
+  const withinCaller = async (
+    req: FastifyRequest,
+    identity: string,
+    asked: { scopes: string[] | undefined; expiresAt: string | undefined },
+    defaults: boolean,
+  ): Promise<{ scopes: string[] | undefined; expiresAt: string | undefined }> => {
+    const mine = { scopes: req.tokenScopes, expiresAt: req.tokenExpiresAt };
+    const scopes = asked.scopes ?? (defaults ? mine.scopes : undefined);
+    const expiresAt = asked.expiresAt ?? (defaults ? mine.expiresAt : undefined);
+    const who = `token ${req.actor.credentialId}`;
+    if (mine.scopes) {
+      const extra = scopes ? scopes.filter((x) => !mine.scopes?.includes(x)) : undefined;
+      if (!scopes || (extra && extra.length > 0))
+        throw new ModelgateError(
+          'TOKEN_WIDENING',
+          `${who} is limited to ${mine.scopes.join(', ') || 'no actions'}; it cannot issue a token for ${scopes ? extra?.join(', ') : 'every action'}`,
+          { scopes: mine.scopes, asked: scopes ?? null },
+        );
+    }
+    if (mine.expiresAt) {
+      const ends = (x: string | null | undefined) => (x ? Date.parse(x) : Number.POSITIVE_INFINITY);
+      const target = await identities.getIdentity(identity);
+      const effective = Math.min(ends(expiresAt), ends(target.expiresAt));
+      if (effective > ends(mine.expiresAt))
+        throw new ModelgateError(
+          'TOKEN_WIDENING',
+          `${who} ends at ${mine.expiresAt}; it cannot issue a token that ends ${expiresAt ? `later (${expiresAt})` : 'never'}`,
+          { expiresAt: mine.expiresAt, asked: expiresAt ?? null },
+        );
+    }
+    return { scopes, expiresAt };
   };
 
   const issue = async (
@@ -340,10 +395,20 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
     },
     async (req, reply) => {
       const name = req.actor.identity;
-      // Guessing the current password with a token is guessing a password: throttled alike.
-      throttle.refuseIfBlocked(req.ip);
+      // A new password ends the identity's other password sessions and logs in unscoped: a
+      // token limited to some actions (read, say) may not do it, unless managing identities.
+      const scopes = req.tokenScopes;
+      if (scopes && !scopes.includes('manageIdentities'))
+        throw new ModelgateError(
+          'FORBIDDEN',
+          `deny: token ${req.actor.credentialId} is limited to ${scopes.join(', ') || 'no actions'}; changing the password needs a token without scopes`,
+          { action: 'manageIdentities', scopes },
+        );
+      // Guessing the current password with a token is guessing a password: throttled alike,
+      // per address and per identity.
+      throttle.refuseIfBlocked(req.ip, name);
       if (!(await verifyPassword(req.body.current, await identities.passwordHashOf(name)))) {
-        throttle.failed(req.ip);
+        throttle.failed(req.ip, name);
         throw new ModelgateError(
           'VALIDATION_FAILED',
           'the current password is wrong (an admin can set one with modelgate user set-password)',
@@ -367,7 +432,8 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
       config: manage,
       schema: {
         tags: ['identities'],
-        summary: 'Issue a token for an identity (the secret is in this answer only)',
+        summary:
+          "Issue a token for an identity (the secret is in this answer only); a scoped or expiring caller's token bounds its scopes and expiry",
         params: IdentityParams,
         body: Type.Object(
           {
@@ -389,8 +455,16 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
     },
     async (req, reply) => {
       const days = req.body.expiresInDays;
-      const expiresAt =
-        days === undefined ? undefined : new Date(Date.now() + days * DAY_MS).toISOString();
+      const limits = await withinCaller(
+        req,
+        req.params.identity,
+        {
+          scopes: req.body.scopes,
+          expiresAt:
+            days === undefined ? undefined : new Date(Date.now() + days * DAY_MS).toISOString(),
+        },
+        true,
+      );
       return reply
         .status(201)
         .send(
@@ -398,9 +472,9 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
             req,
             req.params.identity,
             req.body.name,
-            expiresAt,
+            limits.expiresAt,
             undefined,
-            req.body.scopes,
+            limits.scopes,
           ),
         );
     },
@@ -461,13 +535,13 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
       schema: {
         tags: ['identities'],
         summary:
-          'Rotate a token: a new one with the same identity; the old one keeps working for the overlap, then stops',
+          'Rotate a token: a new one with the same identity, scopes and expiry; the old one keeps working for the overlap, then stops. A token rotates only itself unless it may manage identities, and never into one wider or longer-lived than itself',
         params: TokenParams,
         body: Type.Object(
           { overlapSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_OVERLAP_S })) },
           { additionalProperties: false },
         ),
-        response: { 201: IssuedSchema, ...errorResponses(400, 401, 404) },
+        response: { 201: IssuedSchema, ...errorResponses(400, 401, 404, 409) },
       },
     },
     async (req, reply) => {
@@ -478,14 +552,27 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
           'TOKEN_REVOKED',
           `token ${old.id} is revoked and cannot be rotated: issue a new one instead`,
         );
+      // Its successor would be born expired (or, were the expiry dropped, revive it).
+      if (old.expiresAt && Date.parse(old.expiresAt) <= Date.now())
+        throw new ModelgateError(
+          'TOKEN_EXPIRED',
+          `token ${old.id} expired at ${old.expiresAt} and cannot be rotated: issue a new one instead`,
+        );
+      // The successor has exactly the old token's limits, which must be within the caller's.
+      const limits = await withinCaller(
+        req,
+        old.identity,
+        { scopes: old.scopes ?? undefined, expiresAt: old.expiresAt ?? undefined },
+        false,
+      );
       const overlap = (req.body.overlapSeconds ?? 3600) * 1000;
       const issued = await issue(
         req,
         old.identity,
         old.name,
-        old.expiresAt ?? undefined,
+        limits.expiresAt,
         old.id,
-        old.scopes ?? undefined,
+        limits.scopes,
       );
       tokenCache.forget(
         await identities.expireTokenBy(

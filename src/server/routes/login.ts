@@ -19,7 +19,8 @@ const Issued = Type.Object({
 /**
  * The routes that turn another credential into a short-lived Modelgate token: an OIDC token
  * (a CI workload, or a person's SSO ID token) and a local password. No bearer token is needed
- * for them; failures count towards the per-address authentication limit.
+ * for them (so no caller token whose limits the new one could exceed); failures count towards
+ * the authentication limit, per address and, for passwords, per user name.
  */
 export async function loginRoutes(
   app: Api,
@@ -30,12 +31,19 @@ export async function loginRoutes(
   },
 ) {
   const { federation, identities, throttle } = opts;
-  const guarded = async <T>(ip: string, work: () => Promise<T>): Promise<T> => {
-    throttle.refuseIfBlocked(ip);
+  /**
+   * Runs a credential check. A password can be guessed, so it is refused before it is checked
+   * while its address or its user name is over the limit (`name` given); a signed OIDC token
+   * cannot, so it is checked first and only a failure is answered 429 over the limit: a valid
+   * workload is never locked out by the failures of others behind the same address.
+   */
+  const guarded = async <T>(ip: string, name: string | undefined, work: () => Promise<T>) => {
+    if (name !== undefined) throttle.refuseIfBlocked(ip, name);
     try {
       return await work();
     } catch (e) {
-      throttle.failed(ip);
+      if (name === undefined) throttle.refuseIfBlocked(ip);
+      throttle.failed(ip, name);
       throw e;
     }
   };
@@ -67,7 +75,7 @@ export async function loginRoutes(
       },
     },
     async (req, reply) => {
-      const match = await guarded(req.ip, async () => {
+      const match = await guarded(req.ip, undefined, async () => {
         if (!federation)
           throw new ModelgateError(
             'UNAUTHENTICATED',
@@ -115,7 +123,9 @@ export async function loginRoutes(
       },
     },
     async (req, reply) => {
-      const who = await guarded(req.ip, async () => {
+      // Failures count against the name whether or not such a user exists, so that a 429 does
+      // not tell which names are real.
+      const who = await guarded(req.ip, req.body.name, async () => {
         const b = req.body;
         // The same answer, after the same work, for an unknown name and a wrong password.
         const ok = await verifyPassword(b.password, await identities.passwordHashOf(b.name));
