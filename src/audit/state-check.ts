@@ -1,61 +1,112 @@
 import { hash } from 'node:crypto';
-import type { Alias, Model, Version } from '../core/types.js';
 import { canonicalize } from './canonical-json.js';
-import { modelContent, subjects, versionContent } from './subjects.js';
 
-/** What the database holds now, for comparison with what the log says it should hold. */
-export interface CurrentState {
-  models: Model[];
-  versions: Version[];
-  aliases: Alias[];
+/** One governed row as the checker compares it: column name to value, references as natural keys. */
+export type RowState = Record<string, unknown>;
+
+/** What the checker knows of an event besides its content: the fields of its leaf. */
+export interface EventFacts {
+  /** Index in the log; absent for an event still queued (not yet in the tree). */
+  seq?: number;
+  time: string;
+  actor: string;
+  credential: string;
+  action: string;
+  subject: string;
+}
+
+/** A row's logged state after an event: `null` when the event ended the record (deleted it). */
+export interface LoggedChange {
+  key: string;
+  state: RowState | null;
+}
+
+/**
+ * One governed table, declared once: which columns are compared, which are deliberately not
+ * (each with why), which events change its rows and what state they leave each row in. Rows
+ * are read by the storage layer (`GovernedTableReader`), so this stays free of queries.
+ */
+export interface GovernedTable {
+  readonly table: string;
+  /** What a row is, for messages: `waiver`, `role grant`. */
+  readonly label: string;
+  /** Columns compared with the logged state (references by the natural key they resolve to). */
+  readonly checked: readonly string[];
+  /** Columns not compared, each with the reason; every other column of the table is checked. */
+  readonly unchecked: Readonly<Record<string, string>>;
+  /** The actions whose events can change this table's rows. */
+  readonly actions: readonly string[];
+  /**
+   * The rows an event leaves, given its leaf fields and parsed content; `prev` is the logged
+   * state so far of a row the database holds (undefined for others: only their being alive is
+   * kept, so a million-event log does not sit in memory).
+   */
+  logged(
+    e: EventFacts,
+    content: Record<string, unknown>,
+    prev: (key: string) => RowState | undefined,
+  ): LoggedChange[];
 }
 
 /** A difference between an event's stored content and its digest, or between the rows and the log. */
 export interface StateViolation {
-  kind: 'content-digest' | 'unlogged-row' | 'row-differs';
+  kind: 'content-digest' | 'unlogged-row' | 'row-differs' | 'missing-row' | 'event-column';
+  /** The table and the row's key, when the violation is about a row. */
+  table?: string;
+  row?: string;
   index?: number;
   message: string;
 }
 
 /** What the checker needs of an event: where it is, what its leaf says, and its stored content. */
-export interface CheckedEvent {
-  /** Index in the log; absent for an event still queued (not yet in the tree). */
-  seq?: number;
-  action: string;
-  subject: string;
+export interface CheckedEvent extends EventFacts {
   /** The digest the leaf carries (for a queued event, its recorded digest). */
   digest: string;
   content: string;
 }
 
 const digestOf = (text: string) => `sha256:${hash('sha256', text, 'hex')}`;
+const same = (a: unknown, b: unknown) => {
+  try {
+    return canonicalize(a ?? null) === canonicalize(b ?? null);
+  } catch {
+    // A value with no JSON form (a NaN read from an edited column) equals nothing.
+    return false;
+  }
+};
+const where = (seq: number | undefined) => (seq !== undefined ? `event ${seq}` : 'a queued event');
 
-/** Names of the top-level fields that differ between two records. */
-function differing(a: object, b: object): string[] {
-  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-  return [...keys].filter(
-    (k) =>
-      canonicalize((a as Record<string, unknown>)[k] ?? null) !==
-      canonicalize((b as Record<string, unknown>)[k] ?? null),
-  );
+interface Logged {
+  state: RowState | null;
+  seq: number | undefined;
+  action: string;
 }
 
 /**
- * Compares the database with the log, fed one event at a time (a million-event log need not
- * sit in memory): each event's stored content must still hash to the digest its leaf carries,
- * and every model, version and alias row must be what the last event about it recorded. A row
- * written or edited without going through the log is reported with the event it contradicts.
+ * Compares the database's governed rows with the log, fed one event at a time (a
+ * million-event log need not sit in memory): each event's stored content must still hash to
+ * the digest its leaf carries; every row must equal the state the last event about it left
+ * (`row-differs`); a row no event records, or one the log deleted, is `unlogged-row`; a record
+ * the log leaves alive without its row is `missing-row`. Full logged states are kept only for
+ * rows the database holds; for the others only that they are alive.
  */
 export class StateChecker {
-  private readonly last = new Map<string, CheckedEvent>();
-  /** The subjects the current rows are about: only their last events are kept. */
-  private readonly wanted = new Set<string>();
+  private readonly byAction = new Map<string, GovernedTable[]>();
+  /** Per table: the logged state of each row the database holds. */
+  private readonly logged = new Map<string, Map<string, Logged>>();
+  /** Per table: records the log leaves alive that the database does not hold, with the event. */
+  private readonly alive = new Map<string, Map<string, number | undefined>>();
   private violation: StateViolation | undefined;
 
-  constructor(private readonly current: CurrentState) {
-    for (const m of current.models) this.wanted.add(subjects.model(m.name));
-    for (const v of current.versions) this.wanted.add(subjects.version(v.model, v.number));
-    for (const a of current.aliases) this.wanted.add(subjects.alias(a.model, a.name));
+  constructor(
+    private readonly tables: readonly GovernedTable[],
+    private readonly rows: ReadonlyMap<string, ReadonlyMap<string, RowState>>,
+  ) {
+    for (const t of tables) {
+      this.logged.set(t.table, new Map());
+      this.alive.set(t.table, new Map());
+      for (const a of t.actions) this.byAction.set(a, [...(this.byAction.get(a) ?? []), t]);
+    }
   }
 
   /** Takes the next event, in log order (queued events last). */
@@ -64,94 +115,88 @@ export class StateChecker {
     if (digestOf(e.content) !== e.digest) {
       this.violation = {
         kind: 'content-digest',
-        ...(e.seq !== undefined && { index: e.seq }),
-        message:
-          e.seq !== undefined
-            ? `event ${e.seq} (${e.action} ${e.subject}): its stored content does not hash to the digest in its leaf`
-            : `a queued event (${e.action} ${e.subject}): its stored content does not hash to its digest`,
+        table: 'audit_events',
+        ...(e.seq !== undefined && { index: e.seq, row: `seq ${e.seq}` }),
+        message: `${e.seq !== undefined ? `audit_events row seq ${e.seq}` : 'a queued event'} (${e.action} ${e.subject}): its stored content does not hash to the digest in its leaf`,
       };
       return;
     }
-    // Only what the rows are compared with is kept: the content of a subject's last event.
-    if (this.wanted.has(e.subject)) this.last.set(e.subject, e);
-    // Aliases are few and matter most: for each, where the log last left it, so that one
-    // deleted behind the log's back is found too.
-    if (e.subject.startsWith('alias:')) {
-      const version = (JSON.parse(e.content) as { version?: unknown }).version;
-      this.aliasState.set(e.subject, {
-        seq: e.seq,
-        version: typeof version === 'number' ? version : null,
-      });
+    const tables = this.byAction.get(e.action);
+    if (!tables) return;
+    const content = JSON.parse(e.content) as unknown;
+    const c = (typeof content === 'object' && content !== null ? content : {}) as Record<
+      string,
+      unknown
+    >;
+    for (const t of tables) {
+      const logged = this.logged.get(t.table) as Map<string, Logged>;
+      const alive = this.alive.get(t.table) as Map<string, number | undefined>;
+      const held = this.rows.get(t.table);
+      const prev = (key: string) => logged.get(key)?.state ?? undefined;
+      for (const { key, state } of t.logged(e, c, prev)) {
+        if (held?.has(key)) logged.set(key, { state, seq: e.seq, action: e.action });
+        else if (state === null) alive.delete(key);
+        else alive.set(key, e.seq);
+      }
     }
   }
 
-  private readonly aliasState = new Map<
-    string,
-    { seq: number | undefined; version: number | null }
-  >();
+  /** Notes a violation found outside the checker (an event column that contradicts its leaf). */
+  report(v: StateViolation): void {
+    this.violation ??= v;
+  }
 
-  /** The first violation, comparing the current rows with the last events seen. */
+  /** Every violation, comparing the current rows with the last events seen (the first one alone if an event was bad). */
+  finishAll(): StateViolation[] {
+    if (this.violation) return [this.violation];
+    const out: StateViolation[] = [];
+    for (const t of this.tables) {
+      const logged = this.logged.get(t.table) as Map<string, Logged>;
+      for (const [key, row] of this.rows.get(t.table) ?? []) {
+        const l = logged.get(key);
+        const at = { table: t.table, row: key };
+        const name = `${t.table} row ${key} (${t.label})`;
+        if (!l) {
+          out.push({
+            kind: 'unlogged-row',
+            ...at,
+            message: `${name} is in the database but no event in the log records it`,
+          });
+          continue;
+        }
+        if (l.state === null) {
+          out.push({
+            kind: 'unlogged-row',
+            ...at,
+            ...(l.seq !== undefined && { index: l.seq }),
+            message: `${name} is in the database, but the log ended it (${where(l.seq)}, ${l.action})`,
+          });
+          continue;
+        }
+        const state = l.state;
+        const differs = t.checked.filter((col) => !same(state[col], row[col]));
+        if (differs.length > 0)
+          out.push({
+            kind: 'row-differs',
+            ...at,
+            ...(l.seq !== undefined && { index: l.seq }),
+            message: `${name} differs from its last logged state (${where(l.seq)}, ${l.action}): ${differs.join(', ')}`,
+          });
+      }
+      for (const [key, seq] of this.alive.get(t.table) ?? [])
+        out.push({
+          kind: 'missing-row',
+          table: t.table,
+          row: key,
+          ...(seq !== undefined && { index: seq }),
+          message: `${t.table} row ${key} (${t.label}) is missing from the database, but the log records it (${where(seq)})`,
+        });
+    }
+    return out;
+  }
+
+  /** The first violation, or undefined when the database matches the log. */
   finish(): StateViolation | undefined {
-    if (this.violation) return this.violation;
-    const current = this.current;
-    const compare = (
-      subject: string,
-      what: string,
-      row: object,
-      logged: (content: Record<string, unknown>) => object | undefined,
-    ): StateViolation | undefined => {
-      const e = this.last.get(subject);
-      if (!e)
-        return {
-          kind: 'unlogged-row',
-          message: `${what} is in the database but no event in the log records it`,
-        };
-      const recorded = logged(JSON.parse(e.content) as Record<string, unknown>);
-      if (recorded === undefined || canonicalize(recorded) !== canonicalize(row))
-        return {
-          kind: 'row-differs',
-          ...(e.seq !== undefined && { index: e.seq }),
-          message: `${what} differs from its last logged state (${e.seq !== undefined ? `event ${e.seq}` : 'a queued event'}, ${e.action})${recorded ? `: ${differing(recorded, row).join(', ')}` : ''}`,
-        };
-      return undefined;
-    };
-    for (const m of current.models) {
-      const v = compare(
-        subjects.model(m.name),
-        `model ${m.name}`,
-        modelContent(m),
-        (c) => c.model as object,
-      );
-      if (v) return v;
-    }
-    for (const ver of current.versions) {
-      const v = compare(
-        subjects.version(ver.model, ver.number),
-        `version ${ver.model}@${ver.number}`,
-        versionContent(ver),
-        (c) => c.version as object,
-      );
-      if (v) return v;
-    }
-    const present = new Set(current.aliases.map((a) => subjects.alias(a.model, a.name)));
-    for (const [subject, state] of this.aliasState) {
-      if (state.version === null || present.has(subject)) continue;
-      const [, model, alias] = subject.split(':');
-      return {
-        kind: 'row-differs',
-        ...(state.seq !== undefined && { index: state.seq }),
-        message: `alias ${alias} of ${model} is missing from the database, but the log last set it to version ${state.version} (${state.seq !== undefined ? `event ${state.seq}` : 'a queued event'})`,
-      };
-    }
-    for (const a of current.aliases) {
-      const v = compare(
-        subjects.alias(a.model, a.name),
-        `alias ${a.name} of ${a.model}`,
-        { version: a.version },
-        (c) => ({ version: c.version }),
-      );
-      if (v) return v;
-    }
-    return undefined;
+    return this.finishAll()[0];
   }
 }

@@ -1,4 +1,4 @@
-import { type Kysely, type Selectable, sql } from 'kysely';
+import { type Kysely, type Selectable, type SqlBool, sql } from 'kysely';
 import type { AuditStore, StoredCheckpoint, StoredEvent } from '../audit/audit-log.js';
 import type { NodeId } from '../audit/merkle.js';
 import { integrateAudit } from './audit-append.js';
@@ -43,9 +43,11 @@ const NODE_CHUNK = 200;
 /** AuditStore on SQLite or PostgreSQL. Appends happen in the stores' own transactions (appendAudit). */
 export class KyselyAuditStore implements AuditStore {
   private readonly db: Kysely<DB>;
+  private readonly engine: string;
 
   constructor(database: Database) {
     this.db = database.db;
+    this.engine = database.caps.engine;
   }
 
   integrate(): Promise<number> {
@@ -95,23 +97,38 @@ export class KyselyAuditStore implements AuditStore {
     match: { equals: string[]; prefixes: string[] },
     opts: { from?: string; to?: string; limit: number; newestFirst?: boolean },
   ): Promise<StoredEvent[]> {
-    let q = this.db
+    // Matched on the leaf, the bytes the tree covers, not on the subject and time columns
+    // beside it, which whoever owns the database can edit (audit verify reports such an edit):
+    // an event moved to another model's subject column stays in its own model's history. The
+    // leaf is canonical JSON, so `,"subject":"<subject>` occurs in it exactly where its subject
+    // is; the candidates are then checked on the parsed leaf.
+    const quoted = (s: string) => JSON.stringify(s);
+    const needles = [
+      ...match.equals.map((e) => `,"subject":${quoted(e)},`),
+      ...match.prefixes.map((p) => `,"subject":${quoted(p).slice(0, -1)}`),
+    ];
+    const contains = (n: string) =>
+      this.engine === 'postgres'
+        ? sql<SqlBool>`strpos(leaf, ${n}) > 0`
+        : sql<SqlBool>`instr(leaf, ${n}) > 0`;
+    const rows = await this.db
       .selectFrom('audit_events')
       .selectAll()
-      .where((eb) =>
-        eb.or([
-          ...match.equals.map((e) => eb('subject', '=', e)),
-          // substr rather than LIKE: exact and case-sensitive on both engines.
-          ...match.prefixes.map((p) => eb(sql<string>`substr(subject, 1, ${p.length})`, '=', p)),
-        ]),
-      );
-    if (opts.from) q = q.where('time', '>=', opts.from);
-    if (opts.to) q = q.where('time', '<=', opts.to);
-    const rows = await q
+      .where((eb) => eb.or(needles.map(contains)))
       .orderBy('seq', opts.newestFirst ? 'desc' : 'asc')
-      .limit(opts.limit)
       .execute();
-    return rows.map(event);
+    const out: StoredEvent[] = [];
+    for (const r of rows) {
+      const e = event(r);
+      const about =
+        match.equals.includes(e.subject) || match.prefixes.some((p) => e.subject.startsWith(p));
+      if (!about) continue;
+      if (opts.from && e.time < opts.from) continue;
+      if (opts.to && e.time > opts.to) continue;
+      out.push(e);
+      if (out.length >= opts.limit) break;
+    }
+    return out;
   }
 
   async leafHashes(from: number, to: number): Promise<Map<number, string>> {

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   type ExpressionBuilder,
   type Kysely,
@@ -53,6 +53,10 @@ function findingSummaries(findings: Finding[]) {
     severity: f.severity,
     title: f.title,
     location: f.location,
+    // The stored texts by digest, so that audit verify can compare the rows without the log
+    // holding every finding's evidence twice.
+    evidenceDigest: `sha256:${createHash('sha256').update(JSON.stringify(f.evidence)).digest('hex')}`,
+    referencesDigest: `sha256:${createHash('sha256').update(JSON.stringify(f.references)).digest('hex')}`,
   }));
 }
 

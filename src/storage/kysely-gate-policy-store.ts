@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
 import { canonicalize } from '../audit/canonical-json.js';
 import { subjects } from '../audit/subjects.js';
@@ -89,6 +90,8 @@ export class KyselyGatePolicyStore implements GatePolicyStore {
                 version: row.version,
                 digest: p.digest,
                 document: p.document,
+                // The text as sent, by digest: audit verify compares the row's source with it.
+                sourceDigest: `sha256:${createHash('sha256').update(p.source).digest('hex')}`,
               },
             },
             at,

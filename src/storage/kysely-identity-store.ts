@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
 import { subjects } from '../audit/subjects.js';
 import { ModelgateError } from '../core/errors.js';
@@ -342,6 +343,9 @@ export class KyselyIdentityStore implements IdentityStore {
               expiresAt: t.expiresAt ?? null,
               rotatedFrom: t.rotatedFrom ?? null,
               scopes: t.scopes ?? null,
+              // A digest of the stored hash (itself a hash of the secret): audit verify checks
+              // the row with it, and it reveals nothing that could be used to authenticate.
+              hashDigest: `sha256:${createHash('sha256').update(t.hash).digest('hex')}`,
             },
           },
         },

@@ -1,15 +1,12 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { noteWithCosignatures } from '../../audit/audit-log.js';
 import { parseCheckpoint } from '../../audit/checkpoint.js';
 import { parseNote, verifierKeyOf } from '../../audit/signed-note.js';
-import { type CurrentState, StateChecker, type StateViolation } from '../../audit/state-check.js';
+import type { StateViolation } from '../../audit/state-check.js';
 import { formatReport, type LogLeaf, LogVerifier, type VerifyReport } from '../../audit/verify.js';
-import type { Version } from '../../core/types.js';
 import { openDatabase } from '../../storage/database.js';
-import { KyselyAuditStore } from '../../storage/kysely-audit-store.js';
-import { KyselyRegistryStore } from '../../storage/kysely-registry-store.js';
+import { verifyDatabase } from '../../storage/verify-database.js';
 import { ApiClient } from '../client.js';
 import { resolveTarget } from '../config.js';
 import type { CliContext } from '../context.js';
@@ -28,8 +25,6 @@ interface VerifyOpts {
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 const PAGE = 1000;
-/** Events read from a database per query. */
-const BIG_PAGE = 20_000;
 
 /** A key given as itself or as a file holding it (first line). */
 function keyArg(v: string, what: string): string {
@@ -48,37 +43,11 @@ function progress(what: string, n: number, total: number): void {
 
 const toLeaf = (e: { seq: number; leaf: string }): LogLeaf => ({ index: e.seq, text: e.leaf });
 
-/** What the database holds now: every model, version (with files) and alias. */
-async function currentState(registry: KyselyRegistryStore): Promise<CurrentState> {
-  const state: CurrentState = { models: [], versions: [], aliases: [] };
-  for (let cursor: string | null = null; ; ) {
-    const page = await registry.listModels({}, { limit: 500, ...(cursor && { cursor }) });
-    state.models.push(...page.items);
-    if (!page.nextCursor) break;
-    cursor = page.nextCursor;
-  }
-  for (const m of state.models) {
-    for (let cursor: string | null = null; ; ) {
-      const page = await registry.listVersions(
-        m.name,
-        {},
-        { limit: 500, ...(cursor && { cursor }) },
-      );
-      for (const v of page.items)
-        state.versions.push((await registry.getVersion(m.name, v.number)) as Version);
-      if (!page.nextCursor) break;
-      cursor = page.nextCursor;
-    }
-    state.aliases.push(...(await registry.listAliases(m.name)));
-  }
-  return state;
-}
-
 /**
  * Verifies the log in a data folder's database (or a PostgreSQL one), streaming the events
- * through the verifier, and compares the current rows with the log.
+ * through the verifier, and compares every governed table with the log.
  */
-async function verifyDatabase(
+async function verifyDatabaseAt(
   o: VerifyOpts,
   checks: { witnessKeys: string[]; since: string | undefined },
 ) {
@@ -102,58 +71,18 @@ async function verifyDatabase(
   }
   const database = openDatabase({ dataDir, ...(o.databaseUrl && { url: o.databaseUrl }) });
   try {
-    const audit = new KyselyAuditStore(database);
-    const checkpoints: string[] = [];
-    for (const c of await audit.checkpoints()) {
-      checkpoints.push(noteWithCosignatures(c.note, await audit.cosignatures(c.size)));
-    }
-    const verifier = new LogVerifier({
-      checkpoints,
+    const r = await verifyDatabase(database.db, {
       logKey,
       witnessKeys: checks.witnessKeys,
       ...(checks.since && { since: checks.since }),
+      onProgress: (read, size) => progress('reading events', read, size),
     });
-    const state = await currentState(new KyselyRegistryStore(database));
-    const checker = new StateChecker(state);
-    const counted = `${state.models.length} models, ${state.versions.length} versions and ${state.aliases.length} aliases`;
-    const size = await audit.size();
-    let read = 0;
-    for (let from = 0; ; from += BIG_PAGE) {
-      const page = await audit.rawEvents(from, from + BIG_PAGE);
-      const hashes = await audit.leafHashes(from, from + BIG_PAGE);
-      for (const e of page) {
-        const stored = hashes.get(e.seq);
-        const leaf = verifier.add({ ...toLeaf(e), ...(stored && { storedLeafHash: stored }) });
-        // After a violation the verifier stops; so does the comparison, which would not be shown.
-        if (!leaf) continue;
-        checker.add({
-          seq: e.seq,
-          action: String(leaf.action),
-          subject: String(leaf.subject),
-          digest: String(leaf.digest),
-          content: e.content,
-        });
-      }
-      read += page.length;
-      progress('reading events', read, size);
-      // By index range, not by page fullness: a deleted event must not end the reading early.
-      if (page.length === 0 && from >= size) break;
-    }
     if (process.stderr.isTTY) process.stderr.write('\n');
-    const pending = await audit.pending();
-    for (const p of pending) checker.add(p);
-    if (pending.length > 0)
+    if (r.pending > 0)
       notes.push(
-        `warning: ${pending.length} events of committed changes are queued, not yet in the tree (the server adds them when it runs)`,
+        `warning: ${r.pending} events of committed changes are queued, not yet in the tree (the server adds them when it runs)`,
       );
-    const report = verifier.finish();
-    return {
-      report,
-      stateViolation: report.ok ? checker.finish() : undefined,
-      checked: report.ok,
-      counted,
-      notes,
-    };
+    return { ...r, notes };
   } finally {
     await database.close();
   }
@@ -317,9 +246,10 @@ export function registerAudit(program: Command, ctx: CliContext): void {
     .addHelpText(
       'after',
       `
-Offline, the rows of the database are also compared with the log: a model, version or alias
-edited or inserted without going through the log is a violation, and so is an event whose
-stored content no longer hashes to the digest in its leaf.
+Offline, every governed table is also compared with the log, both ways: a row that differs
+from its last logged state, a row no event records, and a logged record whose row is gone are
+violations; so are an event row whose columns differ from its leaf and an event whose stored
+content no longer hashes to the digest in its leaf (docs/audit-verify.md lists what is covered).
 
 Examples:
   modelgate audit verify --data-dir ./modelgate-data --log-key log.vkey
@@ -347,14 +277,14 @@ Examples:
             since,
           });
         } else {
-          const r = await verifyDatabase(o, { witnessKeys, since });
+          const r = await verifyDatabaseAt(o, { witnessKeys, since });
           report = r.report;
           keyNote = r.notes.join('\n');
           stateViolation = r.stateViolation;
           if (r.checked)
             stateLine = stateViolation
               ? `FAIL  state        ${stateViolation.message}`
-              : `ok    state        ${r.counted} match their last logged state`;
+              : `ok    state        ${r.counted} match their last logged state, both ways`;
         }
       } catch (e) {
         if (e instanceof CliError) throw e;
