@@ -43,6 +43,8 @@ export const quantile = (xs: number[], q: number) => {
 };
 const ACTOR = { identity: 'bench', credentialId: 'tok_0000000000000000' };
 const EVENTS = Number(process.env.MODELGATE_BENCH_AUDIT_EVENTS ?? 1_000_000);
+/** Events per model in the verified log: its creation and the changes after it. */
+const UPDATES_PER_MODEL = 10;
 
 /** A fresh migrated database on one engine (undefined for PostgreSQL without a URL). */
 export async function openEngine(
@@ -193,19 +195,41 @@ export async function buildLog(database: Database, count: number): Promise<void>
   for (let start = 0; start < count; start += BATCH) {
     const events: Insertable<DB['audit_events']>[] = [];
     const nodes: Insertable<DB['audit_nodes']>[] = [];
+    const models: Insertable<DB['models']>[] = [];
     for (let seq = start; seq < Math.min(count, start + BATCH); seq++) {
       const time = new Date(1_700_000_000_000 + seq * 1000).toISOString();
-      const content = canonicalize({
-        model: { name: `m${seq}`, ownerTeam: 'bench', riskTier: 'limited', tags: [] },
-      });
+      // A registry's shape: each model created, then changed (UPDATES_PER_MODEL - 1) times,
+      // and its row what the last change left, so that the full state check compares every
+      // row and reads every event's content.
+      const i = Math.floor(seq / UPDATES_PER_MODEL);
+      const first = i * UPDATES_PER_MODEL;
+      const name = `m${i}`;
+      const created = new Date(1_700_000_000_000 + first * 1000).toISOString();
+      const model = {
+        name,
+        ownerTeam: 'bench',
+        riskTier: 'limited',
+        description: `change ${seq - first}`,
+        intendedUse: '',
+        tags: [],
+        createdAt: created,
+        createdBy: ACTOR.identity,
+        updatedAt: time,
+      };
+      const action = seq === first ? 'model.create' : 'model.update';
+      const content = canonicalize(
+        action === 'model.create'
+          ? { model }
+          : { model, patch: { description: model.description } },
+      );
       const digest = `sha256:${createHash('sha256').update(content).digest('hex')}`;
       const leaf = canonicalize({
         seq,
         time,
         actor: ACTOR.identity,
         credential: ACTOR.credentialId,
-        action: 'model.create',
-        subject: `model:m${seq}`,
+        action,
+        subject: `model:${name}`,
         digest,
       });
       events.push({
@@ -213,12 +237,26 @@ export async function buildLog(database: Database, count: number): Promise<void>
         time,
         actor: ACTOR.identity,
         credential: ACTOR.credentialId,
-        action: 'model.create',
-        subject: `model:m${seq}`,
+        action,
+        subject: `model:${name}`,
         digest,
         content,
         leaf,
       });
+      if (seq === count - 1 || (seq + 1) % UPDATES_PER_MODEL === 0)
+        models.push({
+          name,
+          owner_team: model.ownerTeam,
+          risk_tier: model.riskTier,
+          description: model.description,
+          intended_use: '',
+          tags: '[]',
+          created_at: created,
+          created_by: ACTOR.identity,
+          created_credential: ACTOR.credentialId,
+          updated_at: time,
+          updated_by: ACTOR.identity,
+        });
       let hash = leafHash(Buffer.from(leaf, 'utf8'));
       nodes.push({ level: 0, idx: seq, hash: hash.toString('hex') });
       let level = 0;
@@ -243,6 +281,11 @@ export async function buildLog(database: Database, count: number): Promise<void>
         await trx
           .insertInto('audit_nodes')
           .values(nodes.slice(i, i + 500))
+          .execute();
+      for (let i = 0; i < models.length; i += 500)
+        await trx
+          .insertInto('models')
+          .values(models.slice(i, i + 500))
           .execute();
       await trx
         .updateTable('audit_head')
@@ -289,7 +332,8 @@ async function benchVerifyAndProofs(results: AuditResult[], cli: string): Promis
     const baseline: number[] = [];
     for (let round = 0; round < 3; round++) {
       const v = await timeCli(cli, ['audit', 'verify', '--data-dir', e.dataDir, '--log-key', vkey]);
-      if (!/ok: \d+ events/.test(v.out)) throw new Error(`verify did not pass:\n${v.out}`);
+      if (!/ok: \d+ events/.test(v.out) || !/ok +state/.test(v.out))
+        throw new Error(`verify did not pass:\n${v.out}`);
       verify.push(v.secs);
       // Baseline: reading the same rows (events and leaf hashes) and doing nothing with them.
       const reopened = openDatabase({ dataDir: e.dataDir });
@@ -306,12 +350,12 @@ async function benchVerifyAndProofs(results: AuditResult[], cli: string): Promis
       );
     }
     results.push({
-      name: `audit verify of a ${EVENTS.toLocaleString('en')}-event log (SQLite, whole CLI)`,
+      name: `audit verify of a ${EVENTS.toLocaleString('en')}-event log with the full state check (SQLite, whole CLI)`,
       value: median(verify),
       unit: 's',
       baseline: median(baseline),
       ratio: median(verify) / median(baseline),
-      note: 'baseline: reading the same events and leaf hashes in-process without checking them; median of 3',
+      note: `every event against its leaf and the tree, and every governed table both ways against the log (${(EVENTS / UPDATES_PER_MODEL).toLocaleString('en')} model rows, each created and changed ${UPDATES_PER_MODEL - 1} times); baseline: reading the same events and leaf hashes in-process without checking them; median of 3`,
     });
 
     const reopened = openDatabase({ dataDir: e.dataDir });
