@@ -25,7 +25,7 @@ export const ERROR_CATALOG = {
   INVALID_PATH: {
     status: 400,
     description:
-      'A file path in a version is not a clean relative POSIX path (absolute, `..`, empty or `.` segments, backslashes, NUL or control characters, too long).',
+      'A file path in a version is not a clean relative POSIX path (absolute, `..`, empty or `.` segments, backslashes, NUL, control or bidirectional formatting characters, not in Unicode NFC, too long).',
   },
   INVALID_DIGEST: {
     status: 400,
@@ -33,7 +33,8 @@ export const ERROR_CATALOG = {
   },
   INVALID_CURSOR: {
     status: 400,
-    description: 'A pagination cursor was not produced by this server for this list.',
+    description:
+      'A pagination cursor was not produced by this registry for this list: its signature does not match (forged or changed) or it belongs to another list.',
   },
   UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
@@ -144,7 +145,11 @@ export const ERROR_CATALOG = {
     status: 409,
     description: 'The token has expired: it cannot be rotated; issue a new one instead.',
   },
-  DUPLICATE_PATH: { status: 409, description: 'Two files of one version have the same path.' },
+  DUPLICATE_PATH: {
+    status: 409,
+    description:
+      'Two files of one version have the same path, or paths that differ only in letter case.',
+  },
   ALIAS_PROTECTED: {
     status: 409,
     description:

@@ -83,6 +83,22 @@ export function versionDigest(files: readonly ManifestFile[]): string {
   return `sha256:${h.digest('hex')}`;
 }
 
+/**
+ * The layout digest: SHA-256 of the version's manifest as `sha256sum` prints it, one line
+ * `<hex digest>  <path>\n` per file in PurePosixPath order. Unlike the version digest it binds
+ * every path to its bytes, so two versions with the same bytes under other names differ.
+ * (Paths hold no newline or backslash, so the lines are exactly sha256sum's.)
+ */
+export function layoutDigest(files: readonly ManifestFile[]): string {
+  const sorted = [...files].sort((a, b) => comparePosixPaths(a.path, b.path));
+  const h = createHash('sha256');
+  for (const f of sorted) {
+    if (!HEX64.test(f.sha256)) throw new Error(`not a sha256 hex digest: ${f.sha256}`);
+    h.update(`${f.sha256}  ${f.path}\n`, 'utf8');
+  }
+  return `sha256:${h.digest('hex')}`;
+}
+
 /** Builds the model-signing manifest (the in-toto statement body) for a version. */
 export function modelSigningManifest(
   name: string,

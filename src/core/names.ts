@@ -68,8 +68,15 @@ export function assertTags(tags: readonly string[]): void {
 export const MAX_PATH_BYTES = 1024;
 
 /**
+ * Bidirectional formatting characters: they make a path display as another (`gpj.exe` shown
+ * as `exe.jpg`), so a reviewer reads a different name than the one that is stored.
+ */
+const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/u;
+
+/**
  * Throws INVALID_PATH unless `path` is a clean relative POSIX path: no leading `/`, no `..`,
- * `.` or empty segments, no backslash, no NUL or other control characters.
+ * `.` or empty segments, no backslash, no NUL or other control characters, no bidirectional
+ * formatting characters, and in Unicode NFC (so `café` has one spelling, not two).
  */
 export function assertFilePath(path: string): void {
   const fail = (why: string): never => {
@@ -81,6 +88,15 @@ export function assertFilePath(path: string): void {
   if (Buffer.byteLength(path, 'utf8') > MAX_PATH_BYTES) fail(`longer than ${MAX_PATH_BYTES} bytes`);
   // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
   if (/[\u0000-\u001f\u007f]/.test(path)) fail('contains a NUL or control character');
+  const bidi = BIDI_CONTROLS.exec(path);
+  if (bidi)
+    fail(
+      `contains the bidirectional formatting character U+${(bidi[0].codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}, which makes it display as another name`,
+    );
+  if (path !== path.normalize('NFC'))
+    fail(
+      `is not in Unicode NFC; write it as ${JSON.stringify(path.normalize('NFC'))} (the same name, composed)`,
+    );
   if (path.includes('\\')) fail("contains '\\'; use '/' between folders");
   if (path.startsWith('/')) fail('is absolute; paths are relative to the version root');
   if (/^[A-Za-z]:/.test(path)) fail('looks like a drive path');

@@ -40,6 +40,11 @@ export interface Version {
   model: string;
   number: number;
   digest: string;
+  /**
+   * SHA-256 of the manifest of paths and file digests: names the layout, which `digest` (the
+   * OpenSSF model-signing subject, bytes in path order) does not.
+   */
+  layoutDigest: string;
   size: number;
   fileCount: number;
   sourceUri: string | null;

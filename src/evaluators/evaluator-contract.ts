@@ -9,6 +9,7 @@ export function contractVersion(files: { name: string; size: number }[]): Versio
     model: 'contract-model',
     number: 1,
     digest: `sha256:${'0'.repeat(64)}`,
+    layoutDigest: `sha256:${'1'.repeat(64)}`,
     size: files.reduce((s, f) => s + f.size, 0),
     fileCount: files.length,
     sourceUri: null,

@@ -3,7 +3,7 @@ import { canonicalize } from '../audit/canonical-json.js';
 import { parseCheckpoint } from '../audit/checkpoint.js';
 import { leafHashOfText, verifyInclusion } from '../audit/merkle.js';
 import { noteVerifier, openNote } from '../audit/signed-note.js';
-import { versionDigest } from '../core/manifest.js';
+import { layoutDigest, versionDigest } from '../core/manifest.js';
 import { envelopeDigest } from './attestor.js';
 import { decodeBase64, type Envelope, keyidOf, verifyEnvelope } from './dsse.js';
 import { parseStatement } from './statement.js';
@@ -39,7 +39,10 @@ export interface EvidenceBundle {
   version: {
     model: string;
     number: number;
+    /** The OpenSSF model-signing subject digest: file bytes in path order. */
     digest: string;
+    /** Paths bound to file digests (absent in bundles of earlier releases). */
+    layoutDigest?: string;
     files: { path: string; size: number; digest: string }[];
   };
   attestations: BundleAttestation[];
@@ -135,15 +138,20 @@ export function verifyBundle(
   if (!shaped) return { ok: false, checks: list.checks };
   const v = b.version;
   list.check('version manifest', () => {
-    const digest = versionDigest(
-      v.files.map((f) => ({
-        path: f.path,
-        size: f.size,
-        sha256: String(f.digest).replace(/^sha256:/, ''),
-      })),
-    );
+    const manifest = v.files.map((f) => ({
+      path: f.path,
+      size: f.size,
+      sha256: String(f.digest).replace(/^sha256:/, ''),
+    }));
+    const digest = versionDigest(manifest);
     need(digest === v.digest, `the files hash to ${digest}, not ${v.digest}`);
-    return `${v.files.length} file(s) hash to ${v.digest}`;
+    if (v.layoutDigest === undefined) return `${v.files.length} file(s) hash to ${v.digest}`;
+    const layout = layoutDigest(manifest);
+    need(
+      layout === v.layoutDigest,
+      `the paths and files hash to layout ${layout}, not ${v.layoutDigest}`,
+    );
+    return `${v.files.length} file(s) hash to ${v.digest}, with their paths to layout ${layout}`;
   });
   let tree: { size: number; root: Buffer } | undefined;
   list.check('checkpoint signature', () => {

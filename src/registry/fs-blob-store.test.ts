@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
@@ -20,6 +20,18 @@ const collect = async (r: Readable) => {
   return Buffer.concat(out);
 };
 
+/** Files left under `<root>/tmp`, in any process's folder. */
+function leftovers(root: string): string[] {
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true }))
+      if (e.isDirectory()) walk(join(dir, e.name));
+      else out.push(join(dir, e.name));
+  };
+  walk(join(root, 'tmp'));
+  return out;
+}
+
 describe('FsBlobStore', () => {
   const fresh = () => {
     const root = mkdtempSync(join(tmpdir(), 'modelgate-blobs-'));
@@ -37,7 +49,7 @@ describe('FsBlobStore', () => {
     expect((await store.put(chunks(data), { maxBytes: 1e6 })).created).toBe(false);
     expect(await store.size(digest)).toBe(data.length);
     expect(Buffer.compare(await collect(await store.read(digest, { verify: true })), data)).toBe(0);
-    expect(readdirSync(join(root, 'tmp'))).toEqual([]);
+    expect(leftovers(root)).toEqual([]);
   });
 
   it('refuses oversized and mismatching uploads and leaves nothing behind', async () => {
@@ -50,7 +62,7 @@ describe('FsBlobStore', () => {
       store.put(chunks(data), { maxBytes: 1e6, expectedDigest: sha(Buffer.from('other')) }),
     ).rejects.toSatisfy((e) => isModelgateError(e, 'BLOB_MISMATCH'));
     expect(await store.size(sha(data))).toBeUndefined();
-    expect(readdirSync(join(root, 'tmp'))).toEqual([]);
+    expect(leftovers(root)).toEqual([]);
     expect(readdirSync(join(root, 'sha256'))).toEqual([]);
   });
 
@@ -63,7 +75,7 @@ describe('FsBlobStore', () => {
       },
     });
     await expect(store.put(failing, { maxBytes: 1e6 })).rejects.toThrow(/connection reset/);
-    expect(readdirSync(join(root, 'tmp'))).toEqual([]);
+    expect(leftovers(root)).toEqual([]);
     expect(readdirSync(join(root, 'sha256'))).toEqual([]);
   });
 
@@ -78,11 +90,18 @@ describe('FsBlobStore', () => {
     );
   });
 
-  it('clears leftovers of interrupted uploads on start', () => {
+  it("clears leftovers of dead processes' uploads on start, never a live one's", () => {
     const root = mkdtempSync(join(tmpdir(), 'modelgate-blobs-'));
     new FsBlobStore(root);
-    writeFileSync(join(root, 'tmp', 'half-written'), 'partial');
+    // A server of this host that died mid-upload (no process has this pid)...
+    const dead = join(root, 'tmp', `999999999.0badc0de.${hostname()}`);
+    mkdirSync(dead);
+    writeFileSync(join(dead, 'half-written'), 'partial');
+    // ...and an upload in flight in another live server's folder.
+    const live = join(root, 'tmp', `${process.pid}.0000beef.${hostname()}`);
+    mkdirSync(live);
+    writeFileSync(join(live, 'in-flight'), 'partial');
     new FsBlobStore(root);
-    expect(readdirSync(join(root, 'tmp'))).toEqual([]);
+    expect(leftovers(root)).toEqual([join(live, 'in-flight')]);
   });
 });

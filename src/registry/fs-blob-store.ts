@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { constants, createReadStream, mkdirSync, rmSync } from 'node:fs';
+import { constants, createReadStream, lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { access, type FileHandle, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { type Readable, Transform } from 'node:stream';
 import { ModelgateError } from '../core/errors.js';
@@ -39,19 +40,60 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** How long a temporary upload file of another host may sit untouched before it is dropped. */
+const STALE_UPLOAD_MS = 24 * 60 * 60 * 1000;
+
+/** Whether process `pid` of this host is alive (EPERM: alive, another user's). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The newest modification time of `path` and, for a folder, of what it holds. */
+function newestMtime(path: string): number {
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  if (!st) return Date.now();
+  let newest = st.mtimeMs;
+  if (st.isDirectory())
+    for (const e of readdirSync(path)) newest = Math.max(newest, newestMtime(join(path, e)));
+  return newest;
+}
+
+/**
+ * Removes what interrupted uploads left in `tmp`, and only that: several servers may share the
+ * data folder, each writing its uploads in a folder of its own (`<pid>.<random>.<host>`). A
+ * folder of a dead process of this host goes at once; anything else (another host's folder, a
+ * file of an older release) only once nothing in it changed for a day, which an upload in
+ * flight, written to as it arrives, never is.
+ */
+function sweepTemporaries(tmp: string, host: string): void {
+  for (const name of readdirSync(tmp)) {
+    const path = join(tmp, name);
+    const m = /^(\d+)\.[0-9a-f]+\.(.+)$/.exec(name);
+    const deadHere = m !== null && m[2] === host && !alive(Number(m[1]));
+    if (deadHere || Date.now() - newestMtime(path) > STALE_UPLOAD_MS)
+      rmSync(path, { recursive: true, force: true });
+  }
+}
+
 /**
  * Blobs as files under `<root>/sha256/<first two hex>/<remaining hex>`. Uploads are written to
- * `<root>/tmp/` while hashed, synced, then renamed into place, so a blob path only ever holds
- * complete bytes whose hash is its name; a crash leaves at most a temporary file, removed on
- * the next start.
+ * a folder of this process under `<root>/tmp/` while hashed, synced, then renamed into place,
+ * so a blob path only ever holds complete bytes whose hash is its name; a crash leaves at most
+ * a temporary file, removed by the next start (never another live server's upload).
  */
 export class FsBlobStore implements BlobStore {
   private readonly tmpDir: string;
 
   constructor(private readonly root: string) {
-    this.tmpDir = join(root, 'tmp');
-    // Leftovers of uploads interrupted by a crash: never visible under a digest, safe to drop.
-    rmSync(this.tmpDir, { recursive: true, force: true });
+    const tmp = join(root, 'tmp');
+    mkdirSync(tmp, { recursive: true });
+    sweepTemporaries(tmp, hostname());
+    this.tmpDir = join(tmp, `${process.pid}.${randomBytes(4).toString('hex')}.${hostname()}`);
     mkdirSync(this.tmpDir, { recursive: true });
     mkdirSync(join(root, 'sha256'), { recursive: true });
   }
@@ -68,6 +110,8 @@ export class FsBlobStore implements BlobStore {
   ): Promise<PutResult> {
     if (typeof opts.expectedDigest === 'string') parseDigest(opts.expectedDigest);
     const tmp = join(this.tmpDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
+    // Another host's sweep may have removed this process's folder while it sat idle a day.
+    await mkdir(this.tmpDir, { recursive: true });
     const fh = await open(tmp, 'wx', 0o644);
     const hash = createHash('sha256');
     let size = 0;
@@ -204,7 +248,7 @@ export class FsBlobStore implements BlobStore {
 
   async ready(): Promise<boolean> {
     try {
-      await access(this.tmpDir, constants.W_OK);
+      await access(dirname(this.tmpDir), constants.W_OK);
       return true;
     } catch {
       return false;

@@ -1,5 +1,5 @@
 import { ModelgateError } from '../core/errors.js';
-import { parseDigest, versionDigest } from '../core/manifest.js';
+import { layoutDigest, parseDigest, versionDigest } from '../core/manifest.js';
 import { assertAlias, assertFilePath, assertName, assertTags } from '../core/names.js';
 import {
   type Actor,
@@ -150,6 +150,10 @@ export class RegistryService {
       );
     }
     const seen = new Set<string>();
+    // Paths that differ only in letter case are one file on case-insensitive file systems
+    // (macOS, Windows): a checkout would keep one of them. (NFC twins cannot get this far:
+    // assertFilePath refuses a path that is not NFC.)
+    const folded = new Map<string, string>();
     for (const f of input.files) {
       assertFilePath(f.path);
       parseDigest(f.digest);
@@ -159,6 +163,15 @@ export class RegistryService {
         });
       }
       seen.add(f.path);
+      const key = f.path.normalize('NFC').toLowerCase();
+      const twin = folded.get(key);
+      if (twin !== undefined)
+        throw new ModelgateError(
+          'DUPLICATE_PATH',
+          `file path ${JSON.stringify(f.path)} collides with ${JSON.stringify(twin)}: they differ only in letter case, and are one file where case is ignored`,
+          { path: f.path, other: twin },
+        );
+      folded.set(key, f.path);
     }
     // A file and a folder of the same name cannot both exist in a model tree.
     for (const p of seen) {
@@ -199,14 +212,18 @@ export class RegistryService {
         );
       }
     }
-    const digest = versionDigest(
-      input.files.map((f) => ({ path: f.path, size: f.size, sha256: f.digest.slice(7) })),
-    );
+    const manifest = input.files.map((f) => ({
+      path: f.path,
+      size: f.size,
+      sha256: f.digest.slice(7),
+    }));
+    const digest = versionDigest(manifest);
     return this.store.createVersion(
       model,
       {
         files: input.files.map((f) => ({ path: f.path, size: f.size, digest: f.digest })),
         digest,
+        layoutDigest: layoutDigest(manifest),
         sourceUri: input.sourceUri ?? null,
         author: actor.identity,
         card: { markdown: input.card?.markdown ?? '', fields: input.card?.fields ?? {} },

@@ -39,6 +39,8 @@ export interface ModelFilter {
 export interface NewVersion {
   files: VersionFile[];
   digest: string;
+  /** Paths bound to file digests (see `layoutDigest`); computed from `files` when absent. */
+  layoutDigest?: string;
   sourceUri: string | null;
   author: string;
   card: ModelCard;
@@ -154,8 +156,16 @@ export interface RegistryStore {
 
   /** Token lookup by SHA-256 hash of the secret; records last use. */
   findToken(hash: string, usedFrom: string | null): Promise<TokenRecord | undefined>;
-  /** Creates an identity (if missing, with its roles and teams) and a token for it. */
-  createToken(identity: NewIdentity, token: Omit<NewToken, 'rotatedFrom'>): Promise<void>;
+  /**
+   * Creates an identity (if missing, with its roles and teams) and a token for it. With
+   * `initial`, only the first call on an empty registry does, of however many servers at once;
+   * returns whether the token was created.
+   */
+  createToken(
+    identity: NewIdentity,
+    token: Omit<NewToken, 'rotatedFrom'>,
+    opts?: { initial?: boolean },
+  ): Promise<boolean>;
   countTokens(): Promise<number>;
 
   /** Cheap round trip used by readiness checks. */

@@ -11,6 +11,7 @@ import Fastify, {
 } from 'fastify';
 import type { AuditLog, AuditStore } from '../audit/audit-log.js';
 import { ERROR_CATALOG, type ErrorCode, ModelgateError } from '../core/errors.js';
+import { assertJsonDepth, MAX_JSON_DEPTH } from '../core/json-depth.js';
 import type { Actor } from '../core/types.js';
 import type { EvaluationRunner } from '../evaluators/evaluation-runner.js';
 import type { EvaluationStore } from '../evaluators/evaluation-store.js';
@@ -47,6 +48,7 @@ import { modelRoutes } from './routes/models.js';
 import { promotionRoutes } from './routes/promotions.js';
 import { versionRoutes } from './routes/versions.js';
 import { errorResponses } from './schemas.js';
+import { registerSignedCursors } from './signed-cursors.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -97,6 +99,8 @@ export interface AppDeps {
    * client; from any other peer the header is ignored. Empty: the peer is the client.
    */
   trustedProxies?: string[];
+  /** Signs list cursors (shared by the servers on one database); unset: a key per process. */
+  cursorKey?: Buffer;
   /** Published gate policies. */
   gatePolicies: GatePolicyStore;
   /** Promotions, reviews, waivers and gate decisions. */
@@ -150,7 +154,8 @@ function findUnrepresentable(
   }
   if (typeof v === 'number')
     return Number.isFinite(v) ? undefined : { path: here, what: 'is a number out of range' };
-  if (depth > 32 || v === null || typeof v !== 'object') return undefined;
+  // The body's depth is bounded before this walk (assertJsonDepth), so it sees every string.
+  if (depth > MAX_JSON_DEPTH + 1 || v === null || typeof v !== 'object') return undefined;
   // Parsed input only: an upload's body is a stream (or bytes), whose internals are not input.
   // (Query objects have a prototype of their own, so a plain-object test would skip them.)
   if (Buffer.isBuffer(v) || typeof (v as { pipe?: unknown }).pipe === 'function') return undefined;
@@ -381,6 +386,8 @@ export async function buildApp(deps: AppDeps) {
   // unpaired surrogates and out-of-range numbers have no exact JSON form for the audit log:
   // refuse them anywhere in the input before a route sees it.
   app.addHook('preValidation', async (request) => {
+    // Thousands of levels would overflow the stack of every walk below (RangeError, a 500).
+    assertJsonDepth(request.body, 'the request body');
     const bad = findUnrepresentable({
       body: request.body,
       query: request.query,
@@ -405,6 +412,7 @@ export async function buildApp(deps: AppDeps) {
       .status(404)
       .send(errorBody('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
   });
+  registerSignedCursors(app as unknown as FastifyInstance, deps.cursorKey);
 
   await app.register(healthRoutes, { deps });
   await app.register(

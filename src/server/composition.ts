@@ -28,9 +28,11 @@ import { KyselyGateStore } from '../storage/kysely-gate-store.js';
 import { KyselyIdentityStore } from '../storage/kysely-identity-store.js';
 import { KyselyRegistryStore } from '../storage/kysely-registry-store.js';
 import { migrate } from '../storage/migrations.js';
+import { sharedSecret } from '../storage/server-settings.js';
 import { GateRechecker } from '../workflow/rechecker.js';
 import { type AppDeps, buildApp } from './app.js';
 import type { ServerConfig } from './config.js';
+import { secureDataFolder } from './data-folder.js';
 
 /** The wired application and the resources it owns. */
 export interface Composed {
@@ -62,6 +64,8 @@ export async function compose(
     refreshMs?: number;
   } = {},
 ): Promise<Composed> {
+  // Before anything is written there: the folder holds the keys, the token file, the database.
+  const tightened = secureDataFolder(config.dataDir);
   const database =
     opts.database ??
     openDatabase({
@@ -80,13 +84,17 @@ export async function compose(
     const protectedAliases = new Set(config.protectedAliases);
     const registry = new RegistryService(store, blobs, undefined, protectedAliases);
     let bootstrapToken: Composed['bootstrapToken'];
-    if ((await store.countTokens()) === 0) {
-      const t = issueToken(config.bootstrapToken);
-      await store.createToken(
+    const t = issueToken(config.bootstrapToken);
+    // Servers starting together on an empty database mint one token between them.
+    if (
+      (await store.countTokens()) === 0 &&
+      (await store.createToken(
         // The first identity may also move production aliases (only approvers may).
         { name: 'admin', kind: 'user', roles: ['admin', 'approver'] },
         { id: t.id, hash: t.hash, name: 'initial admin token' },
-      );
+        { initial: true },
+      ))
+    ) {
       let file: string | null = null;
       if (!config.bootstrapToken) {
         file = join(config.dataDir, 'initial-admin-token');
@@ -151,6 +159,8 @@ export async function compose(
       },
     );
     const deps: AppDeps = {
+      // Shared by every server on this database, so a cursor from one is good on another.
+      cursorKey: await sharedSecret(database.db, 'cursor-key'),
       registry,
       store,
       blobs,
@@ -187,6 +197,8 @@ export async function compose(
       ...(opts.logger !== undefined && { logger: opts.logger }),
     };
     const app = await buildApp(deps);
+    for (const change of tightened)
+      app.log.warn({ change }, 'tightened the permissions of the data folder');
     runnerLog.info = (o, m) => app.log.info(o, m);
     runnerLog.error = (o, m) => app.log.error(o, m);
     if (opts.startWorker ?? false) runner.start();

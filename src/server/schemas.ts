@@ -62,7 +62,12 @@ export const ModelCardSchema = Type.Object({
 export const VersionSchema = Type.Object({
   model: Type.String(),
   number: Type.Integer(),
-  digest: Type.String(),
+  digest: Type.String({
+    description: 'the OpenSSF model-signing subject digest: file bytes in path order',
+  }),
+  layoutDigest: Type.String({
+    description: 'SHA-256 of the sha256sum manifest: every path bound to its file digest',
+  }),
   size: Type.Integer(),
   fileCount: Type.Integer(),
   sourceUri: NullableString,

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, type SqliteDialectConfig } from 'kysely';
@@ -151,8 +151,11 @@ export function openDatabase(opts: { url?: string; dataDir: string }): Database 
     const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
     return { db, caps: postgresCaps, describe: redactUrl(opts.url), close: () => db.destroy() };
   }
-  mkdirSync(opts.dataDir, { recursive: true });
+  mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   const file = join(opts.dataDir, 'modelgate.db');
+  // The database holds token and password hashes: created private, and SQLite gives its -wal
+  // and -shm files the mode of the database file.
+  closeSync(openSync(file, 'a', 0o600));
   const sqlite = new SqliteDatabase(file);
   sqlite.pragma('journal_mode = WAL');
   // FULL: a commit that was acknowledged survives power loss too, not only a process crash.

@@ -459,6 +459,7 @@ export class KyselyGateStore implements GateStore {
         'aliases.decision_id',
         'versions.number',
         'versions.digest',
+        'versions.layout_digest',
         'aliases.updated_by',
         'aliases.updated_at',
       ])
@@ -1155,15 +1156,25 @@ export class KyselyGateStore implements GateStore {
   async verify(model: string, alias: string, digest: string): Promise<VerifyAnswer> {
     const m = await this.modelRow(this.db, model, false);
     const a = await this.aliasRow(this.db, m, alias);
-    const base = { model, alias, version: null, digest: null, decisionId: null, flaggedBy: null };
+    const base = {
+      model,
+      alias,
+      version: null,
+      digest: null,
+      layoutDigest: null,
+      decisionId: null,
+      flaggedBy: null,
+    };
     if (!a) return { ...base, approved: false, reason: `${model} has no alias ${alias}` };
     const held = {
       ...base,
       version: Number(a.number),
       digest: a.digest,
+      layoutDigest: a.layout_digest,
       decisionId: a.decision_id === null ? null : Number(a.decision_id),
     };
-    if (a.digest !== digest)
+    // Either digest names the version; the layout digest also pins its file paths.
+    if (a.digest !== digest && a.layout_digest !== digest)
       return {
         ...held,
         approved: false,

@@ -1,6 +1,7 @@
 import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
 import { modelContent, subjects, versionContent } from '../audit/subjects.js';
 import { ModelgateError } from '../core/errors.js';
+import { layoutDigest } from '../core/manifest.js';
 import type {
   Actor,
   Alias,
@@ -35,6 +36,7 @@ import { decodeCursor, encodeCursor } from './cursor.js';
 import type { Database, EngineCaps } from './database.js';
 import { grantsOf } from './kysely-identity-store.js';
 import type { DatasetsTable, DB, ModelsTable, VersionsTable } from './schema.js';
+import { claimOnce } from './server-settings.js';
 
 type Db = Kysely<DB> | Transaction<DB>;
 
@@ -66,6 +68,7 @@ function toVersion(model: string, r: Selectable<VersionsTable>): Version {
     model,
     number: r.number,
     digest: r.digest,
+    layoutDigest: r.layout_digest,
     size: Number(r.total_size),
     fileCount: r.file_count,
     sourceUri: r.source_uri,
@@ -136,6 +139,7 @@ export class KyselyRegistryStore implements RegistryStore {
     model: string,
     number: number,
     input: NewVersion,
+    layout: string,
     edges: {
       relation: string;
       target_dataset_id: number | null;
@@ -181,6 +185,8 @@ export class KyselyRegistryStore implements RegistryStore {
           version: number,
           ...(input.sourceUri && { source: input.sourceUri }),
           files: input.files.length,
+          // The subject is the OpenSSF digest (bytes in path order); this also binds the paths.
+          layoutDigest: layout,
         },
         internalParameters: { author: input.author },
         resolvedDependencies: deps,
@@ -360,6 +366,11 @@ export class KyselyRegistryStore implements RegistryStore {
         model_id: m.id,
         number,
         digest: input.digest,
+        layout_digest:
+          input.layoutDigest ??
+          layoutDigest(
+            input.files.map((f) => ({ path: f.path, size: f.size, sha256: f.digest.slice(7) })),
+          ),
         total_size: size,
         file_count: input.files.length,
         source_uri: input.sourceUri,
@@ -417,7 +428,7 @@ export class KyselyRegistryStore implements RegistryStore {
           kind: 'provenance',
           ref: `${model}@${number}`,
           predicateType: PREDICATE_TYPES.provenance,
-          predicate: await this.provenance(trx, model, number, input, edges, at),
+          predicate: await this.provenance(trx, model, number, input, row.layout_digest, edges, at),
         },
         actor,
         at,
@@ -953,9 +964,24 @@ export class KyselyRegistryStore implements RegistryStore {
     };
   }
 
-  async createToken(identity: NewIdentity, token: Omit<NewToken, 'rotatedFrom'>): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
+  async createToken(
+    identity: NewIdentity,
+    token: Omit<NewToken, 'rotatedFrom'>,
+    opts: { initial?: boolean } = {},
+  ): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
       const at = this.ts();
+      // The initial admin token is minted once however many servers start together: the one
+      // that claims the marker (the first statement, a write, so the engines serialise on it)
+      // mints it, and only into a registry that has no token yet.
+      if (opts.initial) {
+        if (!(await claimOnce(trx, 'initial-admin-token', at))) return false;
+        const n = await trx
+          .selectFrom('tokens')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .executeTakeFirstOrThrow();
+        if (Number(n.n) > 0) return false;
+      }
       await trx
         .insertInto('identities')
         .values({ kind: identity.kind, name: identity.name, created_at: at })
@@ -1011,6 +1037,7 @@ export class KyselyRegistryStore implements RegistryStore {
         },
         at,
       );
+      return true;
     });
   }
 

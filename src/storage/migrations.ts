@@ -1,4 +1,5 @@
 import { type ColumnDefinitionBuilder, type Kysely, type Migration, Migrator, sql } from 'kysely';
+import { layoutDigest } from '../core/manifest.js';
 import type { Database, EngineCaps } from './database.js';
 
 type AnyDb = Kysely<unknown>;
@@ -616,6 +617,77 @@ const m0009: PortableMigration = {
   },
 };
 
+const m0014: PortableMigration = {
+  async up(db, caps) {
+    // The layout digest binds paths to bytes (the version digest, the OpenSSF subject, covers
+    // only the bytes in path order). Computed here for every existing version from its files.
+    await db.schema.alterTable('versions').addColumn('layout_digest', 'text').execute();
+    const vdb = db as unknown as Kysely<{
+      versions: { id: number; layout_digest: string | null };
+      version_files: { version_id: number; path: string; sha256: string };
+    }>;
+    for (let after = 0; ; ) {
+      const ids = (
+        await vdb
+          .selectFrom('versions')
+          .select('id')
+          .where('id', '>', after)
+          .orderBy('id')
+          .limit(500)
+          .execute()
+      ).map((r) => Number(r.id));
+      if (ids.length === 0) break;
+      const files = await vdb
+        .selectFrom('version_files')
+        .select(['version_id', 'path', 'sha256'])
+        .where('version_id', 'in', ids)
+        .execute();
+      const byVersion = new Map<number, { path: string; size: number; sha256: string }[]>();
+      for (const f of files) {
+        const list = byVersion.get(Number(f.version_id)) ?? [];
+        list.push({ path: f.path, size: 0, sha256: f.sha256.replace(/^sha256:/, '') });
+        byVersion.set(Number(f.version_id), list);
+      }
+      for (const id of ids)
+        await vdb
+          .updateTable('versions')
+          .set({ layout_digest: layoutDigest(byVersion.get(id) ?? []) })
+          .where('id', '=', id)
+          .execute();
+      after = ids[ids.length - 1] ?? after;
+    }
+    await db.schema
+      .createIndex('versions_layout_digest')
+      .on('versions')
+      .column('layout_digest')
+      .execute();
+    // Immutable from now on, like the version digest.
+    if (caps.engine === 'sqlite')
+      await sql
+        .raw(`CREATE TRIGGER versions_layout_immutable BEFORE UPDATE OF layout_digest ON versions
+              BEGIN SELECT RAISE(ABORT, 'VERSION_IMMUTABLE'); END`)
+        .execute(db);
+    else
+      await sql
+        .raw(`CREATE TRIGGER versions_layout_immutable BEFORE UPDATE OF layout_digest ON versions
+              FOR EACH ROW EXECUTE FUNCTION modelgate_refuse_version_change()`)
+        .execute(db);
+  },
+};
+
+const m0015: PortableMigration = {
+  async up(db) {
+    // Values the servers sharing one database must agree on and create once: the key that
+    // signs list cursors, the marker of the one initial admin token.
+    await db.schema
+      .createTable('server_settings')
+      .addColumn('name', 'text', (c) => c.primaryKey())
+      .addColumn('value', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+  },
+};
+
 /** Every migration, in order. Append only: a released migration is never edited. */
 const MIGRATIONS: Record<string, PortableMigration> = {
   '0001_registry_core': m0001,
@@ -627,6 +699,8 @@ const MIGRATIONS: Record<string, PortableMigration> = {
   '0007_promotions': m0007,
   '0008_attestations': m0008,
   '0009_evaluation_checkpoints': m0009,
+  '0014_layout_digest': m0014,
+  '0015_server_settings': m0015,
 };
 
 /** Brings the schema up to date. Safe to call from several processes at once (the migrator locks). */

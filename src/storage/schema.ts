@@ -1,4 +1,4 @@
-import type { Generated } from 'kysely';
+import type { ColumnType, Generated } from 'kysely';
 
 /** Kysely table types; times are ISO-8601 UTC strings with milliseconds on both engines. */
 export interface IdentitiesTable {
@@ -132,6 +132,8 @@ export interface VersionsTable {
   model_id: number;
   number: number;
   digest: string;
+  /** SHA-256 of the sha256sum-style manifest of paths and file digests (migration 0014). */
+  layout_digest: ColumnType<string, string | undefined, never>;
   total_size: number;
   file_count: number;
   source_uri: string | null;
@@ -313,6 +315,13 @@ export interface EvaluationCheckpointsTable {
   created_at: string;
 }
 
+/** A value the servers sharing a database create once and agree on (e.g. the cursor key). */
+export interface ServerSettingsTable {
+  name: string;
+  value: string;
+  created_at: string;
+}
+
 export interface DB {
   identities: IdentitiesTable;
   tokens: TokensTable;
@@ -341,4 +350,5 @@ export interface DB {
   waivers: WaiversTable;
   attestations: AttestationsTable;
   evaluation_checkpoints: EvaluationCheckpointsTable;
+  server_settings: ServerSettingsTable;
 }

@@ -107,6 +107,8 @@ export interface VerifyAnswer {
   /** The version the alias points at now, and its digest (null when it points nowhere). */
   version: number | null;
   digest: string | null;
+  /** Its layout digest (paths and file digests); `digest=` may name either. */
+  layoutDigest: string | null;
   /** The decision that moved the alias there (null for a plain alias or none). */
   decisionId: number | null;
   /** A re-check found the holder no longer passing (a decision id), else null. */

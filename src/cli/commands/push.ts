@@ -3,6 +3,7 @@ import { lstat, readdir } from 'node:fs/promises';
 import { basename, extname, join, relative, sep } from 'node:path';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
+import { jsonTooDeep, MAX_JSON_DEPTH } from '../../core/json-depth.js';
 import type { LineageTarget, ModelCard, Version } from '../../core/types.js';
 import type { ApiClient } from '../client.js';
 import type { CliContext } from '../context.js';
@@ -30,7 +31,8 @@ export async function collectFiles(path: string): Promise<LocalFile[]> {
   });
   if (st.isSymbolicLink())
     throw new CliError(`${path} is a symbolic link; push the real file or folder`, 2);
-  if (st.isFile()) return [{ abs: path, rel: basename(path), size: st.size }];
+  // Names are stored in NFC (the registry refuses others); macOS file systems may give NFD.
+  if (st.isFile()) return [{ abs: path, rel: basename(path).normalize('NFC'), size: st.size }];
   if (!st.isDirectory()) throw new CliError(`${path} is neither a file nor a folder`, 2);
   const out: LocalFile[] = [];
   const walk = async (dir: string): Promise<void> => {
@@ -43,7 +45,7 @@ export async function collectFiles(path: string): Promise<LocalFile[]> {
       else if (e.isFile())
         out.push({
           abs,
-          rel: relative(path, abs).split(sep).join('/'),
+          rel: relative(path, abs).split(sep).join('/').normalize('NFC'),
           size: (await lstat(abs)).size,
         });
       else throw new CliError(`${abs} is not a regular file`, 2);
@@ -73,6 +75,8 @@ export function readCard(file: string): ModelCard {
       };
     }
     const data = (ext === '.json' ? JSON.parse(text) : parseYaml(text)) as Record<string, unknown>;
+    if (jsonTooDeep(data))
+      throw new Error(`nests deeper than ${MAX_JSON_DEPTH} levels (the server's limit)`);
     if (data && typeof data === 'object' && ('markdown' in data || 'fields' in data)) {
       return {
         markdown: String(data.markdown ?? ''),

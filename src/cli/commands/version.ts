@@ -77,6 +77,7 @@ export function registerVersion(program: Command, ctx: CliContext): void {
         const head = fields([
           ['version', `${v.model}@${v.number}`],
           ['digest', v.digest],
+          ['layout', v.layoutDigest],
           ['size', `${bytes(v.size)} in ${v.fileCount} file(s)`],
           ['author', v.author],
           ['source', v.sourceUri],

@@ -1,5 +1,6 @@
 import { ModelgateError } from '../../core/errors.js';
 import type { Finding, Severity } from '../../core/findings.js';
+import { jsonTooDeep, MAX_JSON_DEPTH } from '../../core/json-depth.js';
 import { asrBand, wilson as wilsonInterval } from '../redteam/stats.js';
 import {
   EVALUATION_RESULT_SCHEMA,
@@ -290,8 +291,9 @@ export function otherFormatHint(format: ImportFormat, seen: ImportFormat | undef
  */
 export function parseJsonDocument(format: ImportFormat, text: string): unknown {
   const body = prepareText(format, text);
+  let doc: unknown;
   try {
-    return JSON.parse(body);
+    doc = JSON.parse(body);
   } catch (e) {
     const { problem, position } = jsonProblem(e, body);
     const where =
@@ -307,6 +309,14 @@ export function parseJsonDocument(format: ImportFormat, text: string): unknown {
       position === undefined ? {} : { position },
     );
   }
+  // The checks and the evidence walk a document recursively: bound its depth first.
+  if (jsonTooDeep(doc))
+    throw importError(
+      format,
+      `${FORMAT_LABEL[format]}: nests arrays or objects deeper than ${MAX_JSON_DEPTH} levels (the limit)`,
+      { limit: MAX_JSON_DEPTH },
+    );
+  return doc;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { type Finding, type Severity, severityRank } from '../../core/findings.js';
+import { jsonTooDeep, MAX_JSON_DEPTH } from '../../core/json-depth.js';
 import {
   FindingList,
   finish,
@@ -135,6 +136,8 @@ export function parseGarakReport(text: string): ImportedEvaluation {
         `not valid JSON${position === undefined ? '' : ` at column ${position + 1}`}: ${problem}${hint}`,
       );
     }
+    if (jsonTooDeep(rec))
+      throw fail(line, `nests arrays or objects deeper than ${MAX_JSON_DEPTH} levels (the limit)`);
     if (!isObject(rec))
       throw fail(
         line,

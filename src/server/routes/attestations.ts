@@ -154,6 +154,8 @@ export async function attestationRoutes(app: Api, opts: RouteOpts) {
         model,
         number: v.number,
         digest: v.digest,
+        // Signed in the export beside the OpenSSF subject: it also binds the paths.
+        layoutDigest: v.layoutDigest,
         files: (v.files ?? []).map((f) => ({ path: f.path, size: f.size, digest: f.digest })),
       };
       const exported = attestor.about(

@@ -404,7 +404,7 @@ export async function promotionRoutes(app: Api, opts: RouteOpts) {
       schema: {
         tags: ['gates'],
         summary:
-          'For serving runtimes: is the version with this digest the one currently approved under this alias? Answers with the decision that moved it (approved is false for another digest, a plain alias, or a holder a re-check flagged)',
+          'For serving runtimes: is the version with this digest (the version digest or its layout digest, which also pins the file paths) the one currently approved under this alias? Answers with the decision that moved it (approved is false for another digest, a plain alias, or a holder a re-check flagged)',
         querystring: Type.Object(
           { model: Name, alias: AliasName, digest: Digest },
           { additionalProperties: false },
@@ -416,6 +416,7 @@ export async function promotionRoutes(app: Api, opts: RouteOpts) {
             alias: Type.String(),
             version: NullableInteger,
             digest: NullableString,
+            layoutDigest: NullableString,
             decisionId: NullableInteger,
             flaggedBy: NullableInteger,
             reason: Type.String(),
