@@ -145,12 +145,8 @@ export function governedTables(): GovernedTableReader[] {
   ): GovernedTableReader => ({
     table,
     label,
-    checked: ['identity', column, 'granted_by', 'granted_credential'],
-    unchecked: {
-      identity_id: SURROGATE,
-      granted_at:
-        'written from its own clock reading, not the event time (the grant and who granted it are checked; the time is the follow-up in docs/audit-verify.md)',
-    },
+    checked: ['identity', column, 'granted_by', 'granted_credential', 'granted_at'],
+    unchecked: { identity_id: SURROGATE },
     actions: ['identity.create', 'identity.grants', 'token.create'],
     logged(e, c) {
       const name = String(
@@ -180,6 +176,7 @@ export function governedTables(): GovernedTableReader[] {
             [column]: x,
             granted_by: seeded ? null : e.actor,
             granted_credential: seeded ? null : e.credential,
+            granted_at: seeded ? null : e.time,
           },
         });
       }
@@ -189,7 +186,7 @@ export function governedTables(): GovernedTableReader[] {
     async read(db) {
       const list = await rows(
         db,
-        sql`SELECT i.name AS identity, g.${sql.ref(column)} AS x, g.granted_by, g.granted_credential
+        sql`SELECT i.name AS identity, g.${sql.ref(column)} AS x, g.granted_by, g.granted_credential, g.granted_at
             FROM ${sql.table(table)} g JOIN identities i ON i.id = g.identity_id`,
       );
       return mapRows(
@@ -200,6 +197,7 @@ export function governedTables(): GovernedTableReader[] {
           [column]: r.x,
           granted_by: r.granted_by,
           granted_credential: r.granted_credential,
+          granted_at: r.granted_at,
         }),
       );
     },
@@ -975,6 +973,7 @@ export function governedTables(): GovernedTableReader[] {
       checked: [
         'kind',
         'name',
+        'created_at',
         'owner',
         'purpose',
         'created_by',
@@ -984,11 +983,7 @@ export function governedTables(): GovernedTableReader[] {
         'sso_issuer',
         'sso_subject',
       ],
-      unchecked: {
-        id: SURROGATE,
-        created_at:
-          'written from its own clock reading, not the event time (follow-up in docs/audit-verify.md)',
-      },
+      unchecked: { id: SURROGATE },
       actions: [
         'identity.create',
         'identity.password.set',
@@ -1007,6 +1002,7 @@ export function governedTables(): GovernedTableReader[] {
               state: p ?? {
                 kind: c.kind ?? 'user',
                 name: c.identity,
+                created_at: e.time,
                 owner: null,
                 purpose: null,
                 created_by: null,
@@ -1029,6 +1025,7 @@ export function governedTables(): GovernedTableReader[] {
             state: {
               kind: c.kind,
               name: c.name,
+              created_at: e.time,
               owner: c.owner ?? null,
               purpose: c.purpose ?? null,
               created_by: e.actor,

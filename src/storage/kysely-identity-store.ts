@@ -79,23 +79,25 @@ export class KyselyIdentityStore implements IdentityStore {
     return row;
   }
 
-  private grant(by: Actor) {
+  // One time for a change, its grants and its audit event: audit verify compares them.
+  private grant(by: Actor, at: string) {
     return {
       granted_by: by.identity,
       granted_credential: by.credentialId,
-      granted_at: this.now().toISOString(),
+      granted_at: at,
     };
   }
 
   async createIdentity(i: IdentityInput, by: Actor): Promise<IdentityInfo> {
     try {
       await this.db.transaction().execute(async (trx) => {
+        const at = this.now().toISOString();
         const { id } = await trx
           .insertInto('identities')
           .values({
             kind: i.kind,
             name: i.name,
-            created_at: this.now().toISOString(),
+            created_at: at,
             owner: i.owner ?? null,
             purpose: i.purpose ?? null,
             expires_at: i.expiresAt ?? null,
@@ -110,12 +112,12 @@ export class KyselyIdentityStore implements IdentityStore {
         for (const role of new Set(i.roles ?? []))
           await trx
             .insertInto('identity_roles')
-            .values({ identity_id: id, role, ...this.grant(by) })
+            .values({ identity_id: id, role, ...this.grant(by, at) })
             .execute();
         for (const team of new Set(i.teams ?? []))
           await trx
             .insertInto('team_members')
-            .values({ identity_id: id, team, ...this.grant(by) })
+            .values({ identity_id: id, team, ...this.grant(by, at) })
             .execute();
         await appendAudit(
           trx,
@@ -136,7 +138,7 @@ export class KyselyIdentityStore implements IdentityStore {
               sso: i.sso ?? null,
             },
           },
-          this.now().toISOString(),
+          at,
         );
       });
     } catch (e) {
@@ -167,6 +169,7 @@ export class KyselyIdentityStore implements IdentityStore {
           .forUpdate()
           .execute();
       const { id } = await this.row(name, trx);
+      const at = this.now().toISOString();
       const lists = [
         ['identity_roles', 'role', c.roles, c.addRoles, c.removeRoles],
         ['team_members', 'team', c.teams, c.addTeams, c.removeTeams],
@@ -201,7 +204,7 @@ export class KyselyIdentityStore implements IdentityStore {
           if (!current.has(x))
             await trx
               .insertInto(table)
-              .values({ identity_id: id, [column]: x, ...this.grant(by) } as never)
+              .values({ identity_id: id, [column]: x, ...this.grant(by, at) } as never)
               .execute();
       }
       // Only a change that takes admin away can lock the registry out; an expired service
@@ -234,7 +237,7 @@ export class KyselyIdentityStore implements IdentityStore {
           subject: subjects.identity(name),
           content: { change: c, ...(await grantsOf(trx, id)) },
         },
-        this.now().toISOString(),
+        at,
       );
     });
     return this.getIdentity(name);
