@@ -3,6 +3,8 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { issueToken } from '../src/identity/tokens.js';
+import { compose } from '../src/server/composition.js';
+import { loadConfig } from '../src/server/config.js';
 import { describeEachEngine } from './helpers/engines.js';
 import { type ServerProcess, startServer } from './helpers/server-process.js';
 
@@ -91,4 +93,31 @@ describeEachEngine('several servers on one data folder and one database', (db) =
       await b?.stop();
     }
   }, 120_000);
+});
+
+describeEachEngine('two servers composed at once on an empty database', (db) => {
+  it('mint one initial admin token between them, however their steps interleave', async () => {
+    // In one process the two starts interleave at every await, which two processes do only
+    // by chance: both see no token before either writes one.
+    const start = (token: string) =>
+      compose(
+        {
+          ...loadConfig({ dataDir: db().dataDir }, {}),
+          bootstrapToken: token,
+          gatePolicyPack: 'none' as const,
+          gateRecheckMs: 0,
+        },
+        { database: db().database, startWorker: false },
+      );
+    const tokens = [issueToken().secret, issueToken().secret];
+    const both = await Promise.all(tokens.map(start));
+    try {
+      expect(both.filter((c) => c.bootstrapToken !== undefined)).toHaveLength(1);
+      const rows = await db().database.db.selectFrom('tokens').select('id').execute();
+      expect(rows).toHaveLength(1);
+    } finally {
+      // The database is this test's: close the apps only.
+      await Promise.all(both.map((c) => c.app.close()));
+    }
+  });
 });
