@@ -228,12 +228,19 @@ describeEachEngine('promotions through gates', (db) => {
       ),
     ];
     const waivers: number[] = [];
+    // The admin pushed and requested: an approver with no part in the work waives.
+    const rik = await tokenFor(t, { name: 'rik', kind: 'user', roles: ['approver'], teams: ['risk'] });
     for (const rule of rules) {
-      const w = await api('POST', '/models/churn/waivers', {
-        findingRule: rule,
-        justification: 'temporary: replaced next sprint',
-        expiresAt: new Date(Date.now() + 86_400_000).toISOString(),
-      });
+      const w = await api(
+        'POST',
+        '/models/churn/waivers',
+        {
+          findingRule: rule,
+          justification: 'temporary: replaced next sprint',
+          expiresAt: new Date(Date.now() + 86_400_000).toISOString(),
+        },
+        rik,
+      );
       expect(w.statusCode, w.body).toBe(201);
       waivers.push(w.json().id);
     }

@@ -181,14 +181,14 @@ export const ERROR_CATALOG = {
   SEPARATION_OF_DUTIES: {
     status: 403,
     description:
-      "The version's author, the promotion's requester and whoever ran its evaluations cannot approve it.",
+      "Separation of duties by person: the version's author, the promotion's requester, whoever ran or imported its evaluations, and the owners of service accounts that did any of these cannot approve it or waive its findings; nobody who authored or requested a version that holds or awaits a protected alias changes the model's risk tier, owner team or bound tags.",
   },
   DECISION_NOT_FOUND: { status: 404, description: 'No gate decision has this id.' },
   WAIVER_NOT_FOUND: { status: 404, description: 'The model has no waiver with this id.' },
   INVALID_WAIVER: {
     status: 400,
     description:
-      'A waiver names exactly one finding rule or one gate rule (`policy/validation`), a justification, and an expiry in the future and at most 365 days away.',
+      'A waiver names exactly one finding rule (one found on a version it covers, or a rule id of a built-in evaluator; no wildcards) or one waivable rule of a published gate policy (`policy/validation`), a justification, and an expiry in the future and at most 365 days away.',
   },
   IMPORT_INVALID: {
     status: 400,
@@ -209,6 +209,11 @@ export const ERROR_CATALOG = {
     status: 400,
     description:
       'A red-team probe pack is unknown or malformed; the message names the pack and the probe or field.',
+  },
+  REJECTION_NOT_FOUND: {
+    status: 404,
+    description:
+      'The promotion request has no standing rejection to withdraw (none was given, or it was already withdrawn).',
   },
   // Server side
   BLOB_CORRUPT: {

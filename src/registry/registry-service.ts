@@ -57,6 +57,10 @@ export function parseVersionRef(ref: string): { number: number } | { alias: stri
 
 /** The registry's use cases: models, versions, aliases, datasets and lineage. */
 /** Aliases that only a promotion moves, unless configured otherwise. */
+/** The owner team and risk tier of a model created without them. */
+export const DEFAULT_TEAM = 'default';
+export const DEFAULT_TIER: RiskTier = 'minimal';
+
 export const DEFAULT_PROTECTED_ALIASES: ReadonlySet<string> = new Set(['production', 'staging']);
 
 export class RegistryService {
@@ -89,7 +93,7 @@ export class RegistryService {
     actor: Actor,
   ): Promise<Model> {
     assertName('model', input.name);
-    const ownerTeam = input.ownerTeam ?? 'default';
+    const ownerTeam = input.ownerTeam ?? DEFAULT_TEAM;
     assertName('team', ownerTeam);
     const tags = input.tags ?? [];
     assertTags(tags);
@@ -97,7 +101,7 @@ export class RegistryService {
       {
         name: input.name,
         ownerTeam,
-        riskTier: input.riskTier ?? 'minimal',
+        riskTier: input.riskTier ?? DEFAULT_TIER,
         description: input.description ?? '',
         intendedUse: input.intendedUse ?? '',
         tags: [...new Set(tags)],
@@ -111,6 +115,16 @@ export class RegistryService {
     const m = await this.store.getModel(name);
     if (!m) throw new ModelgateError('MODEL_NOT_FOUND', `model ${name} not found`, { model: name });
     return m;
+  }
+
+  /** Throws INVALID_NAME for a team name the registry would refuse. */
+  checkTeamName(team: string): void {
+    assertName('team', team);
+  }
+
+  /** Throws for tags the registry would refuse. */
+  checkTags(tags: string[]): void {
+    assertTags(tags);
   }
 
   async updateModel(name: string, patch: ModelPatch, actor: Actor): Promise<Model> {

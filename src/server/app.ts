@@ -7,6 +7,7 @@ import Fastify, {
   type FastifyError,
   type FastifyInstance,
   type FastifyReply,
+  type FastifyRequest,
   type FastifyServerOptions,
 } from 'fastify';
 import type { AuditLog, AuditStore } from '../audit/audit-log.js';
@@ -24,16 +25,17 @@ import type { IdentityStore } from '../identity/identity-store.js';
 import type { OidcFederation } from '../identity/oidc.js';
 import { TokenCache } from '../identity/token-cache.js';
 import { hashToken, looksLikeToken } from '../identity/tokens.js';
-import { Authorizer, type Principal } from '../policy/authz/authorizer.js';
+import { Authorizer, type Principal, type Resource } from '../policy/authz/authorizer.js';
 import { BUILTIN_POLICIES } from '../policy/authz/builtin-policies.js';
 import { PolicySet } from '../policy/authz/policy-set.js';
+import type { Action } from '../policy/authz/schema.js';
 import type { GatePolicyStore } from '../policy/gates/gate-policy-store.js';
 import type { BlobStore } from '../registry/blob-store.js';
 import type { RegistryService } from '../registry/registry-service.js';
 import type { RegistryStore } from '../registry/registry-store.js';
 import type { GateStore } from '../workflow/gate-store.js';
 import type { GateRechecker } from '../workflow/rechecker.js';
-import { authorizeRequest, type Loaded, type RouteAuthz } from './authorization.js';
+import { authorizeAction, authorizeRequest, type Loaded, type RouteAuthz } from './authorization.js';
 import { accessRoutes } from './routes/access.js';
 import { attestationRoutes } from './routes/attestations.js';
 import { auditRoutes } from './routes/audit.js';
@@ -62,6 +64,12 @@ declare module 'fastify' {
     tokenExpiresAt: string | undefined;
     /** The model and version authorization loaded for this request (handlers reuse them). */
     loaded: Loaded;
+    /** Authorizes one more action the body reveals (scopes and policies as for a route's). */
+    authorize: (
+      action: Action,
+      resource: Resource,
+      context?: Record<string, string | boolean>,
+    ) => Promise<void>;
   }
   interface FastifyContextConfig {
     /** Routes that need no token: health, readiness and the API description. */
@@ -313,6 +321,15 @@ export async function buildApp(deps: AppDeps) {
   });
   await app.register(swaggerUi, { routePrefix: '/api/v1/docs', uiConfig: { deepLinking: false } });
 
+  app.decorateRequest('authorize', function (
+    this: FastifyRequest,
+    action: Action,
+    resource: Resource,
+    context?: Record<string, string | boolean>,
+  ) {
+    return authorizeAction(policies, this, action, resource, context);
+  });
+
   app.addHook('onRoute', (route) => {
     // The docs plugin's own routes are public documentation.
     if (route.url.startsWith('/api/v1/docs')) {
@@ -396,6 +413,7 @@ export async function buildApp(deps: AppDeps) {
     if (bad)
       throw new ModelgateError('VALIDATION_FAILED', `${bad.path} ${bad.what}`, { path: bad.path });
   });
+  registerSignedCursors(app as unknown as FastifyInstance, deps.cursorKey);
 
   app.setErrorHandler((err, request, reply) => {
     const { status, body, internal } = toHttpError(err);
@@ -412,7 +430,6 @@ export async function buildApp(deps: AppDeps) {
       .status(404)
       .send(errorBody('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
   });
-  registerSignedCursors(app as unknown as FastifyInstance, deps.cursorKey);
 
   await app.register(healthRoutes, { deps });
   await app.register(

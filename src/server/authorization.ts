@@ -2,8 +2,9 @@ import type { FastifyRequest } from 'fastify';
 import { ModelgateError } from '../core/errors.js';
 import type { Model, Version } from '../core/types.js';
 import type { Authorizer, AuthzRequest, Principal, Resource } from '../policy/authz/authorizer.js';
+import type { PolicySet } from '../policy/authz/policy-set.js';
 import type { Action } from '../policy/authz/schema.js';
-import type { RegistryService } from '../registry/registry-service.js';
+import { DEFAULT_TEAM, DEFAULT_TIER, type RegistryService } from '../registry/registry-service.js';
 
 /**
  * What a route does, for authorization: the action, and which resource it acts on, loaded
@@ -12,9 +13,10 @@ import type { RegistryService } from '../registry/registry-service.js';
  */
 export interface RouteAuthz {
   action: Action;
-  resource: 'registry' | 'model' | 'version' | 'alias';
+  /** `newModel`: the model a create request describes (name, owner team and tier from the body). */
+  resource: 'registry' | 'model' | 'version' | 'alias' | 'newModel';
   /** The context attributes the action declares (approvePromotion: versionAuthor). */
-  context?: (request: FastifyRequest) => Promise<Record<string, string>>;
+  context?: (request: FastifyRequest) => Promise<Record<string, string | boolean>>;
 }
 
 const modelOf = (m: Model) => ({ name: m.name, team: m.ownerTeam, tier: m.riskTier });
@@ -25,10 +27,25 @@ export interface Loaded {
   version?: Version;
 }
 
+/**
+ * The model a create request would make, as authorization sees it: rules can then say who may
+ * create a model for which team (contributors only for their own). The defaults are the ones
+ * the registry applies.
+ */
+function newModelResource(body: unknown): Resource {
+  const b = (body ?? {}) as { name?: unknown; ownerTeam?: unknown; riskTier?: unknown };
+  return {
+    kind: 'model',
+    name: typeof b.name === 'string' ? b.name : '',
+    team: typeof b.ownerTeam === 'string' ? b.ownerTeam : DEFAULT_TEAM,
+    tier: typeof b.riskTier === 'string' ? b.riskTier : DEFAULT_TIER,
+  };
+}
+
 /** Loads the resource a request acts on from its path parameters (and the records behind it). */
 export async function loadResource(
   registry: RegistryService,
-  kind: RouteAuthz['resource'],
+  kind: Exclude<RouteAuthz['resource'], 'newModel'>,
   params: Record<string, string>,
   loaded: Loaded = {},
 ): Promise<Resource> {
@@ -53,12 +70,15 @@ export async function authorizeRequest(
   principal: Principal,
   route: RouteAuthz,
 ): Promise<void> {
-  const resource = await loadResource(
-    registry,
-    route.resource,
-    request.params as Record<string, string>,
-    request.loaded,
-  );
+  const resource =
+    route.resource === 'newModel'
+      ? newModelResource(request.body)
+      : await loadResource(
+          registry,
+          route.resource,
+          request.params as Record<string, string>,
+          request.loaded,
+        );
   const req: AuthzRequest = {
     principal,
     action: route.action,
@@ -69,6 +89,40 @@ export async function authorizeRequest(
   if (!d.allowed)
     throw new ModelgateError('FORBIDDEN', d.explanation, {
       action: route.action,
+      policies: d.policies.map((p) => p.id),
+      ...(d.errors.length > 0 && { errors: d.errors }),
+    });
+}
+
+/**
+ * Authorizes a second action inside a handler, one that only the body reveals (a model edit
+ * that changes its risk tier): the token's scopes must include it and the policies must allow
+ * it, exactly as for a route's own action.
+ */
+export async function authorizeAction(
+  policies: PolicySet,
+  request: FastifyRequest,
+  action: Action,
+  resource: Resource,
+  context?: Record<string, string | boolean>,
+): Promise<void> {
+  const scopes = request.tokenScopes;
+  if (scopes && !scopes.includes(action))
+    throw new ModelgateError(
+      'FORBIDDEN',
+      `deny: token ${request.actor.credentialId} is limited to ${scopes.join(', ') || 'no actions'}; this change needs ${action}`,
+      { action, scopes },
+    );
+  await policies.refreshIfStale();
+  const d = policies.current().decide({
+    principal: request.principal,
+    action,
+    resource,
+    ...(context && { context }),
+  });
+  if (!d.allowed)
+    throw new ModelgateError('FORBIDDEN', d.explanation, {
+      action,
       policies: d.policies.map((p) => p.id),
       ...(d.errors.length > 0 && { errors: d.errors }),
     });

@@ -1,8 +1,9 @@
+import { createHash } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
 import { canonicalize } from '../audit/canonical-json.js';
 import { subjects } from '../audit/subjects.js';
 import { ModelgateError } from '../core/errors.js';
-import type { Actor } from '../core/types.js';
+import type { Actor, Model } from '../core/types.js';
 import { type Attestor, decisionPredicate, PREDICATE_TYPES } from '../evidence/attestor.js';
 import { STATEMENT_TYPE, versionSubject } from '../evidence/statement.js';
 import {
@@ -23,6 +24,7 @@ import {
   type PolicyDocument,
   policyBinds,
 } from '../policy/gates/policy-document.js';
+import type { ModelPatch } from '../registry/registry-store.js';
 import type {
   Decision,
   DecisionKind,
@@ -39,10 +41,19 @@ import type {
   WhatIfFailure,
   WhatIfReport,
 } from '../workflow/gate-store.js';
+import {
+  conflictsOf,
+  describeConflicts,
+  MAX_OWNER_DEPTH,
+  type OwnerOf,
+  type Party,
+} from '../workflow/separation-of-duties.js';
+import { findingRuleProblem, isBuiltinFindingRule } from '../workflow/waiver-rules.js';
 import { appendAttestation, storeAttestation } from './attestation-append.js';
 import { appendAudit } from './audit-append.js';
 import type { Database } from './database.js';
 import { latestPolicyRows } from './kysely-gate-policy-store.js';
+import { writeModelPatch } from './model-rows.js';
 import type {
   DB,
   GateDecisionsTable,
@@ -212,7 +223,7 @@ export class KyselyGateStore implements GateStore {
       const requestIds = [
         ...new Set(page.map((i) => i.request.requestId).filter((x): x is number => x !== null)),
       ];
-      const [evaluations, findings, lineage, waivers, reviews] = await Promise.all([
+      const [evaluations, findings, lineage, waivers, reviews, standing] = await Promise.all([
         db
           .selectFrom('evaluations')
           .select([
@@ -277,6 +288,33 @@ export class KyselyGateStore implements GateStore {
               .where('request_id', 'in', requestIds)
               .orderBy('id')
               .execute(),
+        // A rejection stands for its version and alias until withdrawn: an earlier request's
+        // rejection is part of every later request's approvals.
+        requestIds.length === 0
+          ? Promise.resolve([])
+          : db
+              .selectFrom('promotion_reviews as r')
+              .innerJoin('promotion_requests as q', 'q.id', 'r.request_id')
+              .leftJoin('review_withdrawals as w', 'w.review_id', 'r.id')
+              .select([
+                'r.reviewer',
+                'r.roles',
+                'r.teams',
+                'r.at',
+                'r.request_id',
+                'q.model_id',
+                'q.version',
+                'q.alias',
+              ])
+              .where('r.decision', '=', 'reject')
+              .where('w.id', 'is', null)
+              .where(
+                'q.model_id',
+                'in',
+                page.filter((i) => i.request.requestId !== null).map((i) => i.model.id),
+              )
+              .orderBy('r.id')
+              .execute(),
       ]);
       const group = <T, K>(xs: T[], key: (x: T) => K) => {
         const m = new Map<K, T[]>();
@@ -293,6 +331,7 @@ export class KyselyGateStore implements GateStore {
       const lineageBy = group(lineage, (e) => Number(e.version_id));
       const waiversBy = group(waivers, (w) => Number(w.model_id));
       const reviewsBy = group(reviews, (r) => Number(r.request_id));
+      const standingBy = group(standing, (r) => `${r.model_id}:${r.version}:${r.alias}`);
       // A model's facts are the same for each of its versions, and a request the same for the
       // versions that share it: build them once (a what-if converts them once too).
       const modelFacts = new Map<number, ModelFacts>();
@@ -392,11 +431,16 @@ export class KyselyGateStore implements GateStore {
           approvals:
             request.requestId === null
               ? []
-              : (reviewsBy.get(request.requestId) ?? []).map((r) => ({
+              : [
+                  ...(standingBy.get(`${m.id}:${v.number}:${request.alias}`) ?? []).filter(
+                    (r) => Number(r.request_id) !== request.requestId,
+                  ),
+                  ...(reviewsBy.get(request.requestId) ?? []),
+                ].map((r) => ({
                   approver: r.reviewer,
                   roles: parse<string[]>(r.roles),
                   teams: parse<string[]>(r.teams),
-                  decision: r.decision as 'approve' | 'reject',
+                  decision: ('decision' in r ? r.decision : 'reject') as 'approve' | 'reject',
                   at: r.at,
                 })),
           waivers: waiverFacts,
@@ -477,6 +521,100 @@ export class KyselyGateStore implements GateStore {
       );
   }
 
+  // ---------------------------------------------------------------- separation of duties
+
+  /**
+   * Who took part in the work on some versions of a model (null: every version): their
+   * authors, whoever ran or imported their evaluations, and (requests: 'all') whoever asked to
+   * promote them.
+   */
+  private async partiesOf(
+    db: Db,
+    m: ModelRow,
+    numbers: number[] | null,
+    opts: { requests: 'none' | 'all' },
+  ): Promise<Party[]> {
+    if (numbers !== null && numbers.length === 0) return [];
+    const what =
+      numbers?.length === 1 ? `${m.name}@${numbers[0]}` : `a version of ${m.name} it covers`;
+    const versions = await db
+      .selectFrom('versions')
+      .select(['id', 'author'])
+      .where('model_id', '=', m.id)
+      .$if(numbers !== null, (q) => q.where('number', 'in', numbers ?? []))
+      .execute();
+    const ids = versions.map((x) => x.id);
+    const evaluators =
+      ids.length === 0
+        ? []
+        : await db
+            .selectFrom('evaluations')
+            .select('requested_by')
+            .distinct()
+            .where('version_id', 'in', ids)
+            .execute();
+    const requesters =
+      opts.requests === 'none'
+        ? []
+        : await db
+            .selectFrom('promotion_requests')
+            .select('requested_by')
+            .distinct()
+            .where('model_id', '=', m.id)
+            .$if(numbers !== null, (q) => q.where('version', 'in', numbers ?? []))
+            .execute();
+    const one = numbers?.length === 1;
+    return [
+      {
+        role: one ? `the author of ${what}` : `an author of ${what}`,
+        identities: [...new Set(versions.map((x) => x.author))],
+      },
+      {
+        role: `whoever ran or imported an evaluation of ${what}`,
+        identities: evaluators.map((x) => x.requested_by),
+      },
+      {
+        role: `a requester of a promotion of ${what}`,
+        identities: requesters.map((x) => x.requested_by),
+      },
+    ].filter((p) => p.identities.length > 0);
+  }
+
+  /** The owners of the identities named, and of their owners, as far as chains go. */
+  private async ownerLookup(db: Db, names: Iterable<string>): Promise<OwnerOf> {
+    const owners = new Map<string, string | null>();
+    let wanted = [...new Set(names)];
+    for (let depth = 0; depth <= MAX_OWNER_DEPTH && wanted.length > 0; depth++) {
+      const rows = await db
+        .selectFrom('identities')
+        .select(['name', 'owner'])
+        .where('name', 'in', wanted)
+        .execute();
+      for (const w of wanted) owners.set(w, null);
+      for (const r of rows) owners.set(r.name, r.owner);
+      wanted = rows.map((r) => r.owner).filter((o): o is string => o !== null && !owners.has(o));
+    }
+    return (name) => owners.get(name) ?? null;
+  }
+
+  /** Throws SEPARATION_OF_DUTIES when `who` (by person) is one of the parties. */
+  private async refuseConflicts(
+    db: Db,
+    who: string,
+    parties: Party[],
+    what: string,
+    details: Record<string, unknown>,
+  ): Promise<void> {
+    const ownerOf = await this.ownerLookup(db, [who, ...parties.flatMap((p) => p.identities)]);
+    const conflicts = conflictsOf(who, parties, ownerOf);
+    if (conflicts.length > 0)
+      throw new ModelgateError(
+        'SEPARATION_OF_DUTIES',
+        `${what}: ${who} is ${describeConflicts(who, conflicts)}`,
+        { ...details, identity: who, roles: conflicts.map((c) => c.role) },
+      );
+  }
+
   private toDecision(r: Selectable<GateDecisionsTable>, model: string, withFacts: boolean) {
     const policies = parse<Decision['policies']>(r.policies);
     const d: Decision = {
@@ -507,10 +645,17 @@ export class KyselyGateStore implements GateStore {
     model: string,
   ): Promise<PromotionRequest> {
     const reviews = await db
-      .selectFrom('promotion_reviews')
-      .selectAll()
-      .where('request_id', '=', r.id)
-      .orderBy('id')
+      .selectFrom('promotion_reviews as r')
+      .leftJoin('review_withdrawals as w', 'w.review_id', 'r.id')
+      .selectAll('r')
+      .select([
+        'w.withdrawn_by',
+        'w.at as withdrawn_at',
+        'w.comment as withdrawn_comment',
+        'w.override',
+      ])
+      .where('r.request_id', '=', r.id)
+      .orderBy('r.id')
       .execute();
     return {
       id: Number(r.id),
@@ -522,16 +667,24 @@ export class KyselyGateStore implements GateStore {
       state: r.state as RequestState,
       closedAt: r.closed_at,
       decisionId: r.decision_id === null ? null : Number(r.decision_id),
-      reviews: reviews.map(
-        (x): Review => ({
+      reviews: reviews.map((x): Review => {
+        const review: Review = {
           reviewer: x.reviewer,
           roles: parse<string[]>(x.roles),
           teams: parse<string[]>(x.teams),
           decision: x.decision as Review['decision'],
           comment: x.comment,
           at: x.at,
-        }),
-      ),
+        };
+        if (x.withdrawn_by !== null && x.withdrawn_at !== null)
+          review.withdrawn = {
+            by: x.withdrawn_by,
+            at: x.withdrawn_at,
+            comment: x.withdrawn_comment ?? '',
+            override: Number(x.override) === 1,
+          };
+        return review;
+      }),
     };
   }
 
@@ -658,6 +811,7 @@ export class KyselyGateStore implements GateStore {
           version: Number(r.version),
           alias: r.alias,
           state,
+          decisionId,
         },
       },
       at,
@@ -819,22 +973,17 @@ export class KyselyGateStore implements GateStore {
       const v = await this.versionRow(trx, m, Number(req.version));
       const who = by.actor.identity;
       if (verdict === 'approve') {
-        const evaluators = await trx
-          .selectFrom('evaluations')
-          .select('requested_by')
-          .where('version_id', '=', v.id)
-          .execute();
-        const roles: string[] = [];
-        if (v.author === who) roles.push(`the author of ${m.name}@${v.number}`);
-        if (req.requested_by === who) roles.push('the requester of this promotion');
-        if (evaluators.some((e) => e.requested_by === who))
-          roles.push(`whoever ran an evaluation of ${m.name}@${v.number}`);
-        if (roles.length > 0)
-          throw new ModelgateError(
-            'SEPARATION_OF_DUTIES',
-            `${who} cannot approve promotion request ${req.id}: ${who} is ${roles.join(' and ')}`,
-            { request: Number(req.id), identity: who },
-          );
+        const parties = await this.partiesOf(trx, m, [Number(v.number)], {
+          requests: 'none',
+        });
+        parties.push({ role: 'the requester of this promotion', identities: [req.requested_by] });
+        await this.refuseConflicts(
+          trx,
+          who,
+          parties,
+          `${who} cannot approve promotion request ${req.id}`,
+          { request: Number(req.id), identity: who },
+        );
       }
       const already = await trx
         .selectFrom('promotion_reviews')
@@ -941,6 +1090,223 @@ export class KyselyGateStore implements GateStore {
     });
   }
 
+  async withdrawRejection(
+    target: { model: string; alias: string; request: number },
+    comment: string,
+    by: Reviewer,
+    override: boolean,
+  ): Promise<PromotionRequest> {
+    return this.db.transaction().execute(async (trx) => {
+      const m = await this.modelRow(trx, target.model, true);
+      const req = await trx
+        .selectFrom('promotion_requests')
+        .selectAll()
+        .where('id', '=', target.request)
+        .where('model_id', '=', m.id)
+        .where('alias', '=', target.alias)
+        .executeTakeFirst();
+      if (!req)
+        throw new ModelgateError(
+          'REQUEST_NOT_FOUND',
+          `no promotion request ${target.request} for ${target.model}@${target.alias}`,
+          { request: target.request },
+        );
+      const rejection = await trx
+        .selectFrom('promotion_reviews as r')
+        .leftJoin('review_withdrawals as w', 'w.review_id', 'r.id')
+        .select(['r.id', 'r.reviewer', 'w.id as withdrawal'])
+        .where('r.request_id', '=', req.id)
+        .where('r.decision', '=', 'reject')
+        .executeTakeFirst();
+      if (!rejection || rejection.withdrawal !== null)
+        throw new ModelgateError(
+          'REJECTION_NOT_FOUND',
+          `promotion request ${req.id} has no standing rejection${rejection ? ` (${rejection.reviewer}'s was withdrawn)` : ''}`,
+          { request: Number(req.id) },
+        );
+      const who = by.actor.identity;
+      if (rejection.reviewer !== who && !override)
+        throw new ModelgateError(
+          'FORBIDDEN',
+          `only ${rejection.reviewer}, who rejected request ${req.id}, withdraws the rejection; an admin may override it with a justification (override: true)`,
+          { request: Number(req.id), reviewer: rejection.reviewer },
+        );
+      const iso = this.now().toISOString();
+      const overridden = rejection.reviewer !== who;
+      await trx
+        .insertInto('review_withdrawals')
+        .values({
+          review_id: rejection.id,
+          withdrawn_by: who,
+          credential: by.actor.credentialId,
+          comment,
+          override: overridden ? 1 : 0,
+          at: iso,
+        })
+        .execute();
+      await appendAudit(
+        trx,
+        {
+          actor: by.actor,
+          action: 'promotion.rejection-withdrawn',
+          subject: subjects.request(m.name, req.alias, Number(req.id)),
+          content: {
+            id: Number(req.id),
+            model: m.name,
+            version: Number(req.version),
+            alias: req.alias,
+            reviewer: rejection.reviewer,
+            withdrawnBy: who,
+            override: overridden,
+            comment,
+          },
+        },
+        iso,
+      );
+      return this.requestOf(trx, req, m.name);
+    });
+  }
+
+  // ---------------------------------------------------------------- classification
+
+  async governedChanges(model: string, patch: ModelPatch): Promise<string[]> {
+    const m = await this.modelRow(this.db, model, false);
+    const out: string[] = [];
+    if (patch.riskTier !== undefined && patch.riskTier !== m.risk_tier)
+      out.push(`riskTier ${m.risk_tier} -> ${patch.riskTier}`);
+    if (patch.ownerTeam !== undefined && patch.ownerTeam !== m.owner_team)
+      out.push(`ownerTeam ${m.owner_team} -> ${patch.ownerTeam}`);
+    if (patch.tags !== undefined) {
+      const before = new Set(parse<string[]>(m.tags));
+      const after = new Set(patch.tags);
+      const changed = [
+        ...[...before].filter((t) => !after.has(t)),
+        ...[...after].filter((t) => !before.has(t)),
+      ];
+      if (changed.length > 0) {
+        const policies = await this.latestPolicies(this.db);
+        const bound = new Set(
+          policies.flatMap((p) => p.compiled.document.spec.bindings.modelTags ?? []),
+        );
+        // A policy whose rules read the model's tags can be steered by any of them.
+        const readsTags = policies.some((p) =>
+          JSON.stringify(p.compiled.document.spec).includes('model.tags'),
+        );
+        const governed = readsTags ? changed : changed.filter((t) => bound.has(t));
+        if (governed.length > 0) out.push(`tags ${governed.sort().join(', ')}`);
+      }
+    }
+    return out;
+  }
+
+  async classifyModel(
+    model: string,
+    patch: ModelPatch,
+    by: Reviewer,
+  ): Promise<{ model: Model; requests: PromotionResult[]; recheck: RecheckReport }> {
+    const done = await this.db.transaction().execute(async (trx) => {
+      const m = await this.modelRow(trx, model, true);
+      const protectedNames = [...this.protectedAliases];
+      // Versions that hold a protected alias (and who asked for them), or await one.
+      const holders =
+        protectedNames.length === 0
+          ? []
+          : await trx
+              .selectFrom('aliases')
+              .innerJoin('versions', 'versions.id', 'aliases.version_id')
+              .leftJoin('gate_decisions', 'gate_decisions.id', 'aliases.decision_id')
+              .leftJoin('promotion_requests', 'promotion_requests.id', 'gate_decisions.request_id')
+              .select([
+                'aliases.name as alias',
+                'versions.number',
+                'versions.author',
+                'promotion_requests.requested_by',
+              ])
+              .where('aliases.model_id', '=', m.id)
+              .where('aliases.name', 'in', protectedNames)
+              .execute();
+      const pending = await trx
+        .selectFrom('promotion_requests')
+        .selectAll()
+        .where('model_id', '=', m.id)
+        .where('state', '=', 'pending')
+        .orderBy('id')
+        .execute();
+      const awaiting = await Promise.all(
+        pending.map(async (r) => ({ r, v: await this.versionRow(trx, m, Number(r.version)) })),
+      );
+      const parties: Party[] = [
+        ...holders.map((h) => ({
+          role: `the author or requester of ${m.name}@${h.number}, which holds ${h.alias}`,
+          identities: [h.author, ...(h.requested_by ? [h.requested_by] : [])],
+        })),
+        ...awaiting.map(({ r, v }) => ({
+          role: `the author or requester of ${m.name}@${v.number}, which awaits ${r.alias} (request ${r.id})`,
+          identities: [v.author, r.requested_by],
+        })),
+      ];
+      await this.refuseConflicts(
+        trx,
+        by.actor.identity,
+        parties,
+        `${by.actor.identity} cannot change the risk tier, owner team or bound tags of ${m.name}`,
+        { model: m.name },
+      );
+      const at = this.now();
+      const iso = at.toISOString();
+      const updated = await writeModelPatch(
+        trx,
+        m.name,
+        patch,
+        by.actor,
+        iso,
+        'model.classify',
+        appendAudit,
+      );
+      // Open requests were evaluated under the old classification: evaluate each again.
+      const fresh = await this.modelRow(trx, m.name, false);
+      const requests: PromotionResult[] = [];
+      for (const { r, v } of awaiting) {
+        const still = await trx
+          .selectFrom('promotion_requests')
+          .select('state')
+          .where('id', '=', r.id)
+          .executeTakeFirstOrThrow();
+        if (still.state !== 'pending') continue;
+        const g = await this.gate(
+          trx,
+          fresh,
+          v,
+          {
+            alias: r.alias,
+            requestedBy: r.requested_by,
+            requestedAt: r.requested_at,
+            requestId: Number(r.id),
+          },
+          'promotion',
+          by.actor,
+          at,
+        );
+        const state = KyselyGateStore.stateOf(g.outcome.outcome);
+        await this.closeRequest(trx, fresh, Number(r.id), state, g.decision.id, by.actor, iso);
+        const after = await trx
+          .selectFrom('promotion_requests')
+          .selectAll()
+          .where('id', '=', r.id)
+          .executeTakeFirstOrThrow();
+        requests.push({
+          status: state === 'promoted' ? 'promoted' : state === 'pending' ? 'pending' : 'denied',
+          request: await this.requestOf(trx, after, m.name),
+          decision: g.decision,
+        });
+      }
+      return { model: updated, requests };
+    });
+    // The holders of its protected aliases may no longer pass (or pass again).
+    const recheck = await this.recheck(by.actor, { model });
+    return { ...done, recheck };
+  }
+
   // ---------------------------------------------------------------- reads
 
   async getRequest(id: number): Promise<PromotionRequest | undefined> {
@@ -1011,9 +1377,41 @@ export class KyselyGateStore implements GateStore {
     if (!(expires > now.getTime())) bad(`expiry ${w.expiresAt} is not in the future`);
     if (expires - now.getTime() > MAX_WAIVER_DAYS * 86_400_000)
       bad(`expiry ${w.expiresAt} is more than ${MAX_WAIVER_DAYS} days away`);
+    if (w.findingRule !== null) {
+      const problem = findingRuleProblem(w.findingRule);
+      if (problem) bad(problem);
+    }
     return this.db.transaction().execute(async (trx) => {
       const m = await this.modelRow(trx, w.model, true);
       if (w.version !== null) await this.versionRow(trx, m, w.version);
+      const scope = w.version === null ? `every version of ${m.name}` : `${m.name}@${w.version}`;
+      if (w.rule !== null) await this.refuseUnwaivableRule(trx, w.rule);
+      if (w.findingRule !== null) {
+        const found = await trx
+          .selectFrom('findings')
+          .innerJoin('versions', 'versions.id', 'findings.version_id')
+          .select('findings.id')
+          .where('versions.model_id', '=', m.id)
+          .$if(w.version !== null, (q) => q.where('versions.number', '=', w.version as number))
+          .where('findings.rule_id', '=', w.findingRule)
+          .limit(1)
+          .executeTakeFirst();
+        if (!found && !isBuiltinFindingRule(w.findingRule))
+          bad(
+            `no finding of rule ${JSON.stringify(w.findingRule)} on ${scope}, and it is not a rule id of a built-in evaluator: name a rule a finding carries (modelgate version show lists them)`,
+          );
+      }
+      // Nobody waives risk in their own work, or in work a service account of theirs did: for
+      // a model-wide waiver, that is every version it covers now.
+      await this.refuseConflicts(
+        trx,
+        by.identity,
+        await this.partiesOf(trx, m, w.version === null ? null : [w.version], {
+          requests: 'all',
+        }),
+        `${by.identity} cannot waive findings or gate rules of ${scope}`,
+        { model: m.name, version: w.version },
+      );
       const iso = now.toISOString();
       const row = await trx
         .insertInto('waivers')
@@ -1083,6 +1481,29 @@ export class KyselyGateStore implements GateStore {
       );
       return waiver;
     });
+  }
+
+  /** Refuses a gate-rule waiver that names no rule of a published policy, or an unwaivable one. */
+  private async refuseUnwaivableRule(db: Db, rule: string): Promise<void> {
+    const [policy, name] = rule.split('/') as [string, string];
+    const all = await this.latestPolicies(db);
+    const p = all.find((x) => x.name === policy);
+    const bad = (message: string) => new ModelgateError('INVALID_WAIVER', message, { rule });
+    if (!p)
+      throw bad(
+        `no gate policy ${policy} is published${all.length > 0 ? ` (published: ${all.map((x) => x.name).join(', ')})` : ''}`,
+      );
+    const spec = p.compiled.document.spec.validations.find((v) => v.name === name);
+    if (!spec)
+      throw bad(
+        `gate policy ${policy} (version ${p.version}) has no rule ${name}; its rules: ${p.compiled.document.spec.validations.map((v) => v.name).join(', ')}`,
+      );
+    if (spec.waivable === false || spec.action !== 'deny')
+      throw bad(
+        spec.waivable === false
+          ? `${rule} is not waivable: the policy says waivable: false`
+          : `${rule} only warns (action: ${spec.action}); there is nothing to waive`,
+      );
   }
 
   async revokeWaiver(model: string, id: number, by: Actor): Promise<Waiver> {
@@ -1443,7 +1864,7 @@ export class KyselyGateStore implements GateStore {
     return { evaluated, passing, failing };
   }
 
-  async recheck(by: Actor): Promise<RecheckReport> {
+  async recheck(by: Actor, filter: { model?: string } = {}): Promise<RecheckReport> {
     const report: RecheckReport = { checked: 0, flagged: [], demoted: [], cleared: [] };
     if (this.protectedAliases.size === 0) return report;
     const holders = await this.db
@@ -1451,6 +1872,7 @@ export class KyselyGateStore implements GateStore {
       .innerJoin('models', 'models.id', 'aliases.model_id')
       .select(['models.name as model', 'aliases.name as alias'])
       .where('aliases.name', 'in', [...this.protectedAliases])
+      .$if(filter.model !== undefined, (q) => q.where('models.name', '=', filter.model ?? ''))
       .orderBy('models.name')
       .orderBy('aliases.name')
       .execute();
@@ -1606,6 +2028,10 @@ export class KyselyGateStore implements GateStore {
           factsDigest: outcome.factsDigest,
           outcome: outcome.outcome,
           waivers: outcome.waivers,
+          // The stored rule results by digest, and whether the alias moved: audit verify
+          // compares the decision row with them.
+          policiesDigest: `sha256:${createHash('sha256').update(JSON.stringify(outcome.policies)).digest('hex')}`,
+          moved,
         },
       },
       iso,

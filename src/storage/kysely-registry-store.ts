@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
 import { modelContent, subjects, versionContent } from '../audit/subjects.js';
 import { ModelgateError } from '../core/errors.js';
@@ -35,6 +36,7 @@ import { type AuditEventInput, appendAudit } from './audit-append.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import type { Database, EngineCaps } from './database.js';
 import { grantsOf } from './kysely-identity-store.js';
+import { toModel, writeModelPatch } from './model-rows.js';
 import type { DatasetsTable, DB, ModelsTable, VersionsTable } from './schema.js';
 import { claimOnce } from './server-settings.js';
 
@@ -48,20 +50,6 @@ const TOKEN_TOUCH_MS = 60_000;
 const FILES_CACHE = 1000;
 
 const parseTags = (s: string): string[] => JSON.parse(s) as string[];
-
-function toModel(r: Selectable<ModelsTable>): Model {
-  return {
-    name: r.name,
-    ownerTeam: r.owner_team,
-    riskTier: r.risk_tier as RiskTier,
-    description: r.description,
-    intendedUse: r.intended_use,
-    tags: parseTags(r.tags),
-    createdAt: r.created_at,
-    createdBy: r.created_by,
-    updatedAt: r.updated_at,
-  };
-}
 
 function toVersion(model: string, r: Selectable<VersionsTable>): Version {
   return {
@@ -277,33 +265,9 @@ export class KyselyRegistryStore implements RegistryStore {
   async updateModel(name: string, patch: ModelPatch, actor: Actor): Promise<Model> {
     return this.db.transaction().execute(async (trx) => {
       await this.modelRow(trx, name, true);
-      const at = this.ts();
-      const row = await trx
-        .updateTable('models')
-        .set({
-          ...(patch.ownerTeam !== undefined && { owner_team: patch.ownerTeam }),
-          ...(patch.riskTier !== undefined && { risk_tier: patch.riskTier }),
-          ...(patch.description !== undefined && { description: patch.description }),
-          ...(patch.intendedUse !== undefined && { intended_use: patch.intendedUse }),
-          ...(patch.tags !== undefined && { tags: JSON.stringify(patch.tags) }),
-          updated_at: at,
-          updated_by: actor.identity,
-        })
-        .where('name', '=', name)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      const model = toModel(row);
-      await this.audit(
-        trx,
-        {
-          actor,
-          action: 'model.update',
-          subject: subjects.model(name),
-          content: { model: modelContent(model), patch },
-        },
-        at,
+      return writeModelPatch(trx, name, patch, actor, this.ts(), 'model.update', (t, e, at) =>
+        this.audit(t, e, at),
       );
-      return model;
     });
   }
 
@@ -667,6 +631,8 @@ export class KyselyRegistryStore implements RegistryStore {
         .where('model_id', '=', m.id)
         .where('name', '=', alias)
         .execute();
+      // One time for the change and its event: audit verify compares them.
+      const at = this.ts();
       await trx
         .insertInto('alias_events')
         .values({
@@ -676,7 +642,7 @@ export class KyselyRegistryStore implements RegistryStore {
           to_version: null,
           actor: actor.identity,
           credential_id: actor.credentialId,
-          at: this.ts(),
+          at,
         })
         .execute();
       await this.audit(
@@ -687,7 +653,7 @@ export class KyselyRegistryStore implements RegistryStore {
           subject: subjects.alias(model, alias),
           content: { model, alias, version: null, previous: prev.number },
         },
-        this.ts(),
+        at,
       );
     });
   }
@@ -1025,6 +991,7 @@ export class KyselyRegistryStore implements RegistryStore {
           subject: subjects.token(token.id),
           content: {
             identity: identity.name,
+            kind: identity.kind,
             roles: identity.roles ?? [],
             teams: identity.teams ?? [],
             token: {
@@ -1032,6 +999,8 @@ export class KyselyRegistryStore implements RegistryStore {
               name: token.name,
               expiresAt: token.expiresAt ?? null,
               scopes: token.scopes ?? null,
+              // A digest of the stored hash, for audit verify (see KyselyIdentityStore.addToken).
+              hashDigest: `sha256:${createHash('sha256').update(token.hash).digest('hex')}`,
             },
           },
         },

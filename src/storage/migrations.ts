@@ -617,6 +617,26 @@ const m0009: PortableMigration = {
   },
 };
 
+const m0012: PortableMigration = {
+  async up(db, caps) {
+    // A rejection stands for its version and alias until the approver who gave it withdraws it
+    // (or an admin overrides it): the withdrawal is a record of its own, reviews never change.
+    await db.schema
+      .createTable('review_withdrawals')
+      .addColumn('id', caps.serialType, serialPk(caps))
+      .addColumn('review_id', 'integer', (c) =>
+        c.notNull().unique().references('promotion_reviews.id'),
+      )
+      .addColumn('withdrawn_by', 'text', (c) => c.notNull())
+      .addColumn('credential', 'text', (c) => c.notNull())
+      .addColumn('comment', 'text', (c) => c.notNull())
+      .addColumn('override', 'integer', (c) => c.notNull())
+      .addColumn('at', 'text', (c) => c.notNull())
+      .execute();
+    await appendOnly(db, caps, 'review_withdrawals', 'REVIEW_WITHDRAWAL_IMMUTABLE');
+  },
+};
+
 const m0014: PortableMigration = {
   async up(db, caps) {
     // The layout digest binds paths to bytes (the version digest, the OpenSSF subject, covers
@@ -699,6 +719,7 @@ const MIGRATIONS: Record<string, PortableMigration> = {
   '0007_promotions': m0007,
   '0008_attestations': m0008,
   '0009_evaluation_checkpoints': m0009,
+  '0012_review_withdrawals': m0012,
   '0014_layout_digest': m0014,
   '0015_server_settings': m0015,
 };

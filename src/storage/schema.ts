@@ -278,6 +278,18 @@ export interface PromotionReviewsTable {
   at: string;
 }
 
+/** The withdrawal of a rejection by its approver, or its override by an admin. */
+export interface ReviewWithdrawalsTable {
+  id: Generated<number>;
+  review_id: number;
+  withdrawn_by: string;
+  credential: string;
+  comment: string;
+  /** 1 when an admin withdrew another approver's rejection. */
+  override: number;
+  at: string;
+}
+
 export interface WaiversTable {
   id: Generated<number>;
   model_id: number;
@@ -347,6 +359,7 @@ export interface DB {
   gate_decisions: GateDecisionsTable;
   promotion_requests: PromotionRequestsTable;
   promotion_reviews: PromotionReviewsTable;
+  review_withdrawals: ReviewWithdrawalsTable;
   waivers: WaiversTable;
   attestations: AttestationsTable;
   evaluation_checkpoints: EvaluationCheckpointsTable;

@@ -1,7 +1,8 @@
-import type { Actor } from '../core/types.js';
+import type { Actor, Model } from '../core/types.js';
 import type { Facts } from '../policy/gates/facts-schema.js';
 import type { GateOutcome, PolicyOutcome } from '../policy/gates/gate.js';
 import type { PolicyDocument } from '../policy/gates/policy-document.js';
+import type { ModelPatch } from '../registry/registry-store.js';
 
 /** Why a gate was evaluated: a promotion request (or a review of one), a re-check, a demotion. */
 export type DecisionKind = 'promotion' | 'recheck' | 'demotion';
@@ -38,6 +39,8 @@ export interface Review {
   decision: 'approve' | 'reject';
   comment: string;
   at: string;
+  /** A withdrawn rejection no longer stands: who withdrew it, when and why. */
+  withdrawn?: { by: string; at: string; comment: string; override: boolean };
 }
 
 export type RequestState = 'pending' | 'promoted' | 'denied' | 'rejected' | 'superseded';
@@ -174,6 +177,34 @@ export interface GateStore {
   listWaivers(filter: { model?: string; includeInactive: boolean }): Promise<Waiver[]>;
   verify(model: string, alias: string, digest: string): Promise<VerifyAnswer>;
   whatIf(doc: PolicyDocument, allVersions: boolean): Promise<WhatIfReport>;
-  /** Re-evaluates the holder of every protected alias; flags, clears and demotes. */
-  recheck(by: Actor): Promise<RecheckReport>;
+  /** Re-evaluates the holder of every protected alias (of one model); flags, clears and demotes. */
+  recheck(by: Actor, filter?: { model?: string }): Promise<RecheckReport>;
+  /**
+   * The attributes of a patch that decide which gate rules bind the model, with what they
+   * change: the risk tier, the owner team, and tags a published gate policy binds on or reads.
+   * Empty: the patch is a plain edit.
+   */
+  governedChanges(model: string, patch: ModelPatch): Promise<string[]>;
+  /**
+   * Applies a patch that changes governed attributes (authorization checked by the caller):
+   * refused to anyone who, by person, authored or requested a version that holds or awaits a
+   * protected alias; logged as model.classify; every open request of the model is evaluated
+   * again under the new classification, then the holders of its protected aliases re-checked.
+   */
+  classifyModel(
+    model: string,
+    patch: ModelPatch,
+    by: Reviewer,
+  ): Promise<{ model: Model; requests: PromotionResult[]; recheck: RecheckReport }>;
+  /**
+   * Withdraws the rejection of a promotion request: by the approver who gave it, or by an
+   * admin overriding it (`override`, logged). Until then the rejection stands for every later
+   * request of the same version and alias.
+   */
+  withdrawRejection(
+    target: { model: string; alias: string; request: number },
+    comment: string,
+    by: Reviewer,
+    override: boolean,
+  ): Promise<PromotionRequest>;
 }

@@ -210,7 +210,10 @@ export function registerGates(program: Command, ctx: CliContext): void {
             ['closed', r.closedAt],
             ['decision', r.decisionId],
           ]),
-          ...r.reviews.map((v) => `  ${v.decision} by ${v.reviewer} at ${v.at}: ${v.comment}`),
+          ...r.reviews.map(
+            (v) =>
+              `  ${v.decision} by ${v.reviewer} at ${v.at}: ${v.comment}${v.withdrawn ? ` (withdrawn by ${v.withdrawn.by}${v.withdrawn.override ? ', override' : ''} at ${v.withdrawn.at}: ${v.withdrawn.comment})` : ''}`,
+          ),
         ].join('\n'),
       );
     });
@@ -220,12 +223,39 @@ export function registerGates(program: Command, ctx: CliContext): void {
       .description(
         verdict === 'approve'
           ? 'approve a pending request (not as its author, requester or evaluator); the alias moves when the gate now passes (exit 0 moved, 3 still pending, 1 denied)'
-          : 'reject a pending request: it closes and stays on record',
+          : 'reject a pending request: it closes, and the rejection stands for that version and alias (later requests carry it) until you withdraw it',
       )
       .requiredOption('--comment <text>', 'why, for the record')
       .action((id: string, o: { comment: string }, cmd: Command) =>
         review(ctx, cmd, id, verdict, o.comment),
       );
+
+  request
+    .command('withdraw-rejection <id>')
+    .description(
+      "withdraw your rejection of request ID so that the version may be promoted again; an admin may withdraw another approver's with --override (logged)",
+    )
+    .requiredOption('--comment <text>', 'why, for the record')
+    .option('--override', "as an admin: withdraw another approver's rejection")
+    .action(async (id: string, o: { comment: string; override?: boolean }, cmd: Command) => {
+      const client = ctx.client();
+      const req = await client.request<PromotionRequest>(
+        'GET',
+        `/api/v1/promotion-requests/${seg(id)}`,
+      );
+      const r = await client.request<PromotionRequest>(
+        'POST',
+        `/api/v1/models/${seg(req.model)}/aliases/${seg(req.alias)}/promotion-requests/${req.id}/rejection-withdrawals`,
+        { comment: o.comment, ...(o.override && { override: true }) },
+      );
+      const w = r.reviews.find((x) => x.withdrawn)?.withdrawn;
+      ctx.print(
+        cmd,
+        r,
+        () =>
+          `rejection of request ${r.id} withdrawn by ${w?.by ?? '?'}${w?.override ? ' (override)' : ''}: ${req.model}@${req.version} may be requested for ${req.alias} again`,
+      );
+    });
 
   const waiver = program
     .command('waiver')

@@ -4,9 +4,9 @@ import type { CliContext } from '../context.js';
 import { seg } from '../context.js';
 import { fields, table } from '../output.js';
 
-/** `modelgate model create|list|show`. */
+/** `modelgate model create|update|list|show`. */
 export function registerModel(program: Command, ctx: CliContext): void {
-  const model = program.command('model').description('create, list and show models');
+  const model = program.command('model').description('create, update, list and show models');
 
   model
     .command('create <name>')
@@ -30,6 +30,40 @@ export function registerModel(program: Command, ctx: CliContext): void {
           cmd,
           m,
           () => `created model ${m.name} (risk tier ${m.riskTier}, owner ${m.ownerTeam})`,
+        );
+      },
+    );
+
+  model
+    .command('update <name>')
+    .description(
+      'edit a model; changing its risk tier, owner team or a tag a gate policy binds on is a classification (approvers; lowering high needs the risk team; never by the author or requester of a version that holds or awaits a protected alias) and re-evaluates its open promotion requests',
+    )
+    .option('--risk-tier <tier>', 'minimal | limited | high | unacceptable')
+    .option('--owner <team>', 'owning team')
+    .option('--description <text>', 'what the model is')
+    .option('--intended-use <text>', 'what it is for, and not for')
+    .option('--tag <tag...>', 'the complete new list of tags (repeatable)')
+    .action(
+      async (name: string, o: Record<string, string | string[] | undefined>, cmd: Command) => {
+        const patch = {
+          ...(o.riskTier !== undefined && { riskTier: o.riskTier }),
+          ...(o.owner !== undefined && { ownerTeam: o.owner }),
+          ...(o.description !== undefined && { description: o.description }),
+          ...(o.intendedUse !== undefined && { intendedUse: o.intendedUse }),
+          ...(o.tag !== undefined && { tags: o.tag }),
+        };
+        if (Object.keys(patch).length === 0) {
+          cmd.error(
+            'nothing to change: give --risk-tier, --owner, --description, --intended-use or --tag',
+            { exitCode: 2 },
+          );
+        }
+        const m = await ctx.client().request<Model>('PATCH', `/api/v1/models/${seg(name)}`, patch);
+        ctx.print(
+          cmd,
+          m,
+          () => `updated model ${m.name} (risk tier ${m.riskTier}, owner ${m.ownerTeam})`,
         );
       },
     );

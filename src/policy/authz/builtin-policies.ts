@@ -10,10 +10,14 @@ permit (principal in Role::"viewer", action == Action::"read", resource);`,
   'contributor-read': `@reason("contributors may read the registry")
 permit (principal in Role::"contributor", action == Action::"read", resource);`,
 
-  'contributor-create-model': `@reason("contributors may create models, register datasets and upload files")
+  'contributor-create-model': `@reason("contributors may create models owned by their own teams")
+permit (principal in Role::"contributor", action == Action::"createModel", resource is Model)
+when { principal in resource.team };`,
+
+  'contributor-register': `@reason("contributors may register datasets and upload files")
 permit (
   principal in Role::"contributor",
-  action in [Action::"createModel", Action::"registerDataset", Action::"uploadBlob"],
+  action in [Action::"registerDataset", Action::"uploadBlob"],
   resource
 );`,
 
@@ -49,6 +53,13 @@ permit (
   resource is Alias
 );`,
 
+  'approver-classify': `@reason("approvers may change what decides which gate rules bind a model: its risk tier, owner team and bound tags")
+permit (principal in Role::"approver", action == Action::"classifyModel", resource is Model);`,
+
+  'approver-withdraw-own-rejection': `@reason("a rejection stands until the approver who gave it withdraws it (admins may override)")
+permit (principal in Role::"approver", action == Action::"withdrawRejection", resource is Alias)
+when { principal.name == context.reviewer };`,
+
   'approver-waive': `@reason("approvers may waive findings and gate rules, with a justification and an expiry")
 permit (principal in Role::"approver", action == Action::"waiveFinding", resource);`,
 
@@ -83,6 +94,11 @@ forbid (
 when { resource.name == "production" && resource.model.tier == "high" }
 unless { principal in Team::"risk" };`,
 
+  'high-tier-lowering-risk-team': `@reason("lowering the risk tier of a high or unacceptable-risk model needs someone from the risk team")
+forbid (principal, action == Action::"classifyModel", resource is Model)
+when { context.lowersTier && (resource.tier == "high" || resource.tier == "unacceptable") }
+unless { principal in Team::"risk" };`,
+
   'no-self-approval': `@reason("four eyes: nobody approves the promotion of a version they registered")
 forbid (principal, action == Action::"approvePromotion", resource)
 when { context.versionAuthor == principal.name };`,
@@ -96,10 +112,10 @@ when { resource.author == principal.name };`,
 export const BUILTIN_ROLES: Readonly<Record<string, string>> = {
   viewer: 'read the registry',
   contributor:
-    'create models, push versions and set non-production aliases on models of their own team',
+    'create models for their own teams, push versions and set non-production aliases on models of their own team',
   evaluator: 'run evaluations',
   approver:
-    'request and approve promotions, production included; waive findings and gate rules; read the audit log',
+    "request and approve promotions, production included; waive findings and gate rules; change a model's risk tier, owner team and bound tags; read the audit log",
   witness: 'read the audit log and cosign its checkpoints (a witness process)',
   admin: 'everything the forbid rules allow, identities and policies included',
 };

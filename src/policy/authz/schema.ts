@@ -18,13 +18,22 @@ action read appliesTo {
   principal: [User, ServiceAccount],
   resource: [Registry, Model, ModelVersion, Alias]
 };
-action createModel, registerDataset, uploadBlob, publishPolicy, readAudit, witnessLog, manageIdentities appliesTo {
+action registerDataset, uploadBlob, publishPolicy, readAudit, witnessLog, manageIdentities appliesTo {
   principal: [User, ServiceAccount],
   resource: [Registry]
+};
+action createModel appliesTo {
+  principal: [User, ServiceAccount],
+  resource: [Registry, Model]
 };
 action updateModel, pushVersion appliesTo {
   principal: [User, ServiceAccount],
   resource: [Model]
+};
+action classifyModel appliesTo {
+  principal: [User, ServiceAccount],
+  resource: [Model],
+  context: { tierTo: String, lowersTier: Bool, teamTo: String }
 };
 action runEvaluation appliesTo {
   principal: [User, ServiceAccount],
@@ -43,6 +52,11 @@ action approvePromotion appliesTo {
   resource: [Alias],
   context: { versionAuthor: String }
 };
+action withdrawRejection appliesTo {
+  principal: [User, ServiceAccount],
+  resource: [Alias],
+  context: { reviewer: String }
+};
 `;
 
 /** The actions the schema defines, in the order documentation lists them. */
@@ -52,12 +66,14 @@ export const ACTIONS = [
   'registerDataset',
   'uploadBlob',
   'updateModel',
+  'classifyModel',
   'pushVersion',
   'runEvaluation',
   'waiveFinding',
   'setAlias',
   'requestPromotion',
   'approvePromotion',
+  'withdrawRejection',
   'publishPolicy',
   'readAudit',
   'witnessLog',

@@ -9,18 +9,20 @@ import {
   Tags,
   Text,
 } from '../schemas.js';
-import { type Api, pageRequest, type RouteOpts } from './common.js';
+import { type Api, pageRequest, type RouteOpts, reviewerOf } from './common.js';
+
+const TIER_RANK: Record<string, number> = { minimal: 0, limited: 1, high: 2, unacceptable: 3 };
 
 const ModelParams = Type.Object({ model: Type.String({ maxLength: 256 }) });
 
 /** Model routes: create, list, show, edit. */
 export async function modelRoutes(app: Api, { deps }: RouteOpts) {
-  const { registry } = deps;
+  const { registry, gates } = deps;
 
   app.post(
     '/models',
     {
-      config: { authz: { action: 'createModel', resource: 'registry' } },
+      config: { authz: { action: 'createModel', resource: 'newModel' } },
       schema: {
         tags: ['models'],
         summary: 'Create a model',
@@ -95,10 +97,13 @@ export async function modelRoutes(app: Api, { deps }: RouteOpts) {
   app.patch(
     '/models/:model',
     {
-      config: { authz: { action: 'updateModel', resource: 'model' } },
+      // What the edit needs depends on what it changes (updateModel, classifyModel or both):
+      // the handler authorizes each, with the model loaded here.
+      config: { authz: { action: 'read', resource: 'model' } },
       schema: {
         tags: ['models'],
-        summary: 'Edit a model (owner team, risk tier, description, intended use, tags)',
+        summary:
+          "Edit a model (owner team, risk tier, description, intended use, tags). Changing the risk tier, the owner team or a tag a gate policy binds on or reads is a classification: it needs classifyModel (approvers; lowering a high or unacceptable tier needs the risk team), is refused to anyone who authored or requested a version that holds or awaits a protected alias (403 SEPARATION_OF_DUTIES), and re-evaluates the model's open promotion requests and re-checks its protected aliases",
         params: ModelParams,
         body: Type.Object(
           {
@@ -113,6 +118,35 @@ export async function modelRoutes(app: Api, { deps }: RouteOpts) {
         response: { 200: ModelSchema, ...errorResponses(400, 401, 404) },
       },
     },
-    async (req) => registry.updateModel(req.params.model, req.body, req.actor),
+    async (req) => {
+      const m = req.loaded.model ?? (await registry.getModel(req.params.model));
+      const resource = {
+        kind: 'model',
+        name: m.name,
+        team: m.ownerTeam,
+        tier: m.riskTier,
+      } as const;
+      const governed = await gates.governedChanges(req.params.model, req.body);
+      const plain =
+        req.body.description !== undefined ||
+        req.body.intendedUse !== undefined ||
+        (req.body.tags !== undefined && !governed.some((g) => g.startsWith('tags ')));
+      if (plain || governed.length === 0) await req.authorize('updateModel', resource);
+      if (governed.length === 0) return registry.updateModel(req.params.model, req.body, req.actor);
+      const tierTo = req.body.riskTier ?? m.riskTier;
+      await req.authorize('classifyModel', resource, {
+        tierTo,
+        lowersTier: (TIER_RANK[tierTo] ?? 0) < (TIER_RANK[m.riskTier] ?? 0),
+        teamTo: req.body.ownerTeam ?? m.ownerTeam,
+      });
+      if (req.body.ownerTeam !== undefined) registry.checkTeamName(req.body.ownerTeam);
+      if (req.body.tags !== undefined) registry.checkTags(req.body.tags);
+      const done = await gates.classifyModel(
+        req.params.model,
+        { ...req.body, ...(req.body.tags && { tags: [...new Set(req.body.tags)] }) },
+        reviewerOf(req),
+      );
+      return done.model;
+    },
   );
 }

@@ -2,7 +2,6 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { ModelgateError } from '../../core/errors.js';
 import { POLICY_LIMITS, parsePolicyDocument } from '../../policy/gates/policy-document.js';
-import type { Reviewer } from '../../workflow/gate-store.js';
 import {
   AliasName,
   Digest,
@@ -15,7 +14,7 @@ import {
   Time,
   VersionRef,
 } from '../schemas.js';
-import type { Api, RouteOpts } from './common.js';
+import { type Api, type RouteOpts, reviewerOf } from './common.js';
 
 const Id = Type.String({ pattern: '^[1-9][0-9]{0,9}$' });
 const Limit = Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,2}$' }));
@@ -74,6 +73,14 @@ const RequestSchema = Type.Object({
       decision: Type.String(),
       comment: Type.String(),
       at: Type.String(),
+      withdrawn: Type.Optional(
+        Type.Object({
+          by: Type.String(),
+          at: Type.String(),
+          comment: Type.String(),
+          override: Type.Boolean(),
+        }),
+      ),
     }),
   ),
 });
@@ -106,12 +113,6 @@ const WaiverBody = Type.Object(
   { additionalProperties: false },
 );
 const AliasParams = Type.Object({ model: Name, alias: AliasName });
-
-const reviewerOf = (req: FastifyRequest): Reviewer => ({
-  actor: req.actor,
-  roles: req.principal.roles,
-  teams: req.principal.teams,
-});
 
 /** Promotions through gates, reviews, decisions, waivers, verification, what-if, re-checks. */
 export async function promotionRoutes(app: Api, opts: RouteOpts) {
@@ -251,6 +252,50 @@ export async function promotionRoutes(app: Api, opts: RouteOpts) {
         req.body.decision,
         req.body.comment,
         reviewerOf(req),
+      ),
+  );
+
+  app.post(
+    '/models/:model/aliases/:alias/promotion-requests/:request/rejection-withdrawals',
+    {
+      config: {
+        authz: {
+          action: 'withdrawRejection',
+          resource: 'alias',
+          context: async (req) => {
+            const p = req.params as { request: string; model: string; alias: string };
+            const r = await gates.getRequest(Number(p.request));
+            if (!r || r.model !== p.model || r.alias !== p.alias)
+              throw new ModelgateError(
+                'REQUEST_NOT_FOUND',
+                `no promotion request ${p.request} for ${p.model}@${p.alias}`,
+              );
+            const rejection = r.reviews.find((x) => x.decision === 'reject');
+            return { reviewer: rejection?.reviewer ?? '' };
+          },
+        },
+      },
+      schema: {
+        tags: ['gates'],
+        summary:
+          "Withdraw a rejection. A rejection stands for the version and alias (every later request for them carries it, and the shipped policy denies) until the approver who gave it withdraws it; an admin may override another approver's rejection with override: true and a justification. Logged",
+        params: Type.Object({ model: Name, alias: AliasName, request: Id }),
+        body: Type.Object(
+          {
+            comment: Type.String({ minLength: 1, maxLength: 4096 }),
+            override: Type.Optional(Type.Boolean()),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: RequestSchema, ...errorResponses(400, 401, 404, 409) },
+      },
+    },
+    async (req) =>
+      gates.withdrawRejection(
+        { model: req.params.model, alias: req.params.alias, request: Number(req.params.request) },
+        req.body.comment,
+        reviewerOf(req),
+        req.body.override === true,
       ),
   );
 
