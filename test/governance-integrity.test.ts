@@ -29,7 +29,11 @@ async function people(t: TestApp) {
   };
 }
 
-const expectCode = (r: { statusCode: number; body: string }, status: number, code: string) => {
+const expectCode = (
+  r: { statusCode: number; body: string; json(): { code?: string } },
+  status: number,
+  code: string,
+) => {
   expect(r.statusCode, r.body).toBe(status);
   expect(r.json().code, r.body).toBe(code);
 };

@@ -229,7 +229,12 @@ describeEachEngine('promotions through gates', (db) => {
     ];
     const waivers: number[] = [];
     // The admin pushed and requested: an approver with no part in the work waives.
-    const rik = await tokenFor(t, { name: 'rik', kind: 'user', roles: ['approver'], teams: ['risk'] });
+    const rik = await tokenFor(t, {
+      name: 'rik',
+      kind: 'user',
+      roles: ['approver'],
+      teams: ['risk'],
+    });
     for (const rule of rules) {
       const w = await api(
         'POST',

@@ -35,7 +35,12 @@ import type { RegistryService } from '../registry/registry-service.js';
 import type { RegistryStore } from '../registry/registry-store.js';
 import type { GateStore } from '../workflow/gate-store.js';
 import type { GateRechecker } from '../workflow/rechecker.js';
-import { authorizeAction, authorizeRequest, type Loaded, type RouteAuthz } from './authorization.js';
+import {
+  authorizeAction,
+  authorizeRequest,
+  type Loaded,
+  type RouteAuthz,
+} from './authorization.js';
 import { accessRoutes } from './routes/access.js';
 import { attestationRoutes } from './routes/attestations.js';
 import { auditRoutes } from './routes/audit.js';
@@ -321,14 +326,17 @@ export async function buildApp(deps: AppDeps) {
   });
   await app.register(swaggerUi, { routePrefix: '/api/v1/docs', uiConfig: { deepLinking: false } });
 
-  app.decorateRequest('authorize', function (
-    this: FastifyRequest,
-    action: Action,
-    resource: Resource,
-    context?: Record<string, string | boolean>,
-  ) {
-    return authorizeAction(policies, this, action, resource, context);
-  });
+  app.decorateRequest(
+    'authorize',
+    function (
+      this: FastifyRequest,
+      action: Action,
+      resource: Resource,
+      context?: Record<string, string | boolean>,
+    ) {
+      return authorizeAction(policies, this, action, resource, context);
+    },
+  );
 
   app.addHook('onRoute', (route) => {
     // The docs plugin's own routes are public documentation.
