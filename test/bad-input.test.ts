@@ -43,6 +43,8 @@ const VALID_BODIES: Record<string, unknown> = {
       'apiVersion: modelgate.dev/v1\nkind: GatePolicy\nmetadata: {name: walk}\nspec:\n  bindings: {aliases: [production]}\n  validations:\n    - {name: x, expression: version.nope == 1, message: m, reason: R, action: deny}\n',
   },
   'POST /api/v1/models/{model}/aliases/{alias}/promotions': { version: '1' },
+  'POST /api/v1/models/{model}/aliases/{alias}/promotion-requests/{request}/rejection-withdrawals':
+    { comment: 'withdrawn' },
   'POST /api/v1/models/{model}/aliases/{alias}/promotion-requests/{request}/reviews': {
     decision: 'approve',
     comment: 'walk',
