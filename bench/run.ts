@@ -587,6 +587,63 @@ async function benchScan(results: Result[]): Promise<void> {
   }
 }
 
+/**
+ * Latency of one evaluator scan of a small pickle, the common case of a push: a scan in the
+ * kept thread against a scan that starts its thread first (a fresh evaluator each time, as every
+ * scan did before), alternating, on the built code (the thread runs compiled JavaScript).
+ */
+async function benchScanLatency(results: Result[]): Promise<void> {
+  const { ArtifactScanEvaluator } = (await import(
+    join(
+      import.meta.dirname,
+      '..',
+      'dist',
+      'evaluators',
+      'artifact-scan',
+      'artifact-scan-evaluator.js',
+    )
+  )) as typeof import('../src/evaluators/artifact-scan/artifact-scan-evaluator.js');
+  const work = mkdtempSync(join(tmpdir(), 'modelgate-bench-scanlat-'));
+  try {
+    const file = join(work, 'small.pkl');
+    // protocol 2: PROTO, EMPTY_DICT, STOP
+    writeFileSync(file, Buffer.from([0x80, 0x02, 0x7d, 0x2e]));
+    const input = {
+      version: {} as never,
+      files: [{ name: 'small.pkl', path: file }],
+      config: {},
+      progress: () => {},
+      signal: new AbortController().signal,
+    } as unknown as Parameters<InstanceType<typeof ArtifactScanEvaluator>['run']>[0];
+    const kept = new ArtifactScanEvaluator();
+    await kept.run(input);
+    const fresh: number[] = [];
+    const reused: number[] = [];
+    const N = 40;
+    for (let i = 0; i < N; i++) {
+      const once = new ArtifactScanEvaluator();
+      let t0 = performance.now();
+      await once.run(input);
+      fresh.push(performance.now() - t0);
+      await once.close();
+      t0 = performance.now();
+      await kept.run(input);
+      reused.push(performance.now() - t0);
+    }
+    results.push({
+      name: 'evaluator scan of a 4-byte pickle, thread kept between scans',
+      value: median(reused),
+      unit: 'ms',
+      baseline: median(fresh),
+      ratio: median(reused) / median(fresh),
+      note: `baseline: the same scan starting its own thread (one per scan, as before); alternating, median of ${N}`,
+    });
+    await kept.close();
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
 const results: Result[] = [];
 log(`modelgate bench on ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}`);
 if (ONLY.has('push')) {
@@ -599,6 +656,7 @@ if (ONLY.has('get')) {
 }
 if (ONLY.has('scan')) {
   log('scan model files:');
+  await benchScanLatency(results);
   await benchScan(results);
 }
 if (ONLY.has('authz')) {
