@@ -130,6 +130,8 @@ export async function versionRoutes(app: Api, { deps }: RouteOpts) {
         },
         req.actor,
       );
+      // Every new version is scanned: let the worker look for it now rather than at its next poll.
+      deps.runner.poke();
       return reply.status(201).send(v);
     },
   );
