@@ -117,7 +117,7 @@ describeEachEngine('audit verify tamper matrix', (db) => {
       .execute(async (trx) => {
         await asOwner(trx, db().engine);
         await tamper(trx);
-        result = await verifyDatabase(trx, { logKey: vkey });
+        result = await verifyDatabase(trx, { engine: db().engine, logKey: vkey });
         throw new Rollback();
       })
       .catch((e) => {
@@ -128,7 +128,7 @@ describeEachEngine('audit verify tamper matrix', (db) => {
   }
 
   it('a clean registry verifies, with a row in every governed table', async () => {
-    const r = await verifyDatabase(t.composed.database.db, { logKey: vkey });
+    const r = await verifyDatabase(t.composed.database.db, { engine: db().engine, logKey: vkey });
     expect(r.report.ok, JSON.stringify(r.report.violation)).toBe(true);
     expect(r.stateViolations.map((v) => v.message)).toEqual([]);
     for (const table of declared.keys()) {

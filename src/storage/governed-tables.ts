@@ -222,6 +222,11 @@ export function governedTables(): GovernedTableReader[] {
       ],
       unchecked: { id: SURROGATE },
       actions: ['model.create', 'model.update', 'model.govern', 'model.classify'],
+      lazy: {
+        keyOf: (e) => e.subject.slice('model:'.length),
+        sticky: (e) =>
+          e.action === 'model.create' ? { created_credential: e.credential } : undefined,
+      },
       logged: (e, c, prev) =>
         typeof c.model === 'object' && c.model !== null
           ? [
@@ -262,6 +267,11 @@ export function governedTables(): GovernedTableReader[] {
       ],
       unchecked: { id: SURROGATE, model_id: SURROGATE },
       actions: ['version.create', 'version.update'],
+      lazy: {
+        keyOf: (e) => versionOfSubject(e.subject),
+        sticky: (e) =>
+          e.action === 'version.create' ? { created_credential: e.credential } : undefined,
+      },
       logged: (e, c, prev) => {
         const key = versionOfSubject(e.subject);
         return [{ key, state: versionState(e, obj(c.version), prev(key)) }];

@@ -72,6 +72,7 @@ async function verifyDatabaseAt(
   const database = openDatabase({ dataDir, ...(o.databaseUrl && { url: o.databaseUrl }) });
   try {
     const r = await verifyDatabase(database.db, {
+      engine: database.caps.engine,
       logKey,
       witnessKeys: checks.witnessKeys,
       ...(checks.since && { since: checks.since }),
