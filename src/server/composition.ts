@@ -62,6 +62,8 @@ export async function compose(
      * here; default (and at most) 1 s for token lookups and 2 s for policies. Tests shorten it.
      */
     refreshMs?: number;
+    /** The clock promotions, reviews and waivers see (tests let time pass for waivers). */
+    gateClock?: () => Date;
   } = {},
 ): Promise<Composed> {
   // Before anything is written there: the folder holds the keys, the token file, the database.
@@ -126,7 +128,11 @@ export async function compose(
           SYSTEM_ACTOR,
         );
       }
-    const gates = new KyselyGateStore(database, { protectedAliases, attestor });
+    const gates = new KyselyGateStore(database, {
+      protectedAliases,
+      attestor,
+      ...(opts.gateClock && { now: opts.gateClock }),
+    });
     const rechecker = new GateRechecker(
       gates,
       SYSTEM_ACTOR,

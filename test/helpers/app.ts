@@ -80,6 +80,8 @@ export async function testApp(
     checkpointIntervalMs?: number;
     /** Reverse proxies whose X-Forwarded-For is believed (MODELGATE_TRUSTED_PROXIES). */
     trustedProxies?: string[];
+    /** The clock promotions, reviews and waivers see. */
+    gateClock?: () => Date;
   } = {},
 ): Promise<TestApp> {
   const token = issueToken().secret;
@@ -110,6 +112,7 @@ export async function testApp(
       // Tests that walk routes with bad tokens would trip the throttle; its own test sets it.
       authFailureLimit: opts.authFailureLimit ?? 1_000_000,
       ...(opts.refreshMs !== undefined && { refreshMs: opts.refreshMs }),
+      ...(opts.gateClock && { gateClock: opts.gateClock }),
     },
   );
   // A database shared between test apps keeps its first token; add this one for this app.
