@@ -229,7 +229,13 @@ describeEachEngine('audit verify tamper matrix', (db) => {
       ).rows[0];
       if (!ev) throw new Error('no waiver event');
       const seq = Number(ev.seq);
-      const value = column === 'seq' ? seq + 1_000_000 : `${String(ev[column])}x`;
+      // The leaf stays JSON (the index on its subject refuses anything else): another actor.
+      const value =
+        column === 'seq'
+          ? seq + 1_000_000
+          : column === 'leaf'
+            ? String(ev.leaf).replace('"actor":"', '"actor":"x')
+            : `${String(ev[column])}x`;
       const r = await tampered(async (trx) => {
         await sql`UPDATE audit_events SET ${sql.ref(column)} = ${value} WHERE seq = ${seq}`.execute(
           trx,

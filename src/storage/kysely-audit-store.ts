@@ -1,4 +1,4 @@
-import { type Kysely, type Selectable, type SqlBool, sql } from 'kysely';
+import { type Kysely, type Selectable, sql } from 'kysely';
 import type { AuditStore, StoredCheckpoint, StoredEvent } from '../audit/audit-log.js';
 import type { NodeId } from '../audit/merkle.js';
 import { integrateAudit } from './audit-append.js';
@@ -37,13 +37,19 @@ const checkpoint = (r: Selectable<AuditCheckpointsTable>): StoredCheckpoint => (
   createdAt: r.created_at,
 });
 
+/** The subject in an event's leaf, as the index of migration 0020 spells it (it must match). */
+const LEAF_SUBJECT = {
+  sqlite: `json_extract(leaf, '$.subject')`,
+  postgres: `((leaf::jsonb) ->> 'subject') COLLATE "C"`,
+} as const;
+
 /** Largest number of node ids asked for in one query. */
 const NODE_CHUNK = 200;
 
 /** AuditStore on SQLite or PostgreSQL. Appends happen in the stores' own transactions (appendAudit). */
 export class KyselyAuditStore implements AuditStore {
   private readonly db: Kysely<DB>;
-  private readonly engine: string;
+  private readonly engine: 'sqlite' | 'postgres';
 
   constructor(database: Database) {
     this.db = database.db;
@@ -100,23 +106,27 @@ export class KyselyAuditStore implements AuditStore {
     // Matched on the leaf, the bytes the tree covers, not on the subject and time columns
     // beside it, which whoever owns the database can edit (audit verify reports such an edit):
     // an event moved to another model's subject column stays in its own model's history. The
-    // leaf is canonical JSON, so `,"subject":"<subject>` occurs in it exactly where its subject
-    // is; the candidates are then checked on the parsed leaf.
-    const quoted = (s: string) => JSON.stringify(s);
-    const needles = [
-      ...match.equals.map((e) => `,"subject":${quoted(e)},`),
-      ...match.prefixes.map((p) => `,"subject":${quoted(p).slice(0, -1)}`),
+    // leaf's subject is indexed (migration 0020); a prefix is a range of it, in byte order.
+    const subject = sql`${sql.raw(LEAF_SUBJECT[this.engine])}`;
+    // One query per subject or prefix: each an index range (an OR of them the planner may scan).
+    const terms = [
+      ...match.equals.map((e) => [e, undefined] as const),
+      ...match.prefixes.map((p) => [p, `${p}\u{10FFFF}`] as const),
     ];
-    const contains = (n: string) =>
-      this.engine === 'postgres'
-        ? sql<SqlBool>`strpos(leaf, ${n}) > 0`
-        : sql<SqlBool>`instr(leaf, ${n}) > 0`;
-    const rows = await this.db
-      .selectFrom('audit_events')
-      .selectAll()
-      .where((eb) => eb.or(needles.map(contains)))
-      .orderBy('seq', opts.newestFirst ? 'desc' : 'asc')
-      .execute();
+    const bySeq = new Map<number, Selectable<AuditEventsTable>>();
+    for (const [low, high] of terms)
+      for (const r of await this.db
+        .selectFrom('audit_events')
+        .selectAll()
+        .where((eb) =>
+          high === undefined
+            ? eb(subject, '=', low)
+            : eb.and([eb(subject, '>=', low), eb(subject, '<', high)]),
+        )
+        .execute())
+        bySeq.set(Number(r.seq), r);
+    const rows = [...bySeq.values()];
+    rows.sort((x, y) => (Number(x.seq) - Number(y.seq)) * (opts.newestFirst ? -1 : 1));
     const out: StoredEvent[] = [];
     for (const r of rows) {
       const e = event(r);
