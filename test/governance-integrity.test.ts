@@ -194,6 +194,85 @@ describeEachEngine('governance integrity', (db) => {
     expect(ok.statusCode, ok.body).toBe(201);
   });
 
+  it("a waiver never covers its approver's own later work", async () => {
+    await api('POST', '/models', { name: 'later', ownerTeam: 'fraud', riskTier: 'limited' });
+    const v1 = await pushFile(t, 'later', MALICIOUS, { token: p.ann });
+    await waitForScans(t, 'later', v1.number);
+    // cat has no part in v1: her model-wide waiver is accepted and covers it.
+    const cat = await tokenFor(t, {
+      name: 'cat-builder',
+      kind: 'user',
+      roles: ['contributor', 'approver'],
+      teams: ['fraud'],
+    });
+    for (const rule of await criticalRules(api, 'later', v1.number)) {
+      const w = await api(
+        'POST',
+        '/models/later/waivers',
+        { findingRule: rule, justification: 'sandboxed', expiresAt: later() },
+        cat,
+      );
+      expect(w.statusCode, w.body).toBe(201);
+    }
+    const facts = async (n: number) =>
+      (
+        await api('GET', `/models/later/versions/${n}/gate?policy=production-gate&alias=production`)
+      ).json();
+    const blocking = (f: { facts?: { findings: { waived: boolean; severity: string }[] } }) =>
+      (f.facts?.findings ?? []).filter(
+        (x) => !x.waived && ['critical', 'high'].includes(x.severity),
+      );
+    expect(blocking(await facts(v1.number))).toEqual([]);
+    // Then she pushes the same kind of file herself: her own waiver does not clear it.
+    const v2 = await pushFile(t, 'later', MALICIOUS, { token: cat });
+    await waitForScans(t, 'later', v2.number);
+    expect(blocking(await facts(v2.number)).length).toBeGreaterThan(0);
+  });
+
+  it('a rejection follows the bytes: the same file pushed again is still rejected', async () => {
+    await api('POST', '/models', { name: 'again', ownerTeam: 'fraud', riskTier: 'limited' });
+    const v1 = await pushFile(t, 'again', MALICIOUS, { token: p.ann });
+    await waitForScans(t, 'again', v1.number);
+    for (const rule of await criticalRules(api, 'again', v1.number))
+      await api(
+        'POST',
+        '/models/again/waivers',
+        { findingRule: rule, justification: 'sandboxed', expiresAt: later() },
+        p.rik,
+      );
+    const r1 = await api(
+      'POST',
+      '/models/again/aliases/production/promotions',
+      { version: String(v1.number) },
+      p.ann,
+    );
+    expect(r1.statusCode, r1.body).toBe(202);
+    await api(
+      'POST',
+      `/models/again/aliases/production/promotion-requests/${r1.json().request.id}/reviews`,
+      { decision: 'reject', comment: 'not this file' },
+      p.rik,
+    );
+    const v2 = await pushFile(t, 'again', MALICIOUS, { token: p.ann });
+    await waitForScans(t, 'again', v2.number);
+    expect(v2.digest).toBe(v1.digest);
+    const r2 = await api(
+      'POST',
+      '/models/again/aliases/production/promotions',
+      { version: String(v2.number) },
+      p.ann,
+    );
+    expect(r2.statusCode, r2.body).toBe(202);
+    const approved = await api(
+      'POST',
+      `/models/again/aliases/production/promotion-requests/${r2.json().request.id}/reviews`,
+      { decision: 'approve', comment: 'looks new' },
+      p.ada,
+    );
+    expect(approved.json().status, approved.body).not.toBe('promoted');
+    expect(approved.json().decision.reasons.join('\n')).toMatch(/rejected by rik/);
+  });
+
   it('separation of duties follows service accounts to their owners', async () => {
     const sa = await api('POST', '/identities', {
       name: 'ci-fraud',

@@ -289,6 +289,31 @@ async function checkSeparation(t: TestApp, model: string) {
       );
   }
   const waivers = await db.selectFrom('waivers').selectAll().where('model_id', '=', m.id).execute();
+  // No decision relied on a waiver given by a party of the version it decided on.
+  const relied = await db
+    .selectFrom('gate_decisions as d')
+    .leftJoin('promotion_requests as q', 'q.id', 'd.request_id')
+    .select(['d.id', 'd.version', 'd.waivers', 'd.at', 'q.requested_by'])
+    .where('d.model_id', '=', m.id)
+    .execute();
+  for (const d of relied) {
+    const v = versions.find((x) => Number(x.number) === Number(d.version));
+    const parties = [
+      v?.author ?? '',
+      ...(d.requested_by ? [d.requested_by] : []),
+      ...evaluations
+        .filter((e) => Number(e.version_id) === Number(v?.id) && e.created_at <= d.at)
+        .map((e) => e.requested_by),
+    ];
+    for (const id of JSON.parse(d.waivers) as string[]) {
+      const w = waivers.find((x) => String(x.id) === id);
+      for (const p of parties)
+        expect(
+          same(w?.approved_by ?? '', p),
+          `decision ${d.id} relied on waiver ${id} by ${w?.approved_by} (${p})`,
+        ).toBe(false);
+    }
+  }
   for (const w of waivers) {
     const numbers =
       w.version === null ? versions.map((v) => Number(v.number)) : [Number(w.version)];
@@ -478,8 +503,9 @@ describeEachEngine('governance invariants under random action sequences', (db) =
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom('limited', 'high'),
+        fc.boolean(),
         fc.array(op, { minLength: 3, maxLength: 8 }),
-        async (tier, ops) => {
+        async (tier, firstMalicious, ops) => {
           const model = `prop-${run++}`;
           const replayed = new Set<number>();
           const ok = (r: { statusCode: number; body: string }, what: string) =>
@@ -528,7 +554,7 @@ describeEachEngine('governance invariants under random action sequences', (db) =
               (await api('GET', `/promotion-requests?state=pending&model=${model}`)).json()
                 .items as { id: number; alias: string }[]
             )[0];
-          await push(false, 'ann');
+          await push(firstMalicious, 'ann');
           for (const o of ops) {
             steps.set(o.t, (steps.get(o.t) ?? 0) + 1);
             switch (o.t) {

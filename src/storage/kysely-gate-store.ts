@@ -288,13 +288,17 @@ export class KyselyGateStore implements GateStore {
               .where('request_id', 'in', requestIds)
               .orderBy('id')
               .execute(),
-        // A rejection stands for its version and alias until withdrawn: an earlier request's
-        // rejection is part of every later request's approvals.
+        // A rejection stands for its version's bytes and alias until withdrawn: an earlier
+        // request's rejection is part of every later request's approvals, also for the same
+        // bytes pushed again as another version.
         requestIds.length === 0
           ? Promise.resolve([])
           : db
               .selectFrom('promotion_reviews as r')
               .innerJoin('promotion_requests as q', 'q.id', 'r.request_id')
+              .innerJoin('versions as qv', (j) =>
+                j.onRef('qv.model_id', '=', 'q.model_id').onRef('qv.number', '=', 'q.version'),
+              )
               .leftJoin('review_withdrawals as w', 'w.review_id', 'r.id')
               .select([
                 'r.reviewer',
@@ -303,7 +307,7 @@ export class KyselyGateStore implements GateStore {
                 'r.at',
                 'r.request_id',
                 'q.model_id',
-                'q.version',
+                'qv.digest',
                 'q.alias',
               ])
               .where('r.decision', '=', 'reject')
@@ -331,7 +335,9 @@ export class KyselyGateStore implements GateStore {
       const lineageBy = group(lineage, (e) => Number(e.version_id));
       const waiversBy = group(waivers, (w) => Number(w.model_id));
       const reviewsBy = group(reviews, (r) => Number(r.request_id));
-      const standingBy = group(standing, (r) => `${r.model_id}:${r.version}:${r.alias}`);
+      const standingBy = group(standing, (r) => `${r.model_id}:${r.digest}:${r.alias}`);
+      // Owner chains, for waivers: only read when this page has any.
+      const ownerOf: OwnerOf = waivers.length === 0 ? () => null : await this.ownerMap(db);
       // A model's facts are the same for each of its versions, and a request the same for the
       // versions that share it: build them once (a what-if converts them once too).
       const modelFacts = new Map<number, ModelFacts>();
@@ -345,9 +351,31 @@ export class KyselyGateStore implements GateStore {
         return x;
       };
       for (const { model: m, version: v, request } of page) {
-        const inForce = (waiversBy.get(Number(m.id)) ?? []).filter(
+        const versionWaivers = (waiversBy.get(Number(m.id)) ?? []).filter(
           (w) => w.version === null || Number(w.version) === Number(v.number),
         );
+        // A waiver never clears its own approver's work: not a later version they pushed
+        // under a model-wide waiver, nor one they evaluated or asked to promote since.
+        const inForce =
+          versionWaivers.length === 0
+            ? versionWaivers
+            : versionWaivers.filter(
+                (w) =>
+                  conflictsOf(
+                    w.approved_by,
+                    [
+                      {
+                        role: 'party',
+                        identities: [
+                          v.author,
+                          request.requestedBy,
+                          ...(evalsBy.get(Number(v.id)) ?? []).map((e) => e.requested_by),
+                        ],
+                      },
+                    ],
+                    ownerOf,
+                  ).length === 0,
+              );
         // Optional fields are set after the literal, not spread into it: this runs for every
         // version a what-if evaluates, and V8 builds literals far faster than it spreads.
         const waiverFacts: WaiverFacts[] = inForce.map((w) => {
@@ -432,7 +460,7 @@ export class KyselyGateStore implements GateStore {
             request.requestId === null
               ? []
               : [
-                  ...(standingBy.get(`${m.id}:${v.number}:${request.alias}`) ?? []).filter(
+                  ...(standingBy.get(`${m.id}:${v.digest}:${request.alias}`) ?? []).filter(
                     (r) => Number(r.request_id) !== request.requestId,
                   ),
                   ...(reviewsBy.get(request.requestId) ?? []),
@@ -578,6 +606,17 @@ export class KyselyGateStore implements GateStore {
         identities: requesters.map((x) => x.requested_by),
       },
     ].filter((p) => p.identities.length > 0);
+  }
+
+  /** Every service account's owner (few rows): what a page of facts needs for its waivers. */
+  private async ownerMap(db: Db): Promise<OwnerOf> {
+    const rows = await db
+      .selectFrom('identities')
+      .select(['name', 'owner'])
+      .where('owner', 'is not', null)
+      .execute();
+    const owners = new Map(rows.map((r) => [r.name, r.owner]));
+    return (name) => owners.get(name) ?? null;
   }
 
   /** The owners of the identities named, and of their owners, as far as chains go. */
