@@ -892,6 +892,28 @@ export class KyselyGateStore implements GateStore {
     }
   }
 
+  /** A request of a model's alias, with the model's row locked; REQUEST_NOT_FOUND otherwise. */
+  private async lockedRequest(
+    trx: Db,
+    target: { model: string; alias: string; request: number },
+  ): Promise<{ m: ModelRow; req: Selectable<PromotionRequestsTable> }> {
+    const m = await this.modelRow(trx, target.model, true);
+    const req = await trx
+      .selectFrom('promotion_requests')
+      .selectAll()
+      .where('id', '=', target.request)
+      .where('model_id', '=', m.id)
+      .where('alias', '=', target.alias)
+      .executeTakeFirst();
+    if (!req)
+      throw new ModelgateError(
+        'REQUEST_NOT_FOUND',
+        `no promotion request ${target.request} for ${target.model}@${target.alias}`,
+        { request: target.request },
+      );
+    return { m, req };
+  }
+
   private static stateOf(outcome: GateOutcome['outcome']): RequestState {
     return outcome === 'allow' ? 'promoted' : outcome === 'pending' ? 'pending' : 'denied';
   }
@@ -989,20 +1011,7 @@ export class KyselyGateStore implements GateStore {
     by: Reviewer,
   ): Promise<PromotionResult> {
     return this.db.transaction().execute(async (trx) => {
-      const m = await this.modelRow(trx, target.model, true);
-      const req = await trx
-        .selectFrom('promotion_requests')
-        .selectAll()
-        .where('id', '=', target.request)
-        .where('model_id', '=', m.id)
-        .where('alias', '=', target.alias)
-        .executeTakeFirst();
-      if (!req)
-        throw new ModelgateError(
-          'REQUEST_NOT_FOUND',
-          `no promotion request ${target.request} for ${target.model}@${target.alias}`,
-          { request: target.request },
-        );
+      const { m, req } = await this.lockedRequest(trx, target);
       if (req.state !== 'pending')
         throw new ModelgateError(
           'REQUEST_CLOSED',
@@ -1136,20 +1145,7 @@ export class KyselyGateStore implements GateStore {
     override: boolean,
   ): Promise<PromotionRequest> {
     return this.db.transaction().execute(async (trx) => {
-      const m = await this.modelRow(trx, target.model, true);
-      const req = await trx
-        .selectFrom('promotion_requests')
-        .selectAll()
-        .where('id', '=', target.request)
-        .where('model_id', '=', m.id)
-        .where('alias', '=', target.alias)
-        .executeTakeFirst();
-      if (!req)
-        throw new ModelgateError(
-          'REQUEST_NOT_FOUND',
-          `no promotion request ${target.request} for ${target.model}@${target.alias}`,
-          { request: target.request },
-        );
+      const { m, req } = await this.lockedRequest(trx, target);
       const rejection = await trx
         .selectFrom('promotion_reviews as r')
         .leftJoin('review_withdrawals as w', 'w.review_id', 'r.id')

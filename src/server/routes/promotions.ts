@@ -210,6 +210,18 @@ export async function promotionRoutes(app: Api, opts: RouteOpts) {
     },
   );
 
+  /** The promotion request a review path names, if it is one of that model's alias. */
+  const requestOfPath = async (req: FastifyRequest) => {
+    const p = req.params as { request: string; model: string; alias: string };
+    const r = await gates.getRequest(Number(p.request));
+    if (!r || r.model !== p.model || r.alias !== p.alias)
+      throw new ModelgateError(
+        'REQUEST_NOT_FOUND',
+        `no promotion request ${p.request} for ${p.model}@${p.alias}`,
+      );
+    return r;
+  };
+
   app.post(
     '/models/:model/aliases/:alias/promotion-requests/:request/reviews',
     {
@@ -219,13 +231,7 @@ export async function promotionRoutes(app: Api, opts: RouteOpts) {
           resource: 'alias',
           // The rule `no-self-approval` compares the version's author with the reviewer.
           context: async (req) => {
-            const p = req.params as { request: string; model: string; alias: string };
-            const r = await gates.getRequest(Number(p.request));
-            if (!r || r.model !== p.model || r.alias !== p.alias)
-              throw new ModelgateError(
-                'REQUEST_NOT_FOUND',
-                `no promotion request ${p.request} for ${p.model}@${p.alias}`,
-              );
+            const r = await requestOfPath(req);
             const v = await registry.getVersion(r.model, String(r.version));
             return { versionAuthor: v.author };
           },
@@ -263,13 +269,7 @@ export async function promotionRoutes(app: Api, opts: RouteOpts) {
           action: 'withdrawRejection',
           resource: 'alias',
           context: async (req) => {
-            const p = req.params as { request: string; model: string; alias: string };
-            const r = await gates.getRequest(Number(p.request));
-            if (!r || r.model !== p.model || r.alias !== p.alias)
-              throw new ModelgateError(
-                'REQUEST_NOT_FOUND',
-                `no promotion request ${p.request} for ${p.model}@${p.alias}`,
-              );
+            const r = await requestOfPath(req);
             const rejection = r.reviews.find((x) => x.decision === 'reject');
             return { reviewer: rejection?.reviewer ?? '' };
           },
