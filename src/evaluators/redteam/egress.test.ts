@@ -78,6 +78,49 @@ describe('EgressPolicy.check', () => {
     expect(() => policy.check('https://user:pw@api.example.com/v1')).toThrow(/credentials/);
     expect(() => new EgressPolicy(['ftp://x/'])).toThrow(/http or https/);
   });
+
+  // A server may decode what the URL parser keeps encoded: `/v1/..%2F..%2Fadmin` is under
+  // `/v1` to the check and `/admin` to such a server. Refused, whatever the spelling.
+  it.each([
+    'https://api.example.com/v1/..%2F..%2Fadmin',
+    'https://api.example.com/v1/..%2f..%2fadmin',
+    'https://api.example.com/v1/%2e%2e%2fadmin',
+    'https://api.example.com/v1/%2E%2E/admin',
+    'https://api.example.com/v1/.%2e/admin',
+    'https://api.example.com/v1/..%5Cadmin',
+    'https://api.example.com/v1/%5c..%5cadmin',
+    'https://api.example.com/v1/%252e%252e%252fadmin',
+    'https://api.example.com/v1/chat%00/completions',
+    'https://api.example.com/v1/x/../../admin',
+    'https://api.example.com/v1/x/..',
+    'https://api.example.com/v1/./chat/completions',
+    'https://api.example.com/v1/..;/admin',
+    'https://api.example.com/v1\\..\\admin',
+    'https://api.example.com/v1/a\t/b',
+    'https://user@api.example.com/v1',
+    'https://user:pw@api.example.com/v1',
+    'https://api.example.com@evil.example/v1',
+  ])('refuses the ambiguous spelling %s', (url) => {
+    try {
+      policy.check(url);
+      expect.unreachable();
+    } catch (e) {
+      expect(isModelgateError(e, 'ENDPOINT_NOT_ALLOWED')).toBe(true);
+      expect((e as Error).message).not.toContain('pw@');
+    }
+  });
+
+  it('reaches exactly the URL it checked, with the default port written or not', () => {
+    for (const url of [
+      'https://api.example.com:443/v1/chat/completions',
+      'https://api.example.com:0443/v1/chat/completions',
+      'HTTPS://API.EXAMPLE.COM/v1/chat/completions',
+    ])
+      expect(policy.check(url).url.href).toBe('https://api.example.com/v1/chat/completions');
+    expect(() => new EgressPolicy(['https://api.example.com/v1/..%2Fx'])).toThrow(
+      /percent-encoded slash/,
+    );
+  });
 });
 
 describe('ChatClient over loopback', () => {
@@ -90,6 +133,16 @@ describe('ChatClient over loopback', () => {
     expect(r.content).toMatch(/sorry/);
     expect(r.retries).toBe(2);
     expect(s.requests()).toBe(3);
+  });
+
+  it('refuses an encoded traversal under an allowed prefix before sending anything', async () => {
+    const s = await startChatServer({ variant: 'vulnerable' });
+    servers.push(s);
+    for (const endpoint of [`${s.url}/..%2F..%2Fadmin`, `${s.url}/%2e%2e%5cadmin`])
+      expect(() => new ChatClient(new EgressPolicy([s.url]), endpoint, 'm', {})).toThrow(
+        /percent-encoded/,
+      );
+    expect(s.requests()).toBe(0);
   });
 
   it('refuses a server that is not allowed before sending anything', async () => {

@@ -61,6 +61,35 @@ export function isBlockedAddress(address: string): boolean {
   return BLOCKED.check(address, 'ipv4');
 }
 
+/**
+ * Why a URL, as written, could reach another path than the one its parsed form shows, or
+ * null. The prefix check compares parsed URLs, but a server (or a proxy before it) may decode
+ * `%2F` into a separator, `%5C` or `\` into one, `%2E%2E` or `..;` into a parent step, or
+ * `%252F` twice: `/v1/..%2F..%2Fadmin` is under `/v1/` to the check and `/admin` to such a
+ * server. None of these has a use in an API base URL, so they are refused outright, as are
+ * control characters and spaces (which the URL parser silently drops).
+ */
+function pathTrick(raw: string): string | null {
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw.charCodeAt(i);
+    if (c <= 0x20 || c === 0x7f) return 'a control character or a space';
+  }
+  if (raw.includes('\\')) return 'a backslash';
+  const encoded = /%(2f|5c|2e|25|00)/i.exec(raw);
+  if (encoded) return `a percent-encoded ${ENCODED[encoded[1]!.toLowerCase()]} (${encoded[0]})`;
+  // The path as written (the parser has already removed its dot segments).
+  const path = raw.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '').replace(/[?#].*$/s, '');
+  if (path.split('/').some((seg) => /^\.\.?(;.*)?$/.test(seg))) return 'a `.` or `..` segment';
+  return null;
+}
+const ENCODED: Record<string, string> = {
+  '2f': 'slash',
+  '5c': 'backslash',
+  '2e': 'dot',
+  '25': 'percent sign (double encoding)',
+  '00': 'NUL',
+};
+
 /** A URL prefix in canonical form: scheme and host lower case, no default port, a path. */
 function canonical(raw: string, what: string): URL {
   let u: URL;
@@ -71,9 +100,22 @@ function canonical(raw: string, what: string): URL {
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:')
     throw new Error(`${what}: ${raw} must be an http or https URL`);
-  if (u.username || u.password) throw new Error(`${what}: ${raw} must not hold credentials`);
   if (u.search || u.hash) throw new Error(`${what}: ${raw} must not have a query or fragment`);
   return u;
+}
+
+/**
+ * Why a URL is not an unambiguous address of one server and path (credentials before the
+ * host, or a path that a server could read differently from its parsed form), or null. The
+ * answer names the URL without its credentials.
+ */
+function ambiguity(raw: string, u: URL): string | null {
+  // `https://api.example.com@evil.example/` names evil.example; credentials have their own
+  // place (secret headers), never the URL.
+  if (u.username || u.password || /^[^/?#]*\/\/[^/?#]*@/.test(raw))
+    return `on host ${u.host} must not hold credentials (user@host)`;
+  const trick = pathTrick(raw);
+  return trick ? `${JSON.stringify(raw)} holds ${trick}; write the path plainly` : null;
 }
 
 /** Where an endpoint may be reached, once checked: the URL and whether to resolve its host. */
@@ -94,7 +136,12 @@ export class EgressPolicy {
   readonly prefixes: readonly string[];
 
   constructor(prefixes: readonly string[]) {
-    this.prefixes = prefixes.map((p) => canonical(p.trim(), 'allowed endpoint').href);
+    this.prefixes = prefixes.map((p) => {
+      const u = canonical(p.trim(), 'allowed endpoint');
+      const why = ambiguity(p.trim(), u);
+      if (why) throw new Error(`allowed endpoint ${why}`);
+      return u.href;
+    });
   }
 
   /** Parses MODELGATE_ALLOWED_ENDPOINTS (comma- or space-separated URL prefixes). */
@@ -110,6 +157,13 @@ export class EgressPolicy {
     } catch (e) {
       throw new ModelgateError('VALIDATION_FAILED', (e as Error).message, { endpoint: raw });
     }
+    // Refused before the prefix check: the request goes to `url`, the parsed form checked,
+    // and nothing about how `raw` was spelled may make a server read another path.
+    const why = ambiguity(raw, url);
+    if (why)
+      throw new ModelgateError('ENDPOINT_NOT_ALLOWED', `endpoint ${why}`, {
+        endpoint: url.username || url.password ? url.host : raw,
+      });
     const href = url.href;
     // At a path boundary: `.../v1` allows `.../v1` and `.../v1/chat/completions`, not `.../v10`.
     const allowed = this.prefixes.some((p) => {
