@@ -46,13 +46,20 @@ const claims = {
 };
 function sign(
   over: Record<string, unknown> = {},
-  opts: { audience?: string; expires?: string; key?: webcrypto.CryptoKey; kid?: string } = {},
+  opts: {
+    audience?: string | string[];
+    expires?: string;
+    key?: webcrypto.CryptoKey;
+    kid?: string;
+    /** Issued at, seconds since the epoch (default now). */
+    iat?: number;
+  } = {},
 ) {
   return new SignJWT({ ...claims, ...over })
     .setProtectedHeader({ alg: 'RS256', kid: opts.kid ?? 'k1' })
     .setIssuer(issuer)
     .setAudience(opts.audience ?? 'modelgate')
-    .setIssuedAt()
+    .setIssuedAt(opts.iat)
     .setExpirationTime(opts.expires ?? '5m')
     .sign(opts.key ?? signingKey);
 }
@@ -272,6 +279,148 @@ describeEachEngine('OIDC workload federation', (db) => {
       403,
       /bound to another SSO login/,
     );
+    await t.composed.app.close();
+  });
+
+  // Issue 17, finding 8: the subject is a non-empty string, the times are believable, every
+  // claim a rule reads has its type, and a rule's kind comes from the configuration and the
+  // token's audience, never from the claims a token happens to carry.
+  it('refuses tokens whose subject, times or claim types are not what a rule reads', async () => {
+    const both = (peopleAudience: string) =>
+      [
+        'workloads:',
+        `  - issuer: ${issuer}`,
+        `    jwksUrl: ${issuer}/jwks`,
+        '    audience: modelgate',
+        '    claims: {repository: acme/fraud, ref: refs/heads/main}',
+        '    serviceAccount: fraud-ci',
+        'people:',
+        `  - issuer: ${issuer}`,
+        `    jwksUrl: ${issuer}/jwks`,
+        `    audience: ${peopleAudience}`,
+        '    usernameClaim: email',
+        '    emailDomain: acme.example',
+        '    teamsClaim: groups',
+        '    provision: true',
+        '',
+      ].join('\n');
+    // Rules of both kinds on one issuer with one audience: a startup error naming the fix.
+    const shared = join(db().dataDir, 'oidc-shared.yaml');
+    writeFileSync(shared, both('modelgate'));
+    await expect(testApp(db(), { oidcConfig: shared })).rejects.toThrow(
+      /workloads\[0\] and people\[0\] trust issuer .* with the same audience "modelgate": give the workload rules of this issuer an audience of their own/,
+    );
+
+    const file = join(db().dataDir, 'oidc-both.yaml');
+    writeFileSync(file, both('modelgate-sso'));
+    const t = await testApp(db(), { oidcConfig: file });
+    await t.call({
+      method: 'POST',
+      url: '/api/v1/identities',
+      payload: { name: 'fraud-ci', kind: 'service-account', owner: 'admin', purpose: 'CI' },
+    });
+    for (const [name, subject] of [
+      ['dave', 'A-111'],
+      ['erin', '111'],
+    ])
+      expect(
+        (
+          await t.call({
+            method: 'POST',
+            url: '/api/v1/identities',
+            payload: { name, kind: 'user', sso: { issuer, subject } },
+          })
+        ).statusCode,
+      ).toBe(201);
+    const exchange = (token: string) =>
+      t.composed.app.inject({ method: 'POST', url: '/api/v1/oidc/token', payload: { token } });
+    const refused = async (token: string, status: number, message: RegExp) => {
+      const r = await exchange(token);
+      expect(r.statusCode, r.body).toBe(status);
+      expect(r.json().message).toMatch(message);
+    };
+    const person = (over: Record<string, unknown>, opts: Parameters<typeof sign>[1] = {}) =>
+      sign(
+        { repository: undefined, ref: undefined, email_verified: true, ...over },
+        { audience: 'modelgate-sso', ...opts },
+      );
+    const now = Math.floor(Date.now() / 1000);
+
+    // The bound subjects log in; the same subjects as a list or a number do not.
+    const dave = await exchange(await person({ sub: 'A-111', email: 'dave@acme.example' }));
+    expect(dave.statusCode, dave.body).toBe(201);
+    expect(dave.json()).toMatchObject({ identity: 'dave' });
+    await refused(
+      await person({ sub: ['A-111'], email: 'dave@acme.example' }),
+      401,
+      /sub claim is a list; it must be a non-empty string/,
+    );
+    await refused(
+      await person({ sub: 111, email: 'erin@acme.example' }),
+      401,
+      /sub claim is a number/,
+    );
+    // No subject, or an empty one, would make every such token one user.
+    await refused(await person({ sub: undefined, email: 'new1@acme.example' }), 401, /sub/);
+    await refused(await person({ sub: '', email: 'new2@acme.example' }), 401, /sub claim is empty/);
+    await refused(await sign({ sub: undefined }), 401, /sub/);
+    await refused(await sign({ sub: ['repo:acme/fraud'] }), 401, /sub claim is a list/);
+
+    // Issued a year from now, or more than a day ago (the default maxTokenAgeMinutes).
+    await refused(
+      await sign({}, { iat: now + 365 * 86_400, expires: '1y' }),
+      401,
+      /issued in the future/,
+    );
+    await refused(
+      await person({ sub: 'A-111', email: 'dave@acme.example' }, { iat: now + 3600 }),
+      401,
+      /issued in the future/,
+    );
+    await refused(
+      await sign({}, { iat: now - 25 * 3600 }),
+      401,
+      /longer ago than its trust rule accepts \(maxTokenAgeMinutes 1440\)/,
+    );
+    // Within the clock skew allowed for exp and nbf: accepted.
+    expect((await exchange(await sign({}, { iat: now + 10 }))).statusCode).toBe(201);
+
+    // A claim a rule pins is compared as a string, never a list or a number printed as one.
+    await refused(
+      await sign({ repository: ['acme/fraud'] }),
+      403,
+      /repository claim is not a string/,
+    );
+    await refused(
+      await person({ sub: 'A-111', email: 'dave@acme.example', groups: 'grp-payments' }),
+      403,
+      /groups claim is not a list of strings/,
+    );
+    await refused(
+      await person({ sub: 'A-111', email: 'dave@acme.example', groups: ['payments', 7] }),
+      403,
+      /groups claim is not a list of strings/,
+    );
+
+    // A person's ID token carrying a workload's claims is still a person's token: it never
+    // becomes the service account, and a token addressed to both kinds is refused.
+    const workloadClaims = { repository: 'acme/fraud', ref: 'refs/heads/main' };
+    const asPerson = await exchange(
+      await person({ ...workloadClaims, sub: 'A-111', email: 'dave@acme.example' }),
+    );
+    expect(asPerson.statusCode, asPerson.body).toBe(201);
+    expect(asPerson.json()).toMatchObject({ identity: 'dave', kind: 'user' });
+    await refused(
+      await person(
+        { ...workloadClaims, sub: 'A-111', email: 'dave@acme.example' },
+        { audience: ['modelgate-sso', 'modelgate'] },
+      ),
+      401,
+      /names both a workload rule \(modelgate\) and a people rule \(modelgate-sso\)/,
+    );
+    const ci = await exchange(await sign());
+    expect(ci.statusCode, ci.body).toBe(201);
+    expect(ci.json()).toMatchObject({ identity: 'fraud-ci', kind: 'service-account' });
     await t.composed.app.close();
   });
 

@@ -34,4 +34,26 @@ describe('workload trust configuration', () => {
       /claims must map/,
     );
   });
+
+  it('reads a maximum token age, a day by default', () => {
+    const c = parseOidcConfig(rule('    claims: {r: a}\n    maxTokenAgeMinutes: 60\n'), 'f');
+    expect(c.workloads[0]?.maxTokenAgeMinutes).toBe(60);
+    expect(
+      parseOidcConfig(rule('    claims: {r: a}\n'), 'f').workloads[0]?.maxTokenAgeMinutes,
+    ).toBe(1440);
+    expect(() =>
+      parseOidcConfig(rule('    claims: {r: a}\n    maxTokenAgeMinutes: 0\n'), 'f'),
+    ).toThrow(/maxTokenAgeMinutes must be a whole number from 1 to 10080/);
+  });
+
+  it('refuses workload and people rules of one issuer sharing an audience', () => {
+    const people = (audience: string) =>
+      `people:\n  - issuer: https://token.actions.githubusercontent.com\n    jwksUrl: https://token.actions.githubusercontent.com/.well-known/jwks\n    audience: ${audience}\n`;
+    expect(() =>
+      parseOidcConfig(rule('    claims: {r: a}\n') + people('modelgate'), 'oidc.yaml'),
+    ).toThrow(/oidc.yaml: workloads\[0\] and people\[0\] .* an audience of their own/);
+    expect(
+      parseOidcConfig(rule('    claims: {r: a}\n') + people('modelgate-sso'), 'f').people,
+    ).toHaveLength(1);
+  });
 });

@@ -23,6 +23,8 @@ interface TrustBase {
   audience: string;
   /** Claims that must equal these values exactly, e.g. {repository: "acme/fraud", ref: "refs/heads/main"}. */
   claims: Record<string, string>;
+  /** Oldest token accepted, by its `iat`, in minutes (1-10080, default 1440: a day). */
+  maxTokenAgeMinutes: number;
 }
 
 /** A rule mapping a workload's OIDC token to a service account. */
@@ -135,15 +137,16 @@ export function parseOidcConfig(text: string, source: string): OidcConfig {
         jwksUrl,
         audience: str('audience'),
         claims: claims as Record<string, string>,
+        maxTokenAgeMinutes: whole(w, at, 'maxTokenAgeMinutes', 24 * 60, 7 * 24 * 60),
       },
     };
   };
-  const whole = (w: Record<string, unknown>, at: string, k: string, dflt: number, max: number) => {
+  function whole(w: Record<string, unknown>, at: string, k: string, dflt: number, max: number) {
     const v = w[k] ?? dflt;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max)
       fail(`${at}.${k} must be a whole number from 1 to ${max}`);
     return v as number;
-  };
+  }
   const optString = (w: Record<string, unknown>, at: string, k: string) => {
     const v = w[k];
     if (v === undefined || v === null) return null;
@@ -186,11 +189,41 @@ export function parseOidcConfig(text: string, source: string): OidcConfig {
       tokenHours: whole(w, at, 'tokenHours', 8, 24),
     };
   });
+  // A rule's kind is what the file declares, and a token reaches rules of one kind only, by
+  // its audience: were a workload and a people rule of one issuer to share an audience, a
+  // person's ID token carrying a workload's claims (repository, ref) would log in as a CI
+  // service account.
+  workloads.forEach((w, i) => {
+    const j = people.findIndex((p) => p.issuer === w.issuer && p.audience === w.audience);
+    if (j >= 0)
+      fail(
+        `workloads[${i}] and people[${j}] trust issuer ${w.issuer} with the same audience ${JSON.stringify(w.audience)}: give the workload rules of this issuer an audience of their own (the one CI requests its token for, e.g. "modelgate-ci"; \`modelgate login --oidc --audience\`), so that a person's ID token can never match a workload rule`,
+      );
+  });
   return { workloads, people };
 }
 
 export function loadOidcConfig(path: string): OidcConfig {
   return parseOidcConfig(readFileSync(path, 'utf8'), path);
+}
+
+/** Clock difference tolerated on `exp`, `nbf` and `iat`, in seconds. */
+const CLOCK_SKEW_SECONDS = 30;
+
+/** Why jose refused a token, said in the words of the rule it was checked against. */
+function whyRefused(e: unknown, rule: TrustBase): string {
+  const err = e as { message?: string; claim?: string; reason?: string; payload?: JWTPayload };
+  if (
+    err.claim === 'iat' &&
+    err.reason === 'check_failed' &&
+    typeof err.payload?.iat === 'number'
+  ) {
+    const at = new Date(err.payload.iat * 1000).toISOString();
+    return err.payload.iat * 1000 > Date.now()
+      ? `issued in the future (iat ${at})`
+      : `issued at ${at}, longer ago than its trust rule accepts (maxTokenAgeMinutes ${rule.maxTokenAgeMinutes})`;
+  }
+  return err.message ?? String(e);
 }
 
 const refuse = (why: string) => new ModelgateError('UNAUTHENTICATED', `OIDC token refused: ${why}`);
@@ -226,10 +259,13 @@ function userName(rule: PersonTrust, c: JWTPayload): string {
 function teamsOf(rule: PersonTrust, c: JWTPayload): string[] | null {
   if (!rule.teamsClaim) return null;
   const groups = c[rule.teamsClaim];
-  const list = Array.isArray(groups) ? groups : typeof groups === 'string' ? [groups] : [];
+  // Absent: the person is in no group. Anything but a list of strings is refused, never
+  // coerced: a string, or a list holding a number or a list, names no group reliably.
+  if (groups === undefined) return [];
+  if (!Array.isArray(groups) || groups.some((g) => typeof g !== 'string'))
+    throw forbid(`the token's ${rule.teamsClaim} claim is not a list of strings`);
   const teams = new Set<string>();
-  for (const g of list) {
-    if (typeof g !== 'string') continue;
+  for (const g of groups as string[]) {
     const team = rule.teamMap ? rule.teamMap[g] : g;
     if (team !== undefined && isValidName(team)) teams.add(team);
   }
@@ -268,13 +304,32 @@ export class OidcFederation {
     } catch {
       throw refuse('not a JWT');
     }
-    const rules = this.rules.filter((r) => r.rule.issuer === unverified.iss);
-    if (rules.length === 0) throw refuse(`issuer ${JSON.stringify(unverified.iss)} is not trusted`);
+    const ofIssuer = this.rules.filter((r) => r.rule.issuer === unverified.iss);
+    if (ofIssuer.length === 0)
+      throw refuse(`issuer ${JSON.stringify(unverified.iss)} is not trusted`);
+    // The token's audience picks the kind of rule it may match (the configuration gives the
+    // kinds of one issuer different audiences); its other claims never do. Signature and
+    // audience are still checked per rule below: this only narrows the candidates.
+    const auds = new Set(
+      typeof unverified.aud === 'string'
+        ? [unverified.aud]
+        : Array.isArray(unverified.aud)
+          ? unverified.aud
+          : [],
+    );
+    const rules = ofIssuer.filter((r) => auds.has(r.rule.audience));
+    if (new Set(rules.map((r) => r.kind)).size > 1)
+      throw refuse(
+        `its audience names both a workload rule (${rules.find((r) => r.kind === 'workload')?.rule.audience}) and a people rule (${rules.find((r) => r.kind === 'person')?.rule.audience}); a token is for one or the other`,
+      );
+    // No rule for its audience: verified against the issuer's rules anyway, so that the
+    // answer says what jose says (wrong audience) rather than guessing.
+    const candidates = rules.length > 0 ? rules : ofIssuer;
     let lastError = 'no rule';
     let refusal: ModelgateError | undefined;
     const verified = new Map<string, JWTPayload>();
-    for (const { kind, rule } of rules) {
-      const key = `${rule.jwksUrl}|${rule.audience}`;
+    for (const { kind, rule } of candidates) {
+      const key = `${rule.jwksUrl}|${rule.audience}|${rule.maxTokenAgeMinutes}`;
       let claims = verified.get(key);
       if (!claims) {
         try {
@@ -284,18 +339,33 @@ export class OidcFederation {
             issuer: rule.issuer,
             audience: rule.audience,
             algorithms: ALGORITHMS,
-            requiredClaims: ['exp', 'iat'],
-            clockTolerance: 30,
+            requiredClaims: ['exp', 'iat', 'sub'],
+            // Also refuses an `iat` in the future (beyond the tolerance), as `exp` and `nbf`.
+            maxTokenAge: rule.maxTokenAgeMinutes * 60,
+            clockTolerance: CLOCK_SKEW_SECONDS,
           }));
-          verified.set(key, claims);
         } catch (e) {
-          lastError = (e as Error).message;
+          lastError = whyRefused(e, rule);
           continue;
         }
+        // The subject is what an SSO binding and the audit trail name: a string, never a
+        // number or a list turned into one, and never empty (all empty subjects are one user).
+        if (typeof claims.sub !== 'string' || claims.sub === '')
+          throw refuse(
+            `its sub claim is ${claims.sub === '' ? 'empty' : claims.sub === null ? 'null' : `a ${Array.isArray(claims.sub) ? 'list' : typeof claims.sub}`}; it must be a non-empty string`,
+          );
+        verified.set(key, claims);
       }
       const c = claims;
-      if (!Object.entries(rule.claims).every(([k, v]) => c[k] === v)) continue;
-      const subject = String(c.sub ?? '');
+      const mismatch = Object.keys(rule.claims).find((k) => c[k] !== rule.claims[k]);
+      if (mismatch !== undefined) {
+        // A claim a rule pins must be a string like the rule's value; a list or a number that
+        // would print the same is a refusal, not a near match.
+        if (c[mismatch] !== undefined && typeof c[mismatch] !== 'string')
+          refusal ??= forbid(`its ${mismatch} claim is not a string`);
+        continue;
+      }
+      const subject = c.sub as string;
       if (kind === 'workload')
         return {
           kind: 'service-account',
