@@ -198,7 +198,7 @@ export const ERROR_CATALOG = {
   ENDPOINT_NOT_ALLOWED: {
     status: 403,
     description:
-      'An outbound endpoint (a red-team target or judge) is not under a prefix in MODELGATE_ALLOWED_ENDPOINTS, or its name resolves to a private, loopback or link-local address, or it redirected elsewhere; nothing was sent to it.',
+      'An outbound endpoint (a red-team target or judge) is not under a prefix in MODELGATE_ALLOWED_ENDPOINTS, or is spelled so that a server could read another path than the one checked (percent-encoded `/`, `\\` or `.`, dot segments, a backslash) or holds credentials (user@host), or its name resolves to a private, loopback or link-local address, or it redirected elsewhere; nothing was sent to it.',
   },
   SECRET_NOT_FOUND: {
     status: 400,
