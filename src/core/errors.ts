@@ -117,6 +117,11 @@ export const ERROR_CATALOG = {
     description:
       'The note is not a checkpoint this log signed, or carries no valid cosignature of a configured witness (MODELGATE_WITNESS_KEYS).',
   },
+  EVIDENCE_INCOMPLETE: {
+    status: 409,
+    description:
+      'The audit log records an attestation about this version whose row is missing from the database (deleted behind the log): no bundle is exported without it. Run `modelgate audit verify`.',
+  },
   GATE_POLICY_INVALID: {
     status: 400,
     description:

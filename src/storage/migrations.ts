@@ -708,6 +708,22 @@ const m0015: PortableMigration = {
   },
 };
 
+const m0020: PortableMigration = {
+  async up(db, caps) {
+    // History queries find events by the subject in their leaf, the bytes the tree covers, not
+    // by the subject column beside it, which a database owner can edit: an index on the leaf's
+    // subject keeps them fast (byte order, so that a prefix is a range).
+    // KyselyAuditStore's LEAF_SUBJECT spells these expressions exactly, so that it uses them.
+    await sql
+      .raw(
+        caps.engine === 'sqlite'
+          ? `CREATE INDEX audit_events_leaf_subject ON audit_events (json_extract(leaf, '$.subject'), seq)`
+          : `CREATE INDEX audit_events_leaf_subject ON audit_events ((((leaf::jsonb) ->> 'subject') COLLATE "C"), seq)`,
+      )
+      .execute(db);
+  },
+};
+
 /** Every migration, in order. Append only: a released migration is never edited. */
 const MIGRATIONS: Record<string, PortableMigration> = {
   '0001_registry_core': m0001,
@@ -722,6 +738,7 @@ const MIGRATIONS: Record<string, PortableMigration> = {
   '0012_review_withdrawals': m0012,
   '0014_layout_digest': m0014,
   '0015_server_settings': m0015,
+  '0020_audit_leaf_subject': m0020,
 };
 
 /** Brings the schema up to date. Safe to call from several processes at once (the migrator locks). */

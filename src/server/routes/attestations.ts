@@ -139,7 +139,7 @@ export async function attestationRoutes(app: Api, opts: RouteOpts) {
         summary:
           "Export a version's evidence bundle: its manifest, every attestation with an inclusion proof in the audit log, a signed list of what the export holds (logged too), the signed checkpoint and the public keys; verifiable offline with `modelgate evidence verify`",
         params: Type.Object({ model: Name, ref: VersionRef }),
-        response: { 200: Type.Unknown(), ...errorResponses(400, 401, 404) },
+        response: { 200: Type.Unknown(), ...errorResponses(400, 401, 404, 409) },
       },
     },
     async (req) => {
@@ -149,6 +149,24 @@ export async function attestationRoutes(app: Api, opts: RouteOpts) {
         (await opts.deps.registry.getVersion(req.params.model, req.params.ref));
       const model = req.params.model;
       const items = await attestations.forVersion(model, v.number);
+      // The attestations the log records about this version, not only the rows: a row deleted
+      // behind the log must stop the export, not yield a smaller bundle that verifies.
+      const prefix = `${subjects.attestation(model, v.number, 0).slice(0, -1)}`;
+      const held = new Set(items.map((a) => a.id));
+      for (const e of await auditStore.eventsAbout(
+        { equals: [], prefixes: [prefix] },
+        { limit: 1_000_000 },
+      )) {
+        if (e.action !== 'attestation.create') continue;
+        const c = JSON.parse(e.content) as { id?: unknown; kind?: unknown; ref?: unknown };
+        const id = Number(e.subject.slice(prefix.length));
+        if (!held.has(id))
+          throw new ModelgateError(
+            'EVIDENCE_INCOMPLETE',
+            `attestation ${id} (${String(c.kind)} ${String(c.ref)}) about ${model}@${v.number} is in the audit log (event ${e.seq}) but missing from the database: the bundle would be incomplete; run modelgate audit verify`,
+            { attestation: id, event: e.seq },
+          );
+      }
       const listed = items.map((a) => ({ id: a.id, kind: a.kind, digest: a.envelopeDigest }));
       const version = {
         model,
