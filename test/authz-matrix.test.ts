@@ -31,6 +31,7 @@ const BODIES: Record<string, (blobDigest: string) => unknown> = {
   'POST /api/v1/models': () => ({
     name: `m-${Math.random().toString(36).slice(2, 10)}`,
     ownerTeam: 'payments',
+    riskTier: 'high',
   }),
   'PATCH /api/v1/models/{model}': () => ({ description: 'changed' }),
   'POST /api/v1/models/{model}/versions': (digest) => ({

@@ -214,6 +214,44 @@ describeEachEngine('credential integrity', (db) => {
     expect((await api('GET', '/tokens', undefined, reader)).statusCode).toBe(200);
   });
 
+  it('a scoped or expiring token cannot set a password, which would log in without its limits', async () => {
+    const t = await testApp(db());
+    const api = apiOf(t);
+    await api('POST', '/identities', { name: 'root2', kind: 'user', roles: ['admin'] });
+    const narrow = await issue(t, 'admin', { scopes: ['manageIdentities'], expiresInDays: 1 });
+    const short = await issue(t, 'admin', { expiresInDays: 1 });
+    const password = 'a long enough password';
+    for (const who of [narrow.secret, short.secret]) {
+      const set = await api('PUT', '/identities/root2/password', { password }, who);
+      expect(set.statusCode, set.body).toBe(403);
+      expect(set.json().code).toBe('TOKEN_WIDENING');
+      const created = await api(
+        'POST',
+        '/identities',
+        {
+          name: `new-${who
+            .slice(-6)
+            .toLowerCase()
+            .replace(/[^a-z0-9]/g, 'x')}`,
+          kind: 'user',
+          roles: ['admin'],
+          password,
+        },
+        who,
+      );
+      expect(created.statusCode, created.body).toBe(403);
+    }
+    // Nothing was set: root2 cannot log in with that password.
+    const login = await t.composed.app.inject({
+      method: 'POST',
+      url: '/api/v1/login',
+      payload: { name: 'root2', password },
+    });
+    expect(login.statusCode).toBe(401);
+    // The full admin token may.
+    expect((await api('PUT', '/identities/root2/password', { password })).statusCode).toBe(204);
+  });
+
   it('bad tokens from an address never lock out a valid token from it (finding 9)', async () => {
     const t = await testApp(db(), { authFailureLimit: 3 });
     const api = apiOf(t);

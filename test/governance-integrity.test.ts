@@ -11,6 +11,8 @@ import { CORPUS, pushFile, waitForScans } from './helpers/versions.js';
 
 const MALICIOUS = join(CORPUS, 'malicious', 'direct-os.system.pkl');
 const BENIGN = join(CORPUS, 'benign', 'numpy-array-protocol2.pkl');
+// A file of its own for the test whose rejection stands: rejections follow the bytes.
+const REJECTED = join(CORPUS, 'malicious', 'direct-builtins.eval.pkl');
 const HOUR = 3_600_000;
 const later = () => new Date(Date.now() + HOUR).toISOString();
 
@@ -66,9 +68,42 @@ describeEachEngine('governance integrity', (db) => {
       'FORBIDDEN',
     );
     // Without an owner team the model would belong to the default team, not hers.
-    expectCode(await api('POST', '/models', { name: 'teamless' }, p.ann), 403, 'FORBIDDEN');
-    const ok = await api('POST', '/models', { name: 'mine', ownerTeam: 'fraud' }, p.ann);
+    expectCode(
+      await api('POST', '/models', { name: 'teamless', riskTier: 'high' }, p.ann),
+      403,
+      'FORBIDDEN',
+    );
+    // The tier decides which rules bind: below high, an approver classifies a new model.
+    for (const riskTier of [undefined, 'minimal', 'limited']) {
+      const low = await api(
+        'POST',
+        '/models',
+        { name: 'mine', ownerTeam: 'fraud', riskTier },
+        p.ann,
+      );
+      expectCode(low, 403, 'FORBIDDEN');
+      expect(low.json().message).toMatch(/new-model-classified/);
+    }
+    const ok = await api(
+      'POST',
+      '/models',
+      { name: 'mine', ownerTeam: 'fraud', riskTier: 'high' },
+      p.ann,
+    );
     expect(ok.statusCode, ok.body).toBe(201);
+    const dan = await tokenFor(t, {
+      name: 'dan',
+      kind: 'user',
+      roles: ['contributor', 'approver'],
+      teams: ['fraud'],
+    });
+    const byApprover = await api(
+      'POST',
+      '/models',
+      { name: 'dans', ownerTeam: 'fraud', riskTier: 'limited' },
+      dan,
+    );
+    expect(byApprover.statusCode, byApprover.body).toBe(201);
   });
 
   it('a contributor cannot lower the risk tier, move the model or drop a bound tag; plain edits still work', async () => {
@@ -169,6 +204,131 @@ describeEachEngine('governance integrity', (db) => {
     expect(verify.flaggedBy).not.toBeNull();
   });
 
+  it('nobody with any part in a version classifies the model, requested or not', async () => {
+    await api('POST', '/models', { name: 'pre', ownerTeam: 'fraud', riskTier: 'high' });
+    // An author who is also an approver, before asking for anything.
+    const alice = await tokenFor(t, {
+      name: 'alice',
+      kind: 'user',
+      roles: ['contributor', 'approver'],
+      teams: ['fraud', 'risk'],
+    });
+    const v = await pushFile(t, 'pre', BENIGN, { token: alice });
+    await waitForScans(t, 'pre', v.number);
+    expectCode(
+      await api('PATCH', '/models/pre', { riskTier: 'limited' }, alice),
+      403,
+      'SEPARATION_OF_DUTIES',
+    );
+    // An evaluator of a waiting version, through an account they own.
+    const eve = await tokenFor(t, {
+      name: 'eve',
+      kind: 'user',
+      roles: ['approver'],
+      teams: ['risk'],
+    });
+    await api('POST', '/identities', {
+      name: 'eve-bot',
+      kind: 'service-account',
+      roles: ['evaluator'],
+      owner: 'eve',
+      purpose: 'scans',
+    });
+    const bot = (await api('POST', '/identities/eve-bot/tokens', { name: 'b' })).json().secret;
+    const scan = await api(
+      'POST',
+      `/models/pre/versions/${v.number}/evaluations`,
+      { evaluator: 'artifact-scan' },
+      bot,
+    );
+    expect(scan.statusCode, scan.body).toBeLessThan(300);
+    await waitForScans(t, 'pre', v.number);
+    expectCode(
+      await api('PATCH', '/models/pre', { riskTier: 'limited' }, eve),
+      403,
+      'SEPARATION_OF_DUTIES',
+    );
+    expect((await api('GET', '/models/pre')).json().riskTier).toBe('high');
+  });
+
+  it('an approval stops counting when its reviewer takes a part in the version; an earlier requester does not approve', async () => {
+    await api('POST', '/models', { name: 'late', ownerTeam: 'fraud', riskTier: 'high' });
+    const v = await pushFile(t, 'late', BENIGN, { token: p.ann });
+    await waitForScans(t, 'late', v.number);
+    const url = '/models/late/aliases/production/promotions';
+    // bob asks first (rik rejects, then withdraws); ann asks again: bob may not approve that.
+    const first = await api('POST', url, { version: String(v.number) }, p.bob);
+    expect(first.statusCode, first.body).toBe(202);
+    const reviews = (id: number) =>
+      `/models/late/aliases/production/promotion-requests/${id}/reviews`;
+    await api(
+      'POST',
+      reviews(first.json().request.id),
+      { decision: 'reject', comment: 'mine' },
+      p.rik,
+    );
+    await api(
+      'POST',
+      `/models/late/aliases/production/promotion-requests/${first.json().request.id}/rejection-withdrawals`,
+      { comment: 'ok' },
+      p.rik,
+    );
+    const second = await api('POST', url, { version: String(v.number) }, p.ann);
+    expect(second.statusCode, second.body).toBe(202);
+    const id = second.json().request.id as number;
+    expectCode(
+      await api('POST', reviews(id), { decision: 'approve', comment: 'x' }, p.bob),
+      403,
+      'SEPARATION_OF_DUTIES',
+    );
+    // rik approves, then his own pipeline scans the version: rik's approval no longer counts.
+    expect(
+      (await api('POST', reviews(id), { decision: 'approve', comment: 'ok' }, p.rik)).json().status,
+    ).toBe('pending');
+    await api('POST', '/identities', {
+      name: 'rik-bot',
+      kind: 'service-account',
+      roles: ['evaluator'],
+      owner: 'rik',
+      purpose: 'scans',
+    });
+    const bot = (await api('POST', '/identities/rik-bot/tokens', { name: 'b' })).json().secret;
+    await api(
+      'POST',
+      `/models/late/versions/${v.number}/evaluations`,
+      { evaluator: 'artifact-scan' },
+      bot,
+    );
+    await waitForScans(t, 'late', v.number);
+    const ada = await api('POST', reviews(id), { decision: 'approve', comment: 'ok' }, p.ada);
+    expect(ada.json().status, ada.body).toBe('pending');
+    expect(ada.json().decision.reasons.join('\n')).toMatch(/2 approvals/);
+  });
+
+  it('a policy that reads tags through a variable makes tag edits classifications', async () => {
+    const doc = [
+      'apiVersion: modelgate.dev/v1',
+      'kind: GatePolicy',
+      'metadata: {name: pii-reader}',
+      'spec:',
+      '  bindings: {aliases: [production]}',
+      '  variables:',
+      '    - {name: m, expression: model}',
+      '  validations:',
+      `    - {name: dpia, expression: "!('pii' in variables.m.tags) || 'dpia' in version.card", message: needs a DPIA, reason: Documentation, action: deny}`,
+    ].join('\n');
+    const r = await api('POST', '/gate-policies', { document: doc });
+    expect(r.statusCode, r.body).toBe(201);
+    await api('POST', '/models', {
+      name: 'tagged',
+      ownerTeam: 'fraud',
+      riskTier: 'high',
+      tags: ['pii'],
+    });
+    expectCode(await api('PATCH', '/models/tagged', { tags: [] }, p.ann), 403, 'FORBIDDEN');
+    expect((await api('GET', '/models/tagged')).json().tags).toEqual(['pii']);
+  });
+
   it('the author cannot waive her findings model-wide either', async () => {
     await api('POST', '/models', { name: 'loader', ownerTeam: 'fraud', riskTier: 'limited' });
     const ann = await tokenFor(t, {
@@ -231,7 +391,7 @@ describeEachEngine('governance integrity', (db) => {
 
   it('a rejection follows the bytes: the same file pushed again is still rejected', async () => {
     await api('POST', '/models', { name: 'again', ownerTeam: 'fraud', riskTier: 'limited' });
-    const v1 = await pushFile(t, 'again', MALICIOUS, { token: p.ann });
+    const v1 = await pushFile(t, 'again', REJECTED, { token: p.ann });
     await waitForScans(t, 'again', v1.number);
     for (const rule of await criticalRules(api, 'again', v1.number))
       await api(
@@ -253,7 +413,7 @@ describeEachEngine('governance integrity', (db) => {
       { decision: 'reject', comment: 'not this file' },
       p.rik,
     );
-    const v2 = await pushFile(t, 'again', MALICIOUS, { token: p.ann });
+    const v2 = await pushFile(t, 'again', REJECTED, { token: p.ann });
     await waitForScans(t, 'again', v2.number);
     expect(v2.digest).toBe(v1.digest);
     const r2 = await api(
@@ -271,6 +431,31 @@ describeEachEngine('governance integrity', (db) => {
     );
     expect(approved.json().status, approved.body).not.toBe('promoted');
     expect(approved.json().decision.reasons.join('\n')).toMatch(/rejected by rik/);
+    // Nor does a new model at the lowest tier escape it: the bytes are what was rejected.
+    await api('POST', '/models', { name: 'again-lite', ownerTeam: 'fraud', riskTier: 'minimal' });
+    const v3 = await pushFile(t, 'again-lite', REJECTED, { token: p.ann });
+    await waitForScans(t, 'again-lite', v3.number);
+    for (const rule of await criticalRules(api, 'again-lite', v3.number))
+      await api(
+        'POST',
+        '/models/again-lite/waivers',
+        { findingRule: rule, justification: 'sandboxed', expiresAt: later() },
+        p.rik,
+      );
+    const r3 = await api(
+      'POST',
+      '/models/again-lite/aliases/production/promotions',
+      { version: String(v3.number) },
+      p.ann,
+    );
+    const d3 = await api(
+      'POST',
+      `/models/again-lite/aliases/production/promotion-requests/${r3.json().request.id}/reviews`,
+      { decision: 'approve', comment: 'new model' },
+      p.cat,
+    );
+    expect(d3.json().status, d3.body).not.toBe('promoted');
+    expect(d3.json().decision.reasons.join('\n')).toMatch(/rejected by rik/);
   });
 
   it('separation of duties follows service accounts to their owners', async () => {

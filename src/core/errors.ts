@@ -186,7 +186,7 @@ export const ERROR_CATALOG = {
   SEPARATION_OF_DUTIES: {
     status: 403,
     description:
-      "Separation of duties by person: the version's author, the promotion's requester, whoever ran or imported its evaluations, and the owners of service accounts that did any of these cannot approve it or waive its findings; nobody who authored or requested a version that holds or awaits a protected alias changes the model's risk tier, owner team or bound tags.",
+      "Separation of duties by person: the version's author, the promotion's requester, whoever ran or imported its evaluations, and the owners of service accounts that did any of these cannot approve it or waive its findings; nobody who authored, evaluated or asked to promote a version of a model changes its risk tier, owner team or bound tags.",
   },
   DECISION_NOT_FOUND: { status: 404, description: 'No gate decision has this id.' },
   WAIVER_NOT_FOUND: { status: 404, description: 'The model has no waiver with this id.' },

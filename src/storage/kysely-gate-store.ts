@@ -21,6 +21,7 @@ import { decideGate, type GateOutcome, type GatePolicy } from '../policy/gates/g
 import {
   type CompiledPolicy,
   compilePolicy,
+  mayReadModelTags,
   type PolicyDocument,
   policyBinds,
 } from '../policy/gates/policy-document.js';
@@ -29,6 +30,7 @@ import type {
   Decision,
   DecisionKind,
   GateStore,
+  ModelChange,
   NewWaiver,
   PromotionRequest,
   PromotionResult,
@@ -53,7 +55,7 @@ import { appendAttestation, storeAttestation } from './attestation-append.js';
 import { appendAudit } from './audit-append.js';
 import type { Database } from './database.js';
 import { latestPolicyRows } from './kysely-gate-policy-store.js';
-import { writeModelPatch } from './model-rows.js';
+import { toModel, writeModelPatch } from './model-rows.js';
 import type {
   DB,
   GateDecisionsTable,
@@ -290,7 +292,7 @@ export class KyselyGateStore implements GateStore {
               .execute(),
         // A rejection stands for its version's bytes and alias until withdrawn: an earlier
         // request's rejection is part of every later request's approvals, also for the same
-        // bytes pushed again as another version.
+        // bytes pushed again as another version or under another model.
         requestIds.length === 0
           ? Promise.resolve([])
           : db
@@ -313,9 +315,9 @@ export class KyselyGateStore implements GateStore {
               .where('r.decision', '=', 'reject')
               .where('w.id', 'is', null)
               .where(
-                'q.model_id',
+                'qv.digest',
                 'in',
-                page.filter((i) => i.request.requestId !== null).map((i) => i.model.id),
+                page.filter((i) => i.request.requestId !== null).map((i) => i.version.digest),
               )
               .orderBy('r.id')
               .execute(),
@@ -335,9 +337,10 @@ export class KyselyGateStore implements GateStore {
       const lineageBy = group(lineage, (e) => Number(e.version_id));
       const waiversBy = group(waivers, (w) => Number(w.model_id));
       const reviewsBy = group(reviews, (r) => Number(r.request_id));
-      const standingBy = group(standing, (r) => `${r.model_id}:${r.digest}:${r.alias}`);
-      // Owner chains, for waivers: only read when this page has any.
-      const ownerOf: OwnerOf = waivers.length === 0 ? () => null : await this.ownerMap(db);
+      const standingBy = group(standing, (r) => `${r.digest}:${r.alias}`);
+      // Owner chains, for waivers and approvals: only read when this page has any.
+      const ownerOf: OwnerOf =
+        waivers.length === 0 && reviews.length === 0 ? () => null : await this.ownerMap(db);
       // A model's facts are the same for each of its versions, and a request the same for the
       // versions that share it: build them once (a what-if converts them once too).
       const modelFacts = new Map<number, ModelFacts>();
@@ -351,6 +354,11 @@ export class KyselyGateStore implements GateStore {
         return x;
       };
       for (const { model: m, version: v, request } of page) {
+        const partiesOfVersion = [
+          v.author,
+          request.requestedBy,
+          ...(evalsBy.get(Number(v.id)) ?? []).map((e) => e.requested_by),
+        ];
         const versionWaivers = (waiversBy.get(Number(m.id)) ?? []).filter(
           (w) => w.version === null || Number(w.version) === Number(v.number),
         );
@@ -363,16 +371,7 @@ export class KyselyGateStore implements GateStore {
                 (w) =>
                   conflictsOf(
                     w.approved_by,
-                    [
-                      {
-                        role: 'party',
-                        identities: [
-                          v.author,
-                          request.requestedBy,
-                          ...(evalsBy.get(Number(v.id)) ?? []).map((e) => e.requested_by),
-                        ],
-                      },
-                    ],
+                    [{ role: 'party', identities: partiesOfVersion }],
                     ownerOf,
                   ).length === 0,
               );
@@ -460,10 +459,20 @@ export class KyselyGateStore implements GateStore {
             request.requestId === null
               ? []
               : [
-                  ...(standingBy.get(`${m.id}:${v.digest}:${request.alias}`) ?? []).filter(
+                  ...(standingBy.get(`${v.digest}:${request.alias}`) ?? []).filter(
                     (r) => Number(r.request_id) !== request.requestId,
                   ),
-                  ...(reviewsBy.get(request.requestId) ?? []),
+                  // An approval counts only while its reviewer has no part in the version:
+                  // one who evaluated it (or whose account did) since approving does not.
+                  ...(reviewsBy.get(request.requestId) ?? []).filter(
+                    (r) =>
+                      r.decision !== 'approve' ||
+                      conflictsOf(
+                        r.reviewer,
+                        [{ role: 'party', identities: partiesOfVersion }],
+                        ownerOf,
+                      ).length === 0,
+                  ),
                 ].map((r) => ({
                   approver: r.reviewer,
                   roles: parse<string[]>(r.roles),
@@ -602,7 +611,9 @@ export class KyselyGateStore implements GateStore {
         identities: evaluators.map((x) => x.requested_by),
       },
       {
-        role: `a requester of a promotion of ${what}`,
+        role: one
+          ? `the requester of a promotion of ${what}`
+          : `a requester of a promotion of ${what}`,
         identities: requesters.map((x) => x.requested_by),
       },
     ].filter((p) => p.identities.length > 0);
@@ -1021,10 +1032,8 @@ export class KyselyGateStore implements GateStore {
       const v = await this.versionRow(trx, m, Number(req.version));
       const who = by.actor.identity;
       if (verdict === 'approve') {
-        const parties = await this.partiesOf(trx, m, [Number(v.number)], {
-          requests: 'none',
-        });
-        parties.push({ role: 'the requester of this promotion', identities: [req.requested_by] });
+        // Everyone who asked to promote this version counts, not only this request's asker.
+        const parties = await this.partiesOf(trx, m, [Number(v.number)], { requests: 'all' });
         await this.refuseConflicts(
           trx,
           who,
@@ -1204,8 +1213,11 @@ export class KyselyGateStore implements GateStore {
 
   // ---------------------------------------------------------------- classification
 
-  async governedChanges(model: string, patch: ModelPatch): Promise<string[]> {
-    const m = await this.modelRow(this.db, model, false);
+  /**
+   * The attributes of a patch that decide which gate rules bind the model, as `field old ->
+   * new`: the risk tier, the owner team, and tags a policy binds on or may read.
+   */
+  private static governed(m: ModelRow, patch: ModelPatch, policies: GatePolicy[]): string[] {
     const out: string[] = [];
     if (patch.riskTier !== undefined && patch.riskTier !== m.risk_tier)
       out.push(`riskTier ${m.risk_tier} -> ${patch.riskTier}`);
@@ -1219,14 +1231,10 @@ export class KyselyGateStore implements GateStore {
         ...[...after].filter((t) => !before.has(t)),
       ];
       if (changed.length > 0) {
-        const policies = await this.latestPolicies(this.db);
         const bound = new Set(
           policies.flatMap((p) => p.compiled.document.spec.bindings.modelTags ?? []),
         );
-        // A policy whose rules read the model's tags can be steered by any of them.
-        const readsTags = policies.some((p) =>
-          JSON.stringify(p.compiled.document.spec).includes('model.tags'),
-        );
+        const readsTags = policies.some((p) => mayReadModelTags(p.compiled.document));
         const governed = readsTags ? changed : changed.filter((t) => bound.has(t));
         if (governed.length > 0) out.push(`tags ${governed.sort().join(', ')}`);
       }
@@ -1234,32 +1242,50 @@ export class KyselyGateStore implements GateStore {
     return out;
   }
 
-  async classifyModel(
+  async editModel(
     model: string,
     patch: ModelPatch,
     by: Reviewer,
-  ): Promise<{ model: Model; requests: PromotionResult[]; recheck: RecheckReport }> {
+    authorize: (change: ModelChange) => Promise<void>,
+  ): Promise<{ model: Model; requests: PromotionResult[]; recheck: RecheckReport | null }> {
+    let classified = false;
     const done = await this.db.transaction().execute(async (trx) => {
+      // What the edit governs is decided on the locked row and the policies in force now, in
+      // the transaction that writes it: a concurrent classification cannot be undone by an
+      // edit that looked plain when it was checked.
       const m = await this.modelRow(trx, model, true);
-      const protectedNames = [...this.protectedAliases];
-      // Versions that hold a protected alias (and who asked for them), or await one.
-      const holders =
-        protectedNames.length === 0
-          ? []
-          : await trx
-              .selectFrom('aliases')
-              .innerJoin('versions', 'versions.id', 'aliases.version_id')
-              .leftJoin('gate_decisions', 'gate_decisions.id', 'aliases.decision_id')
-              .leftJoin('promotion_requests', 'promotion_requests.id', 'gate_decisions.request_id')
-              .select([
-                'aliases.name as alias',
-                'versions.number',
-                'versions.author',
-                'promotion_requests.requested_by',
-              ])
-              .where('aliases.model_id', '=', m.id)
-              .where('aliases.name', 'in', protectedNames)
-              .execute();
+      const governed = KyselyGateStore.governed(m, patch, await this.latestPolicies(trx));
+      const plain =
+        patch.description !== undefined ||
+        patch.intendedUse !== undefined ||
+        (patch.tags !== undefined && !governed.some((g) => g.startsWith('tags ')));
+      await authorize({ model: toModel(m), governed, plain: plain || governed.length === 0 });
+      const at = this.now();
+      const iso = at.toISOString();
+      if (governed.length === 0) {
+        // Unchanged governed fields are not written: only what the edit may change.
+        const { riskTier: _t, ownerTeam: _o, ...rest } = patch;
+        const updated = await writeModelPatch(
+          trx,
+          m.name,
+          rest,
+          by.actor,
+          iso,
+          'model.update',
+          appendAudit,
+        );
+        return { model: updated, requests: [] };
+      }
+      classified = true;
+      // Nobody with a part in any version of the model (its authors, whoever evaluated it or
+      // asked to promote it, and their owners) decides which rules bind it.
+      await this.refuseConflicts(
+        trx,
+        by.actor.identity,
+        await this.partiesOf(trx, m, null, { requests: 'all' }),
+        `${by.actor.identity} cannot change the risk tier, owner team or bound tags of ${m.name} (${governed.join('; ')})`,
+        { model: m.name },
+      );
       const pending = await trx
         .selectFrom('promotion_requests')
         .selectAll()
@@ -1267,28 +1293,6 @@ export class KyselyGateStore implements GateStore {
         .where('state', '=', 'pending')
         .orderBy('id')
         .execute();
-      const awaiting = await Promise.all(
-        pending.map(async (r) => ({ r, v: await this.versionRow(trx, m, Number(r.version)) })),
-      );
-      const parties: Party[] = [
-        ...holders.map((h) => ({
-          role: `the author or requester of ${m.name}@${h.number}, which holds ${h.alias}`,
-          identities: [h.author, ...(h.requested_by ? [h.requested_by] : [])],
-        })),
-        ...awaiting.map(({ r, v }) => ({
-          role: `the author or requester of ${m.name}@${v.number}, which awaits ${r.alias} (request ${r.id})`,
-          identities: [v.author, r.requested_by],
-        })),
-      ];
-      await this.refuseConflicts(
-        trx,
-        by.actor.identity,
-        parties,
-        `${by.actor.identity} cannot change the risk tier, owner team or bound tags of ${m.name}`,
-        { model: m.name },
-      );
-      const at = this.now();
-      const iso = at.toISOString();
       const updated = await writeModelPatch(
         trx,
         m.name,
@@ -1301,13 +1305,14 @@ export class KyselyGateStore implements GateStore {
       // Open requests were evaluated under the old classification: evaluate each again.
       const fresh = await this.modelRow(trx, m.name, false);
       const requests: PromotionResult[] = [];
-      for (const { r, v } of awaiting) {
+      for (const r of pending) {
         const still = await trx
           .selectFrom('promotion_requests')
           .select('state')
           .where('id', '=', r.id)
           .executeTakeFirstOrThrow();
         if (still.state !== 'pending') continue;
+        const v = await this.versionRow(trx, fresh, Number(r.version));
         const g = await this.gate(
           trx,
           fresh,
@@ -1338,7 +1343,7 @@ export class KyselyGateStore implements GateStore {
       return { model: updated, requests };
     });
     // The holders of its protected aliases may no longer pass (or pass again).
-    const recheck = await this.recheck(by.actor, { model });
+    const recheck = classified ? await this.recheck(by.actor, { model }) : null;
     return { ...done, recheck };
   }
 

@@ -95,6 +95,16 @@ export interface PromotionResult {
   decision: Decision | null;
 }
 
+/** What a model edit changes, for its authorization. */
+export interface ModelChange {
+  /** The model as it is before the edit. */
+  model: Model;
+  /** Governed attributes it changes, as `field old -> new`; empty for a plain edit. */
+  governed: string[];
+  /** Whether it also changes plain fields (description, intended use, unbound tags). */
+  plain: boolean;
+}
+
 /** A person or workload acting on a gate, with what separation of duties needs to know. */
 export interface Reviewer {
   actor: Actor;
@@ -180,22 +190,19 @@ export interface GateStore {
   /** Re-evaluates the holder of every protected alias (of one model); flags, clears and demotes. */
   recheck(by: Actor, filter?: { model?: string }): Promise<RecheckReport>;
   /**
-   * The attributes of a patch that decide which gate rules bind the model, with what they
-   * change: the risk tier, the owner team, and tags a published gate policy binds on or reads.
-   * Empty: the patch is a plain edit.
+   * Edits a model in one transaction on its locked row. `authorize` is told what the edit
+   * governs (risk tier, owner team, tags a gate policy binds on or may read) and whether it
+   * also changes plain fields, and throws to refuse. A governed change is refused to anyone who,
+   * by person, authored, evaluated or requested any version of the model; it is logged as
+   * model.classify, every open request is evaluated again and the holders of the model's
+   * protected aliases re-checked (recheck null for a plain edit).
    */
-  governedChanges(model: string, patch: ModelPatch): Promise<string[]>;
-  /**
-   * Applies a patch that changes governed attributes (authorization checked by the caller):
-   * refused to anyone who, by person, authored or requested a version that holds or awaits a
-   * protected alias; logged as model.classify; every open request of the model is evaluated
-   * again under the new classification, then the holders of its protected aliases re-checked.
-   */
-  classifyModel(
+  editModel(
     model: string,
     patch: ModelPatch,
     by: Reviewer,
-  ): Promise<{ model: Model; requests: PromotionResult[]; recheck: RecheckReport }>;
+    authorize: (change: ModelChange) => Promise<void>,
+  ): Promise<{ model: Model; requests: PromotionResult[]; recheck: RecheckReport | null }>;
   /**
    * Withdraws the rejection of a promotion request: by the approver who gave it, or by an
    * admin overriding it (`override`, logged). Until then the rejection stands for every later

@@ -37,7 +37,7 @@ export function registerModel(program: Command, ctx: CliContext): void {
   model
     .command('update <name>')
     .description(
-      'edit a model; changing its risk tier, owner team or a tag a gate policy binds on is a classification (approvers; lowering high needs the risk team; never by the author or requester of a version that holds or awaits a protected alias) and re-evaluates its open promotion requests',
+      'edit a model; changing its risk tier, owner team or a tag a gate policy binds on is a classification (approvers; lowering high needs the risk team; never by anyone who authored, evaluated or asked to promote a version of it) and re-evaluates its open promotion requests',
     )
     .option('--risk-tier <tier>', 'minimal | limited | high | unacceptable')
     .option('--owner <team>', 'owning team')

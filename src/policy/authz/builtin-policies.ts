@@ -14,6 +14,11 @@ permit (principal in Role::"contributor", action == Action::"read", resource);`,
 permit (principal in Role::"contributor", action == Action::"createModel", resource is Model)
 when { principal in resource.team };`,
 
+  'new-model-classified': `@reason("a new model starts at risk tier high unless an approver classifies it lower: the tier decides which gate rules bind it")
+forbid (principal, action == Action::"createModel", resource is Model)
+when { resource.tier == "minimal" || resource.tier == "limited" }
+unless { principal in Role::"approver" || principal in Role::"admin" };`,
+
   'contributor-register': `@reason("contributors may register datasets and upload files")
 permit (
   principal in Role::"contributor",

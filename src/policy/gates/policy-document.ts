@@ -455,3 +455,20 @@ export function policyBinds(
     (b.modelTags === undefined || b.modelTags.some((t) => target.modelTags.includes(t)))
   );
 }
+
+/**
+ * Whether a policy's rules may read a model's tags: a conservative answer from the text of its
+ * expressions (any mention of `tags`, or of `model` as a whole value rather than one of its
+ * other fields), so that a tag edit that could steer it is treated as a classification.
+ */
+export function mayReadModelTags(doc: PolicyDocument): boolean {
+  const texts = [
+    ...(doc.spec.variables ?? []).map((v) => v.expression),
+    ...doc.spec.validations.flatMap((v) => [v.expression, v.messageExpression ?? '']),
+  ];
+  // String literals say nothing about what is read ('a high-risk model needs ...').
+  const code = texts.map((t) => t.replace(/'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"/g, "''"));
+  return code.some(
+    (t) => /\btags\b/.test(t) || /\bmodel\b(?!\s*\.\s*(name|ownerTeam|riskTier)\b)/.test(t),
+  );
+}

@@ -156,6 +156,20 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
     return { scopes, expiresAt };
   };
 
+  /**
+   * A password is a credential with no scopes and no end: whoever holds it logs in for a full
+   * token as often as they like. Setting one for someone else (or creating an identity with one)
+   * is minting such a credential, so the caller's own token must be no narrower.
+   */
+  const refuseNarrowPasswordSetter = (req: FastifyRequest, target: string) => {
+    if (req.tokenScopes || req.tokenExpiresAt)
+      throw new ModelgateError(
+        'TOKEN_WIDENING',
+        `token ${req.actor.credentialId} is ${req.tokenScopes ? `limited to ${req.tokenScopes.join(', ') || 'no actions'}` : `valid until ${req.tokenExpiresAt}`}; a password for ${target} would log in without those limits: set it with a token that has no scopes and no expiry`,
+        { scopes: req.tokenScopes ?? null, expiresAt: req.tokenExpiresAt ?? null },
+      );
+  };
+
   const issue = async (
     req: FastifyRequest,
     identity: string,
@@ -282,6 +296,7 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
         throw new ModelgateError('VALIDATION_FAILED', `expiresAt ${b.expiresAt} is in the past`);
       assertKnownRoles(policies, b.roles);
       if (b.owner) await identities.getIdentity(b.owner);
+      if (password !== undefined) refuseNarrowPasswordSetter(req, b.name);
       const created = await identities.createIdentity(
         {
           ...b,
@@ -350,6 +365,7 @@ export async function identityRoutes(app: Api, opts: IdentityRouteOpts) {
           'VALIDATION_FAILED',
           `${i.name} is a service account: no password`,
         );
+      refuseNarrowPasswordSetter(req, i.name);
       const ended = await identities.setPasswordHash(
         i.name,
         await newPasswordHash(req.body.password),

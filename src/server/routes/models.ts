@@ -103,7 +103,7 @@ export async function modelRoutes(app: Api, { deps }: RouteOpts) {
       schema: {
         tags: ['models'],
         summary:
-          "Edit a model (owner team, risk tier, description, intended use, tags). Changing the risk tier, the owner team or a tag a gate policy binds on or reads is a classification: it needs classifyModel (approvers; lowering a high or unacceptable tier needs the risk team), is refused to anyone who authored or requested a version that holds or awaits a protected alias (403 SEPARATION_OF_DUTIES), and re-evaluates the model's open promotion requests and re-checks its protected aliases",
+          "Edit a model (owner team, risk tier, description, intended use, tags). Changing the risk tier, the owner team or a tag a gate policy binds on or reads is a classification: it needs classifyModel (approvers; lowering a high or unacceptable tier needs the risk team), is refused to anyone who authored, evaluated or asked to promote a version of the model (403 SEPARATION_OF_DUTIES), and re-evaluates the model's open promotion requests and re-checks its protected aliases",
         params: ModelParams,
         body: Type.Object(
           {
@@ -119,33 +119,26 @@ export async function modelRoutes(app: Api, { deps }: RouteOpts) {
       },
     },
     async (req) => {
-      const m = req.loaded.model ?? (await registry.getModel(req.params.model));
-      const resource = {
-        kind: 'model',
-        name: m.name,
-        team: m.ownerTeam,
-        tier: m.riskTier,
-      } as const;
-      const governed = await gates.governedChanges(req.params.model, req.body);
-      const plain =
-        req.body.description !== undefined ||
-        req.body.intendedUse !== undefined ||
-        (req.body.tags !== undefined && !governed.some((g) => g.startsWith('tags ')));
-      if (plain || governed.length === 0) await req.authorize('updateModel', resource);
-      if (governed.length === 0) return registry.updateModel(req.params.model, req.body, req.actor);
-      const tierTo = req.body.riskTier ?? m.riskTier;
-      await req.authorize('classifyModel', resource, {
-        tierTo,
-        lowersTier: (TIER_RANK[tierTo] ?? 0) < (TIER_RANK[m.riskTier] ?? 0),
-        teamTo: req.body.ownerTeam ?? m.ownerTeam,
-      });
       if (req.body.ownerTeam !== undefined) registry.checkTeamName(req.body.ownerTeam);
       if (req.body.tags !== undefined) registry.checkTags(req.body.tags);
-      const done = await gates.classifyModel(
-        req.params.model,
-        { ...req.body, ...(req.body.tags && { tags: [...new Set(req.body.tags)] }) },
-        reviewerOf(req),
-      );
+      const patch = { ...req.body, ...(req.body.tags && { tags: [...new Set(req.body.tags)] }) };
+      const done = await gates.editModel(req.params.model, patch, reviewerOf(req), async (c) => {
+        const m = c.model;
+        const resource = {
+          kind: 'model',
+          name: m.name,
+          team: m.ownerTeam,
+          tier: m.riskTier,
+        } as const;
+        if (c.plain) await req.authorize('updateModel', resource);
+        if (c.governed.length === 0) return;
+        const tierTo = req.body.riskTier ?? m.riskTier;
+        await req.authorize('classifyModel', resource, {
+          tierTo,
+          lowersTier: (TIER_RANK[tierTo] ?? 0) < (TIER_RANK[m.riskTier] ?? 0),
+          teamTo: req.body.ownerTeam ?? m.ownerTeam,
+        });
+      });
       return done.model;
     },
   );
