@@ -69,7 +69,9 @@ export async function openEngine(
     close: async () => {
       await database.close();
       if (pgName && pgUrl) await dropDatabase(pgUrl, pgName);
-      rmSync(dataDir, { recursive: true, force: true });
+      // MODELGATE_BENCH_KEEP=1 keeps the data folder (to profile a command on it afterwards).
+      if (process.env.MODELGATE_BENCH_KEEP) log(`  kept ${dataDir}`);
+      else rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }
