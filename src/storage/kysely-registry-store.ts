@@ -11,7 +11,6 @@ import type {
   LineageTarget,
   Model,
   Page,
-  RiskTier,
   Version,
   VersionFile,
 } from '../core/types.js';
@@ -37,7 +36,7 @@ import { decodeCursor, encodeCursor } from './cursor.js';
 import type { Database, EngineCaps } from './database.js';
 import { grantsOf } from './kysely-identity-store.js';
 import { toModel, writeModelPatch } from './model-rows.js';
-import type { DatasetsTable, DB, ModelsTable, VersionsTable } from './schema.js';
+import type { DatasetsTable, DB, VersionsTable } from './schema.js';
 import { claimOnce } from './server-settings.js';
 
 type Db = Kysely<DB> | Transaction<DB>;

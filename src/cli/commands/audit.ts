@@ -5,8 +5,7 @@ import { parseCheckpoint } from '../../audit/checkpoint.js';
 import { parseNote, verifierKeyOf } from '../../audit/signed-note.js';
 import type { StateViolation } from '../../audit/state-check.js';
 import { formatReport, type LogLeaf, LogVerifier, type VerifyReport } from '../../audit/verify.js';
-import { openDatabase } from '../../storage/database.js';
-import { verifyDatabase } from '../../storage/verify-database.js';
+import { verifyDatabaseInThread } from '../../storage/verify-database.js';
 import { ApiClient } from '../client.js';
 import { resolveTarget } from '../config.js';
 import type { CliContext } from '../context.js';
@@ -69,24 +68,19 @@ async function verifyDatabaseAt(
       `warning: checking against the key in ${file}; pass --log-key with a copy you trust`,
     );
   }
-  const database = openDatabase({ dataDir, ...(o.databaseUrl && { url: o.databaseUrl }) });
-  try {
-    const r = await verifyDatabase(database.db, {
-      engine: database.caps.engine,
-      logKey,
-      witnessKeys: checks.witnessKeys,
-      ...(checks.since && { since: checks.since }),
-      onProgress: (read, size) => progress('reading events', read, size),
-    });
-    if (process.stderr.isTTY) process.stderr.write('\n');
-    if (r.pending > 0)
-      notes.push(
-        `warning: ${r.pending} events of committed changes are queued, not yet in the tree (the server adds them when it runs)`,
-      );
-    return { ...r, notes };
-  } finally {
-    await database.close();
-  }
+  // A malformed key is the caller's mistake: said here, before any thread starts.
+  new LogVerifier({ checkpoints: [], logKey, witnessKeys: checks.witnessKeys });
+  const r = await verifyDatabaseInThread(
+    { dataDir, ...(o.databaseUrl && { url: o.databaseUrl }) },
+    { logKey, witnessKeys: checks.witnessKeys, ...(checks.since && { since: checks.since }) },
+    (read, size) => progress('reading events', read, size),
+  );
+  if (process.stderr.isTTY) process.stderr.write('\n');
+  if (r.pending > 0)
+    notes.push(
+      `warning: ${r.pending} events of committed changes are queued, not yet in the tree (the server adds them when it runs)`,
+    );
+  return { ...r, notes };
 }
 
 /** Verifies the log a server shows, streaming its events through the verifier. */
