@@ -2,7 +2,7 @@ import type { Kysely, RawBuilder } from 'kysely';
 import type { DB } from './schema.js';
 
 /** Events read from the database per query. */
-export const LOG_PAGE = 20_000;
+export const LOG_PAGE = 5_000;
 
 /** The stored leaf hashes of a page's events, by index. */
 export interface LeafHashes {

@@ -197,7 +197,7 @@ export function verifyDatabaseInThread(
 }
 
 /** Pages the row thread may be ahead of the Merkle thread (bounds the leaves held in memory). */
-const PAGES_IN_FLIGHT = 3;
+const PAGES_IN_FLIGHT = 8;
 
 /**
  * The log verifier in a worker thread: it is sent the leaves this thread reads, reads their
