@@ -1,8 +1,8 @@
 import type { Worker } from 'node:worker_threads';
 import { SEVERITIES } from '../../core/findings.js';
+import { spawnThread } from '../../core/threads.js';
 import type { Evaluator, EvaluatorInput, EvaluatorResult } from '../evaluator.js';
 import { SCANNER_VERSION, type ScanReport } from './scanner.js';
-import { spawnThread } from '../../core/threads.js';
 
 /** Scans one thread runs before it is replaced, so that nothing a scan left behind piles up. */
 const SCANS_PER_THREAD = 200;
