@@ -39,18 +39,23 @@ export async function readLogPages(
       .where('seq', '<', from + LOG_PAGE)
       .orderBy('seq')
       .execute()) as LogPageRow[];
-    // By position in the page: a million Map entries cost more than the hashes themselves.
-    const byPosition: (string | undefined)[] = [];
-    if (want.hashes)
-      for (const h of await db
-        .selectFrom('audit_nodes')
-        .select(['idx', 'hash'])
-        .where('level', '=', 0)
-        .where('idx', '>=', from)
-        .where('idx', '<', from + LOG_PAGE)
-        .execute())
-        byPosition[Number(h.idx) - from] = h.hash;
-    await onPage(page, { get: (seq) => byPosition[seq - from] }, from);
+    const hashes = want.hashes ? await leafHashesOf(db, from) : { get: () => undefined };
+    await onPage(page, hashes, from);
     if (page.length === 0 && from >= size) break;
   }
+}
+
+/** The stored leaf hashes of the page of events that starts at `from`. */
+export async function leafHashesOf(db: Kysely<DB>, from: number): Promise<LeafHashes> {
+  // By position in the page: a million Map entries cost more than the hashes themselves.
+  const byPosition: (string | undefined)[] = [];
+  for (const h of await db
+    .selectFrom('audit_nodes')
+    .select(['idx', 'hash'])
+    .where('level', '=', 0)
+    .where('idx', '>=', from)
+    .where('idx', '<', from + LOG_PAGE)
+    .execute())
+    byPosition[Number(h.idx) - from] = h.hash;
+  return { get: (seq) => byPosition[seq - from] };
 }

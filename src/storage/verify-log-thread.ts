@@ -1,7 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { LogVerifier, type VerifyInput } from '../audit/verify.js';
 import { openDatabase } from './database.js';
-import { LOG_PAGE } from './log-pages.js';
+import { leafHashesOf } from './log-pages.js';
 
 // The Merkle half of `audit verify`, on the second core. The thread that compares the rows
 // sends it every page of leaves it read (so both halves check the very same bytes); this one
@@ -18,18 +18,10 @@ let queue: Promise<void> = Promise.resolve();
 type Message = { from: number; seqs: number[]; leaves: string[] } | { done: true };
 
 async function onPage(from: number, seqs: number[], leaves: string[]): Promise<void> {
-  const byPosition: (string | undefined)[] = [];
-  for (const h of await database.db
-    .selectFrom('audit_nodes')
-    .select(['idx', 'hash'])
-    .where('level', '=', 0)
-    .where('idx', '>=', from)
-    .where('idx', '<', from + LOG_PAGE)
-    .execute())
-    byPosition[Number(h.idx) - from] = h.hash;
+  const stored = await leafHashesOf(database.db, from);
   for (let i = 0; i < seqs.length; i++) {
     const seq = seqs[i] as number;
-    const h = byPosition[seq - from];
+    const h = stored.get(seq);
     verifier.add({ index: seq, text: leaves[i] as string, ...(h && { storedLeafHash: h }) });
   }
 }
