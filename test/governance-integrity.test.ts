@@ -678,4 +678,31 @@ describeEachEngine('governance integrity', (db) => {
     await t.composed.deps.runner.stop();
     await t.composed.app.close();
   });
+
+  it('a classification decided when the policy set is due for a reload completes', async () => {
+    // refreshMs 0: every look at the policies would reload them. A classification is decided
+    // inside the transaction that writes it; on SQLite that transaction holds the only
+    // connection, so a reload there waited for itself and the server stalled (CI, slow runs).
+    const stale = await testApp(db(), { gatePack: true, refreshMs: 0 });
+    const rik = await tokenFor(stale, {
+      name: 'rik2',
+      kind: 'user',
+      roles: ['approver'],
+      teams: ['risk'],
+    });
+    const call = apiOf(stale);
+    expect(
+      (await call('POST', '/models', { name: 'due', ownerTeam: 'fraud', riskTier: 'high' }))
+        .statusCode,
+    ).toBe(201);
+    for (const riskTier of ['limited', 'high', 'minimal']) {
+      const r = await call('PATCH', '/models/due', { riskTier }, rik);
+      expect(r.statusCode, r.body).toBe(200);
+      expect(r.json().riskTier).toBe(riskTier);
+    }
+    // A refusal decided there is refused cleanly, too.
+    expectCode(await call('PATCH', '/models/due', { riskTier: 'high' }, p.ann), 403, 'FORBIDDEN');
+    expect((await call('GET', '/models/due')).json().riskTier).toBe('minimal');
+    await stale.composed.app.close();
+  });
 });

@@ -69,12 +69,15 @@ declare module 'fastify' {
     tokenExpiresAt: string | undefined;
     /** The model and version authorization loaded for this request (handlers reuse them). */
     loaded: Loaded;
-    /** Authorizes one more action the body reveals (scopes and policies as for a route's). */
+    /**
+     * Authorizes one more action the body reveals (scopes and policies as for a route's), at
+     * once and without I/O: safe inside a store's transaction.
+     */
     authorize: (
       action: Action,
       resource: Resource,
       context?: Record<string, string | boolean>,
-    ) => Promise<void>;
+    ) => void;
   }
   interface FastifyContextConfig {
     /** Routes that need no token: health, readiness and the API description. */
@@ -334,7 +337,7 @@ export async function buildApp(deps: AppDeps) {
       resource: Resource,
       context?: Record<string, string | boolean>,
     ) {
-      return authorizeAction(policies, this, action, resource, context);
+      authorizeAction(policies, this, action, resource, context);
     },
   );
 

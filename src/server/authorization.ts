@@ -97,15 +97,18 @@ export async function authorizeRequest(
 /**
  * Authorizes a second action inside a handler, one that only the body reveals (a model edit
  * that changes its risk tier): the token's scopes must include it and the policies must allow
- * it, exactly as for a route's own action.
+ * it, exactly as for a route's own action. It is decided against the policy set the request was
+ * authorized with (the preHandler refreshed it) and does no I/O, so a store may call it inside
+ * an open transaction: on SQLite that transaction holds the only connection, and a policy
+ * reload there would wait for it forever.
  */
-export async function authorizeAction(
+export function authorizeAction(
   policies: PolicySet,
   request: FastifyRequest,
   action: Action,
   resource: Resource,
   context?: Record<string, string | boolean>,
-): Promise<void> {
+): void {
   const scopes = request.tokenScopes;
   if (scopes && !scopes.includes(action))
     throw new ModelgateError(
@@ -113,7 +116,6 @@ export async function authorizeAction(
       `deny: token ${request.actor.credentialId} is limited to ${scopes.join(', ') || 'no actions'}; this change needs ${action}`,
       { action, scopes },
     );
-  await policies.refreshIfStale();
   const d = policies.current().decide({
     principal: request.principal,
     action,

@@ -1,7 +1,16 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, type SqliteDialectConfig } from 'kysely';
+import {
+  type Dialect,
+  type Driver,
+  Kysely,
+  PostgresDialect,
+  SqliteDialect,
+  type SqliteDialectConfig,
+  TransactionBuilder,
+} from 'kysely';
 import pg from 'pg';
 import type { DB } from './schema.js';
 
@@ -35,6 +44,81 @@ const errCode = (e: unknown): string | undefined =>
     ? String((e as { code: unknown }).code)
     : undefined;
 const errMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+/** The transaction, if any, that the running code is inside (its callback's async context). */
+const openTransaction = new AsyncLocalStorage<{ open: boolean }>();
+
+/**
+ * Code inside a transaction that queries through the outer handle instead of the transaction's
+ * waits for a connection: on SQLite the transaction holds the only one, so the wait never ends
+ * and the whole server stalls; on PostgreSQL it can wait on the transaction's own row locks.
+ * Such a query fails at once here, naming the mistake, instead of hanging when timing makes it
+ * happen (a cache that expires mid-request).
+ */
+function refuseQueriesBesideTransactions(dialect: Dialect): Dialect {
+  return {
+    createAdapter: () => dialect.createAdapter(),
+    createQueryCompiler: () => dialect.createQueryCompiler(),
+    createIntrospector: (db) => dialect.createIntrospector(db),
+    createDriver: (): Driver => {
+      const driver = dialect.createDriver();
+      const bound = <K extends keyof Driver>(k: K) =>
+        (driver[k] as ((...a: unknown[]) => unknown) | undefined)?.bind(driver) as Driver[K];
+      return {
+        init: bound('init'),
+        beginTransaction: bound('beginTransaction'),
+        commitTransaction: bound('commitTransaction'),
+        rollbackTransaction: bound('rollbackTransaction'),
+        ...(driver.savepoint && { savepoint: bound('savepoint') }),
+        ...(driver.rollbackToSavepoint && { rollbackToSavepoint: bound('rollbackToSavepoint') }),
+        ...(driver.releaseSavepoint && { releaseSavepoint: bound('releaseSavepoint') }),
+        releaseConnection: bound('releaseConnection'),
+        destroy: bound('destroy'),
+        acquireConnection: () => {
+          if (openTransaction.getStore()?.open)
+            return Promise.reject(
+              new Error(
+                "a query outside the open transaction was made inside it (it would wait for the transaction's own connection or locks): run it on the transaction, or before it",
+              ),
+            );
+          return driver.acquireConnection();
+        },
+      };
+    },
+  };
+}
+
+/** A transaction builder whose callback runs marked as inside the transaction. */
+function markedTransaction(builder: TransactionBuilder<DB>): TransactionBuilder<DB> {
+  return new Proxy(builder, {
+    get(target, prop) {
+      if (prop === 'execute')
+        return <T>(
+          callback: (trx: Parameters<Parameters<typeof target.execute>[0]>[0]) => Promise<T>,
+        ) =>
+          target.execute((trx) => {
+            const state = { open: true };
+            return openTransaction
+              .run(state, () => callback(trx))
+              .finally(() => {
+                state.open = false;
+              });
+          });
+      const value = Reflect.get(target, prop, target);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const out = value.apply(target, args);
+        return out instanceof TransactionBuilder ? markedTransaction(out) : out;
+      };
+    },
+  });
+}
+
+class GuardedKysely extends Kysely<DB> {
+  override transaction(): TransactionBuilder<DB> {
+    return markedTransaction(super.transaction());
+  }
+}
 
 const sqliteCaps: EngineCaps = {
   engine: 'sqlite',
@@ -148,7 +232,9 @@ export function openDatabase(opts: { url?: string; dataDir: string }): Database 
     // An idle client that loses its server emits 'error'; without a listener that kills the
     // process. The next query reports the failure instead.
     pool.on('error', () => {});
-    const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+    const db = new GuardedKysely({
+      dialect: refuseQueriesBesideTransactions(new PostgresDialect({ pool })),
+    });
     return { db, caps: postgresCaps, describe: redactUrl(opts.url), close: () => db.destroy() };
   }
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
@@ -162,8 +248,10 @@ export function openDatabase(opts: { url?: string; dataDir: string }): Database 
   sqlite.pragma('synchronous = FULL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
-  const db = new Kysely<DB>({
-    dialect: new SqliteDialect({ database: withStatementCache(sqlite) }),
+  const db = new GuardedKysely({
+    dialect: refuseQueriesBesideTransactions(
+      new SqliteDialect({ database: withStatementCache(sqlite) }),
+    ),
   });
   return { db, caps: sqliteCaps, describe: `sqlite:${file}`, close: () => db.destroy() };
 }

@@ -1246,7 +1246,7 @@ export class KyselyGateStore implements GateStore {
     model: string,
     patch: ModelPatch,
     by: Reviewer,
-    authorize: (change: ModelChange) => Promise<void>,
+    authorize: (change: ModelChange) => void,
   ): Promise<{ model: Model; requests: PromotionResult[]; recheck: RecheckReport | null }> {
     let classified = false;
     const done = await this.db.transaction().execute(async (trx) => {
@@ -1259,7 +1259,7 @@ export class KyselyGateStore implements GateStore {
         patch.description !== undefined ||
         patch.intendedUse !== undefined ||
         (patch.tags !== undefined && !governed.some((g) => g.startsWith('tags ')));
-      await authorize({ model: toModel(m), governed, plain: plain || governed.length === 0 });
+      authorize({ model: toModel(m), governed, plain: plain || governed.length === 0 });
       const at = this.now();
       const iso = at.toISOString();
       if (governed.length === 0) {

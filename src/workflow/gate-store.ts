@@ -192,7 +192,9 @@ export interface GateStore {
   /**
    * Edits a model in one transaction on its locked row. `authorize` is told what the edit
    * governs (risk tier, owner team, tags a gate policy binds on or may read) and whether it
-   * also changes plain fields, and throws to refuse. A governed change is refused to anyone who,
+   * also changes plain fields, and throws to refuse; it is synchronous because it runs inside the
+   * transaction, where I/O could wait on the transaction's own connection (SQLite has one).
+   * A governed change is refused to anyone who,
    * by person, authored, evaluated or requested any version of the model; it is logged as
    * model.classify, every open request is evaluated again and the holders of the model's
    * protected aliases re-checked (recheck null for a plain edit).
@@ -201,7 +203,7 @@ export interface GateStore {
     model: string,
     patch: ModelPatch,
     by: Reviewer,
-    authorize: (change: ModelChange) => Promise<void>,
+    authorize: (change: ModelChange) => void,
   ): Promise<{ model: Model; requests: PromotionResult[]; recheck: RecheckReport | null }>;
   /**
    * Withdraws the rejection of a promotion request: by the approver who gave it, or by an

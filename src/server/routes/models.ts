@@ -122,7 +122,7 @@ export async function modelRoutes(app: Api, { deps }: RouteOpts) {
       if (req.body.ownerTeam !== undefined) registry.checkTeamName(req.body.ownerTeam);
       if (req.body.tags !== undefined) registry.checkTags(req.body.tags);
       const patch = { ...req.body, ...(req.body.tags && { tags: [...new Set(req.body.tags)] }) };
-      const done = await gates.editModel(req.params.model, patch, reviewerOf(req), async (c) => {
+      const done = await gates.editModel(req.params.model, patch, reviewerOf(req), (c) => {
         const m = c.model;
         const resource = {
           kind: 'model',
@@ -130,10 +130,10 @@ export async function modelRoutes(app: Api, { deps }: RouteOpts) {
           team: m.ownerTeam,
           tier: m.riskTier,
         } as const;
-        if (c.plain) await req.authorize('updateModel', resource);
+        if (c.plain) req.authorize('updateModel', resource);
         if (c.governed.length === 0) return;
         const tierTo = req.body.riskTier ?? m.riskTier;
-        await req.authorize('classifyModel', resource, {
+        req.authorize('classifyModel', resource, {
           tierTo,
           lowersTier: (TIER_RANK[tierTo] ?? 0) < (TIER_RANK[m.riskTier] ?? 0),
           teamTo: req.body.ownerTeam ?? m.ownerTeam,
