@@ -416,6 +416,29 @@ describe('compiled CEL expressions', () => {
     expect(decided).toBeGreaterThan(500);
   });
 
+  it('tell the kinds of dyn values apart with type() as cel-js does', () => {
+    // How a rule asks for a non-empty string rather than any value (issue 17, finding 5).
+    const values: unknown[] = [null, true, 0, 1.5, '', 'a', [], ['a'], {}, { a: 1 }];
+    const kinds = ['string', 'bool', 'int', 'double', 'null_type', 'list', 'map'];
+    for (const value of values)
+      for (const kind of kinds)
+        for (const text of [
+          `type(version.card.k) == ${kind}`,
+          `${kind} != type(version.card.k)`,
+          `['k'].exists(f, type(version.card[f]) != ${kind} || version.card[f] == '')`,
+        ]) {
+          const p = env.parse(text);
+          expect(p.check().valid, text).toBe(true);
+          const fast = compileCel(p, FACT_MESSAGE_TYPES);
+          expect(fast, text).not.toBeNull();
+          const f = facts((x) => {
+            x.version.card = { k: value };
+          });
+          const o = outcomes(p, fast, toCelFacts(f));
+          expect(o.compiled, `${text} with k = ${JSON.stringify(value)}`).toEqual(o.reference);
+        }
+  });
+
   it('answer has() on a message like cel-js for names every object inherits', () => {
     // Found in review: a plain property read saw Object.prototype's members as fields.
     const f = toCelFacts(facts(() => {}));

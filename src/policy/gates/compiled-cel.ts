@@ -1,4 +1,5 @@
 import { Environment } from '@marcbachmann/cel-js';
+import { RE2_MATCHES, re2Matches } from './re2.js';
 
 /*
  * A compiler from type-checked cel-js expressions to JavaScript closures, for what-if runs that
@@ -115,6 +116,18 @@ function codePoints(s: string): bigint {
   for (const _ of s) n++;
   return BigInt(n);
 }
+
+// What each CEL type is among the values facts become in cel-js (JSON objects of a card are
+// Maps, numbers doubles; ints are bigints). uint, bytes and messages are left to cel-js.
+const KIND_TESTS: Record<string, (v: unknown) => boolean> = {
+  string: (v) => typeof v === 'string',
+  bool: (v) => typeof v === 'boolean',
+  int: (v) => typeof v === 'bigint',
+  double: (v) => typeof v === 'number',
+  null_type: (v) => v === null,
+  list: (v) => Array.isArray(v),
+  map: (v) => v instanceof Map,
+};
 
 class Compiler {
   readonly #messages: ReadonlySet<string>;
@@ -266,6 +279,8 @@ class Compiler {
   }
 
   #equality(n: Node): Compiled {
+    const typeTest = this.#typeTest(n);
+    if (typeTest) return typeTest;
     const { lt, rt, left, right } = this.#operands(n);
     const negate = n.op === '!=';
     let eq: (a: unknown, b: unknown) => boolean;
@@ -279,6 +294,33 @@ class Compiler {
       eq = equal;
     else throw new Unsupported(`${lt} ${n.op} ${rt}`);
     return negate ? (f) => !eq(left(f), right(f)) : (f) => eq(left(f), right(f));
+  }
+
+  /**
+   * `type(x) == string` (either way round, or `!=`): how a rule asks for a card field of a
+   * given kind rather than any value that is not empty. Types cel-js values of the facts can
+   * have, told apart by their JavaScript form; other type names are left to cel-js.
+   */
+  #typeTest(n: Node): Compiled | undefined {
+    const [l, r] = n.args as [Node, Node];
+    const isTypeCall = (x: Node) =>
+      x.op === 'call' &&
+      (x.args as [string, Node[]])[0] === 'type' &&
+      (x.args as [string, Node[]])[1].length === 1;
+    const typeName = (x: Node) =>
+      x.op === 'id' && typeof x.args === 'string' && !this.#scope.includes(x.args)
+        ? x.args
+        : undefined;
+    const [call, name] = isTypeCall(l)
+      ? [l, typeName(r)]
+      : isTypeCall(r)
+        ? [r, typeName(l)]
+        : [undefined, undefined];
+    if (!call || !name) return undefined;
+    const test = KIND_TESTS[name];
+    if (!test) throw new Unsupported(`type() == ${name}`);
+    const arg = this.compile((call.args as [string, Node[]])[1][0]!);
+    return n.op === '!=' ? (f) => !test(arg(f)) : (f) => test(arg(f));
   }
 
   #order(n: Node): Compiled {
@@ -470,6 +512,14 @@ class Compiler {
         return (f) => (receiver(f) as string).endsWith(params[0]!(f) as string);
       case 'string.contains(string)':
         return (f) => (receiver(f) as string).includes(params[0]!(f) as string);
+      case `string.${RE2_MATCHES}(string)`:
+      case `dyn.${RE2_MATCHES}(string)`:
+        return (f) => {
+          const text = receiver(f);
+          return typeof text === 'string'
+            ? re2Matches(text, params[0]!(f) as string)
+            : fail('matches on a value that is not a string');
+        };
     }
     if (name === 'size' && args.length === 0) return this.#size(rt, receiver);
     throw new Unsupported(sig);

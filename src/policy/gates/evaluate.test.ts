@@ -211,8 +211,41 @@ describe('evaluatePolicy with the shipped production gate', () => {
       }),
     );
     expect(r.results.find((x) => !x.passed)?.message).toBe(
-      'model card lacks required field(s): limitations, trainingData',
+      'model card lacks required field(s) (each a non-empty text): limitations, trainingData',
     );
+  });
+
+  it('counts a field that is present but not text with something in it as missing', () => {
+    // Issue 17, finding 5: {}, [], false and the like were any value that is not '' or null.
+    const junk: Record<string, unknown>[] = [
+      { intendedUse: {}, limitations: [], trainingData: false },
+      { intendedUse: 0, limitations: null, trainingData: ' \n\t' },
+      { intendedUse: ['fraud'], limitations: { text: 'x' }, trainingData: true },
+    ];
+    for (const card of junk)
+      for (const compiled of [false, true]) {
+        const r = evaluatePolicy(
+          production,
+          facts((f) => {
+            f.version.card = card;
+          }),
+          undefined,
+          { compiled },
+        );
+        const rule = r.results.find((x) => x.name === 'model-card-complete');
+        expect(rule, JSON.stringify(card)).toMatchObject({
+          passed: false,
+          message:
+            'model card lacks required field(s) (each a non-empty text): intendedUse, limitations, trainingData',
+        });
+      }
+    const ok = evaluatePolicy(
+      production,
+      facts((f) => {
+        f.version.card = { intendedUse: 'scoring', limitations: ' EU only', trainingData: 'x' };
+      }),
+    );
+    expect(ok.results.find((x) => x.name === 'model-card-complete')?.passed).toBe(true);
   });
 });
 

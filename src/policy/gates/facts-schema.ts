@@ -1,5 +1,6 @@
 import { Environment } from '@marcbachmann/cel-js';
 import { ModelgateError } from '../../core/errors.js';
+import { RE2_MATCHES, re2Matches } from './re2.js';
 
 /*
  * Gate facts schema, version 1: what a gate policy's CEL expressions can see.
@@ -205,6 +206,10 @@ export function createFactsEnvironment(): Environment {
     env.registerType(name, { ctor: CTORS.get(name)!, fields: types });
   }
   for (const [name, type] of Object.entries(FACT_VARIABLES)) env.registerVariable(name, type);
+  // `matches` with RE2 semantics: policies' `matches` calls are rewritten to it (re2.ts).
+  env.registerFunction(`string.${RE2_MATCHES}(string): bool`, (text: string, pattern: string) =>
+    re2Matches(text, pattern),
+  );
   return env;
 }
 

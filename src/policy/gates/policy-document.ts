@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import type { Environment } from '@marcbachmann/cel-js';
+import { type ASTNode, type Environment, serialize } from '@marcbachmann/cel-js';
 import { parseDocument } from 'yaml';
 import { canonicalize } from '../../audit/canonical-json.js';
 import { ModelgateError } from '../../core/errors.js';
 import { ALIAS_PATTERN, isValidName, TAG_PATTERN } from '../../core/names.js';
 import { RISK_TIERS } from '../../core/types.js';
 import { createFactsEnvironment } from './facts-schema.js';
+import { compileRe2, RE2_MATCHES } from './re2.js';
 
 /** What a failing validation does to the gate: deny it, or only report (warn, audit). */
 export type GateAction = 'deny' | 'warn' | 'audit';
@@ -361,6 +362,25 @@ function position(expression: string, offset: number) {
   return { offset, line: before.length, column: (before.at(-1)?.length ?? 0) + 1 };
 }
 
+/** The `x.matches(p)` calls of an expression's syntax tree. */
+function matchesCalls(root: ASTNode): ASTNode[] {
+  const out: ASTNode[] = [];
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const n = stack.pop();
+    if (Array.isArray(n)) {
+      stack.push(...n);
+      continue;
+    }
+    if (typeof n !== 'object' || n === null || !('op' in n)) continue;
+    const node = n as ASTNode;
+    if (node.op === 'rcall' && (node.args as unknown[])[0] === 'matches') out.push(node);
+    if (Array.isArray(node.args)) stack.push(...node.args);
+    else if (typeof node.args === 'object') stack.push(node.args);
+  }
+  return out;
+}
+
 /**
  * Type-checks every expression of a policy against the facts schema (variables in order, each
  * visible to later ones as `variables.<name>`; validations must be bool, message expressions
@@ -406,6 +426,28 @@ export function compilePolicy(input: PolicyDocument): CompiledPolicy {
     if (!result.valid) return fail(result.error);
     if (want !== undefined && result.type !== want)
       return fail(new Error(`must be of type ${want}, is ${result.type}`));
+    // `matches` runs on RE2 (linear time): calls are renamed to the RE2 function, and a
+    // constant pattern RE2 refuses is refused here rather than failing every evaluation.
+    const calls = matchesCalls(program.ast as ASTNode);
+    if (calls.length === 0) return { program: program as Program, type: result.type as string };
+    for (const call of calls) {
+      const pattern = (call.args as [string, ASTNode, ASTNode[]])[2][0];
+      if (pattern?.op !== 'value' || typeof pattern.args !== 'string') continue;
+      try {
+        compileRe2(pattern.args);
+      } catch (e) {
+        return fail(Object.assign(new Error((e as Error).message), { range: pattern }));
+      }
+    }
+    for (const call of calls) (call.args as unknown[])[0] = RE2_MATCHES;
+    try {
+      program = env.parse(serialize(program.ast as ASTNode));
+    } catch (e) {
+      return fail(e);
+    }
+    // Checked again: the checker annotates the tree the compiled closures are built from.
+    const again = program.check();
+    if (!again.valid) return fail(again.error);
     return { program: program as Program, type: result.type as string };
   };
 

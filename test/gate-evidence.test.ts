@@ -1,0 +1,134 @@
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { apiOf, type TestApp, testApp, tokenFor } from './helpers/app.js';
+import { describeEachEngine } from './helpers/engines.js';
+import { CORPUS, FULL_CARD, pushFile, waitForScans } from './helpers/versions.js';
+
+// Regression tests for the second insider review (issue 17): gates that say "allow" on evidence
+// that is not there, and rules a contributor's text can turn against the server.
+
+const BENIGN = join(CORPUS, 'benign', 'numpy-array-protocol2.pkl');
+
+type Gate = {
+  outcome: string;
+  results: { name: string; passed: boolean; message: string | null; error?: string }[];
+};
+
+const policyDoc = (name: string, validation: string) =>
+  [
+    'apiVersion: modelgate.dev/v1',
+    'kind: GatePolicy',
+    `metadata: {name: ${name}}`,
+    'spec:',
+    '  bindings: {aliases: [production]}',
+    '  validations:',
+    `    - ${validation}`,
+  ].join('\n');
+
+describeEachEngine('gates and the evidence they read', (db) => {
+  let t: TestApp;
+  let api: ReturnType<typeof apiOf>;
+  let ann: string;
+
+  it('sets up a server with the shipped gate policies', async () => {
+    t = await testApp(db(), { gatePack: true, worker: true });
+    api = apiOf(t);
+    ann = await tokenFor(t, {
+      name: 'ann',
+      kind: 'user',
+      roles: ['contributor'],
+      teams: ['fraud'],
+    });
+    const m = await api('POST', '/models', {
+      name: 'scorer',
+      ownerTeam: 'fraud',
+      riskTier: 'high',
+    });
+    expect(m.statusCode, m.body).toBe(201);
+  });
+
+  it('the shipped production gate counts junk card fields as missing (finding 5)', async () => {
+    const gate = async (card: Record<string, unknown>) => {
+      const v = await pushFile(t, 'scorer', BENIGN, { token: ann, card });
+      await waitForScans(t, 'scorer', v.number);
+      const r = await api(
+        'GET',
+        `/models/scorer/versions/${v.number}/gate?policy=production-gate&alias=production`,
+      );
+      expect(r.statusCode, r.body).toBe(200);
+      return (r.json() as Gate).results.find((x) => x.name === 'model-card-complete');
+    };
+    for (const card of [
+      { intendedUse: {}, limitations: [], trainingData: false },
+      { intendedUse: ' ', limitations: 0, trainingData: null },
+    ])
+      expect(await gate(card), JSON.stringify(card)).toMatchObject({
+        passed: false,
+        message: expect.stringMatching(/intendedUse, limitations, trainingData$/),
+      });
+    expect((await gate(FULL_CARD))?.passed).toBe(true);
+  });
+
+  it('regular expressions run in linear time on what a contributor writes (finding 3)', async () => {
+    // RE2 has no backreferences or lookaround: such a pattern is refused when published, at
+    // its position, rather than failing every evaluation later.
+    for (const pattern of ['(a)\\\\1', 'x(?=y)']) {
+      const r = await api('POST', '/gate-policies', {
+        document: policyDoc(
+          'refused-pattern',
+          `{name: p, expression: "version.card.summary.matches(r'${pattern}')", message: m, reason: Documentation, action: deny}`,
+        ),
+      });
+      expect(r.statusCode, r.body).toBe(400);
+      expect(r.json().code).toBe('GATE_POLICY_INVALID');
+      expect(r.json().message).toMatch(/not an RE2 regular expression.*line 1, column \d+/);
+    }
+    const published = await api('POST', '/gate-policies', {
+      document: policyDoc(
+        'summary-words',
+        `{name: words, expression: "version.card.summary.matches('^(\\\\\\\\w+\\\\\\\\s?)*$')", message: summary is not plain words, reason: Documentation, action: deny}`,
+      ),
+    });
+    expect(published.statusCode, published.body).toBe(201);
+    // 33 characters that backtracking tries 2^32 ways to match: 19 s once, doubling per
+    // character. The server must keep answering while it decides.
+    const v = await pushFile(t, 'scorer', BENIGN, {
+      token: ann,
+      card: { ...FULL_CARD, summary: `${'a'.repeat(32)}!` },
+    });
+    let done = false;
+    const decided = api(
+      'GET',
+      `/models/scorer/versions/${v.number}/gate?policy=summary-words&alias=production`,
+    ).finally(() => {
+      done = true;
+    });
+    let slowest = 0;
+    do {
+      const start = performance.now();
+      const h = await t.composed.app.inject({ method: 'GET', url: '/healthz' });
+      expect(h.statusCode).toBe(200);
+      slowest = Math.max(slowest, performance.now() - start);
+    } while (!done);
+    expect(slowest).toBeLessThan(1000);
+    const r = (await decided).json() as Gate;
+    expect(r.results[0]).toMatchObject({ name: 'words', passed: false });
+    // And it still matches what it should.
+    const fine = await pushFile(t, 'scorer', BENIGN, {
+      token: ann,
+      card: { ...FULL_CARD, summary: 'plain words only' },
+    });
+    const ok = (
+      await api(
+        'GET',
+        `/models/scorer/versions/${fine.number}/gate?policy=summary-words&alias=production`,
+      )
+    ).json() as Gate;
+    expect(ok.results[0]?.passed).toBe(true);
+  });
+
+  it('closes', async () => {
+    await t.composed.deps.runner.stop();
+    await t.composed.app.close();
+  });
+});
