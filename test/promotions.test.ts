@@ -379,7 +379,7 @@ spec:
       'wi-nocard@1:model-card-complete',
     ]);
     expect(mine.find((f) => f.model === 'wi-nocard')?.failed[0]?.message).toBe(
-      'model card lacks required field(s): limitations, trainingData',
+      'model card lacks required field(s) (each a non-empty text): limitations, trainingData',
     );
     expect(mine.find((f) => f.model === 'wi-high')?.outcome).toBe('pending');
     // Human output names each and says why; nothing changed.
