@@ -1,6 +1,9 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { apiOf, type TestApp, testApp, tokenFor } from './helpers/app.js';
+import { cliOf } from './helpers/cli.js';
 import { describeEachEngine } from './helpers/engines.js';
 import { CORPUS, FULL_CARD, pushFile, waitForScans } from './helpers/versions.js';
 
@@ -125,6 +128,51 @@ describeEachEngine('gates and the evidence they read', (db) => {
       )
     ).json() as Gate;
     expect(ok.results[0]?.passed).toBe(true);
+  });
+
+  it('a rule of all() alone over evaluations is warned about, and the docs example denies a version never red-teamed (finding 6)', async () => {
+    // The README's earlier example: true for a version with no red-team run at all.
+    const old = policyDoc(
+      'redteam-old',
+      `{name: no-extraction, expression: "evaluations.filter(e, e.evaluator == 'llm-redteam').all(e, e.metrics['asr.system-prompt-extraction'] == 0.0)", message: m, reason: SecurityFindings, action: deny}`,
+    );
+    const published = await api('POST', '/gate-policies', { document: old });
+    expect(published.statusCode, published.body).toBe(201);
+    expect(published.json().warnings).toEqual([
+      expect.objectContaining({
+        path: 'spec.validations[0].expression (no-extraction)',
+        message: expect.stringMatching(/is true when the list is empty/),
+        position: { offset: 52, line: 1, column: 53 },
+      }),
+    ]);
+    const url = await t.composed.app.listen({ port: 0, host: '127.0.0.1' });
+    const cli = cliOf(url, t.token);
+    const file = join(mkdtempSync(join(tmpdir(), 'mg-lint-')), 'old.yaml');
+    writeFileSync(file, old);
+    const checked = await cli('policy', 'check', file);
+    expect(checked.code, checked.out).toBe(0);
+    expect(checked.out).toMatch(
+      /old\.yaml: spec\.validations\[0\]\.expression \(no-extraction\): warning: .*line 1, column 53/,
+    );
+    expect(checked.out).toMatch(/^ok: redteam-old sha256:\S+ \(1 warning\)$/m);
+    // The docs example asks for the evidence: a version never red-teamed is denied.
+    const example = readFileSync(
+      join(import.meta.dirname, '..', 'docs', 'examples', 'redteam-gate.yaml'),
+      'utf8',
+    );
+    const ex = await api('POST', '/gate-policies', { document: example });
+    expect(ex.statusCode, ex.body).toBe(201);
+    expect(ex.json().warnings).toBeUndefined();
+    const v = await pushFile(t, 'scorer', BENIGN, { token: ann });
+    const gate = (policy: string) =>
+      api('GET', `/models/scorer/versions/${v.number}/gate?policy=${policy}&alias=production`);
+    expect(((await gate('redteam-old')).json() as Gate).outcome).toBe('allow');
+    const denied = (await gate('redteam-gate')).json() as Gate;
+    expect(denied.outcome).toBe('deny');
+    expect(denied.results.find((r) => r.name === 'redteamed')).toMatchObject({
+      passed: false,
+      message: `no successful llm-redteam run of ${v.digest}`,
+    });
   });
 
   it('closes', async () => {

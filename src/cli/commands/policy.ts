@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { isModelgateError } from '../../core/errors.js';
+import { absenceWarnings } from '../../policy/gates/absence-lint.js';
 import { compilePolicy, parsePolicyDocument } from '../../policy/gates/policy-document.js';
 import type { CliContext } from '../context.js';
 import { seg, splitRef } from '../context.js';
@@ -38,10 +39,12 @@ export function registerPolicy(program: Command, ctx: CliContext): void {
       const text = readPolicyFile(file);
       try {
         const c = compilePolicy(parsePolicyDocument(text));
-        ctx.print(
-          cmd,
-          { valid: true, name: c.name, digest: c.digest },
-          () => `ok: ${c.name} ${c.digest}`,
+        const warnings = absenceWarnings(c.document);
+        ctx.print(cmd, { valid: true, name: c.name, digest: c.digest, warnings }, () =>
+          [
+            ...warnings.map((w) => `${file}: ${w.path}: warning: ${w.message}`),
+            `ok: ${c.name} ${c.digest}${warnings.length > 0 ? ` (${warnings.length} warning${warnings.length > 1 ? 's' : ''})` : ''}`,
+          ].join('\n'),
         );
       } catch (e) {
         if (!isModelgateError(e)) throw e;
@@ -63,8 +66,17 @@ export function registerPolicy(program: Command, ctx: CliContext): void {
     .action(async (file: string, _o: unknown, cmd: Command) => {
       const p = await ctx
         .client()
-        .request<Published>('POST', '/api/v1/gate-policies', { document: readPolicyFile(file) });
-      ctx.print(cmd, p, () => `${p.name} version ${p.version} ${p.digest}`);
+        .request<Published & { warnings?: { path: string; message: string }[] }>(
+          'POST',
+          '/api/v1/gate-policies',
+          { document: readPolicyFile(file) },
+        );
+      ctx.print(cmd, p, () =>
+        [
+          ...(p.warnings ?? []).map((w) => `${file}: ${w.path}: warning: ${w.message}`),
+          `${p.name} version ${p.version} ${p.digest}`,
+        ].join('\n'),
+      );
     });
   policy
     .command('list')

@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { ModelgateError } from '../../core/errors.js';
+import { absenceWarnings } from '../../policy/gates/absence-lint.js';
 import { evaluatePolicy } from '../../policy/gates/evaluate.js';
 import type { GatePolicyStore, PublishedPolicy } from '../../policy/gates/gate-policy-store.js';
 import {
@@ -20,6 +21,24 @@ const Published = Type.Object({
   publishedBy: Type.String(),
   publishedAt: Type.String(),
 });
+// What publishing answers: the stored policy and, when a rule passes on missing evidence
+// (absence-lint.ts), warnings with their positions; it is published all the same.
+const PublishedWithWarnings = Type.Composite([
+  Published,
+  Type.Object({
+    warnings: Type.Optional(
+      Type.Array(
+        Type.Object({
+          path: Type.String(),
+          message: Type.String(),
+          position: Type.Optional(
+            Type.Object({ offset: Type.Integer(), line: Type.Integer(), column: Type.Integer() }),
+          ),
+        }),
+      ),
+    ),
+  }),
+]);
 const read = { authz: { action: 'read', resource: 'registry' } } as const;
 
 export interface GatePolicyRouteOpts extends RouteOpts {
@@ -68,7 +87,11 @@ export async function gatePolicyRoutes(app: Api, opts: GatePolicyRouteOpts) {
           { document: Type.String({ minLength: 1, maxLength: POLICY_LIMITS.documentBytes }) },
           { additionalProperties: false },
         ),
-        response: { 200: Published, 201: Published, ...errorResponses(400, 401) },
+        response: {
+          200: PublishedWithWarnings,
+          201: PublishedWithWarnings,
+          ...errorResponses(400, 401),
+        },
       },
     },
     async (req, reply) => {
@@ -87,7 +110,10 @@ export async function gatePolicyRoutes(app: Api, opts: GatePolicyRouteOpts) {
         opts.deps.rechecker
           .run()
           .catch((err: unknown) => req.log.error({ err }, 'gate re-check failed'));
-      return reply.status(created ? 201 : 200).send(p);
+      const warnings = absenceWarnings(compiled.document);
+      return reply
+        .status(created ? 201 : 200)
+        .send({ ...p, ...(warnings.length > 0 && { warnings }) });
     },
   );
 
