@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
+import { sql } from 'kysely';
 import { expect, it } from 'vitest';
 import {
   generateSignerKey,
@@ -296,12 +297,52 @@ describeEachEngine('evidence bundles', (db) => {
     expect(ok.out).toMatch(/^ok {3}checkpoint signature: modelgate\.local\/audit\/v1/m);
     expect(ok.out.match(/^ok {3}attestation \d+ /gm)).toHaveLength(8);
     expect(ok.out).toMatch(/^ok {3}export list: 8 attestations listed/m);
+    // The export's signed time, and how old it is (issue 17, finding 9).
+    expect(ok.out).toMatch(
+      /^ok {3}export age: exported at \d{4}-\d\d-\d\dT[\d:.]+Z, \d+ (s|min) ago$/m,
+    );
     expect(ok.out).toMatch(/verified: /);
+    const fresh = await cli(
+      {},
+      'evidence',
+      'verify',
+      file,
+      '--log-key',
+      keyFile,
+      '--max-age',
+      '1h',
+    );
+    expect(fresh.code, fresh.out).toBe(0);
+    const badAge = await cli(
+      {},
+      'evidence',
+      'verify',
+      file,
+      '--log-key',
+      keyFile,
+      '--max-age',
+      'soon',
+    );
+    expect(badAge.code).toBe(2);
+    expect(badAge.out).toMatch(/--max-age "soon": give a duration such as 30d, 12h or 90m/);
 
     const text = readFileSync(file, 'utf8');
     const bundle = JSON.parse(text);
     const check = (b: unknown, key = logKey) => verifyBundle(b, { logKey: key });
     expect(check(bundle).ok).toBe(true);
+    const exportedAt = check(bundle).exportedAt as string;
+    expect(Date.parse(exportedAt)).toBeGreaterThan(Date.now() - 3_600_000);
+    // Two days later, a reader who accepts one day refuses it; a time in the future is refused.
+    const aged = (now: number) =>
+      verifyBundle(bundle, { logKey, maxAgeMs: 86_400_000, now })
+        .checks.filter((c) => !c.ok)
+        .map((c) => `${c.name}: ${c.detail}`);
+    expect(aged(Date.parse(exportedAt) + 2 * 86_400_000)).toEqual([
+      `export age: exported at ${exportedAt}, 2 d 0 h ago: older than the 1 d 0 h allowed`,
+    ]);
+    expect(aged(Date.parse(exportedAt) - 3_600_000)).toEqual([
+      `export age: exported at ${exportedAt}, in the future`,
+    ]);
     const failed = (b: unknown, key = logKey) =>
       check(b, key)
         .checks.filter((c) => !c.ok)
@@ -407,6 +448,73 @@ describeEachEngine('evidence bundles', (db) => {
       { numRuns: 1000, seed: 42 },
     );
   });
+
+  it('evidence show prints who registered a version from the signed provenance, and says when the row differs (finding 7)', async () => {
+    const t = await testApp(db());
+    const api = apiOf(t);
+    expect((await api('POST', '/models', { name: 'shown', riskTier: 'high' })).statusCode).toBe(
+      201,
+    );
+    await pushFile(t, 'shown', join(CORPUS, 'benign', 'numpy-array-protocol2.pkl'));
+    const url = await t.composed.app.listen({ port: 0, host: '127.0.0.1' });
+    const dir = mkdtempSync(join(tmpdir(), 'mg-show-'));
+    const env = {
+      MODELGATE_SERVER: url,
+      MODELGATE_TOKEN: t.token,
+      MODELGATE_CONFIG: join(dir, 'none.json'),
+    };
+    const before = await cli(env, 'evidence', 'show', 'shown@1');
+    expect(before.code, before.out).toBe(0);
+    expect(before.out).toMatch(/^registered by admin at \S+ \[attestation \d+\]$/m);
+    // An insider edits the author in the database, behind the immutability trigger.
+    const k = t.composed.database.db;
+    if (db().engine === 'postgres')
+      await sql.raw('ALTER TABLE versions DISABLE TRIGGER versions_immutable').execute(k);
+    else await sql.raw('DROP TRIGGER versions_immutable').execute(k);
+    await sql`UPDATE versions SET author = 'mallory'`.execute(k);
+    const after = await cli(env, 'evidence', 'show', 'shown@1');
+    expect(after.code, after.out).toBe(1);
+    expect(after.out).toMatch(/^registered by admin at \S+ \[attestation \d+\]$/m);
+    expect(after.out).not.toMatch(/^registered by mallory/m);
+    expect(after.out).toMatch(
+      /^MISMATCH the version record says registered by mallory at \S+; the signed provenance \(attestation \d+\) says admin at /m,
+    );
+    await t.composed.app.close();
+  });
+
+  it("refuses an identity's exports past the hourly limit, logging nothing for them (finding 9)", async () => {
+    const t = await testApp(db(), { exportsPerHour: 2 });
+    const api = apiOf(t);
+    expect((await api('POST', '/models', { name: 'limited', riskTier: 'high' })).statusCode).toBe(
+      201,
+    );
+    const v = await pushFile(t, 'limited', join(CORPUS, 'benign', 'numpy-array-protocol2.pkl'));
+    const url = `/models/limited/versions/${v.number}/evidence-bundles`;
+    const exports = async () =>
+      Number(
+        (
+          await sql<{
+            n: number;
+          }>`SELECT count(*) AS n FROM (SELECT action, subject FROM audit_pending
+            UNION ALL SELECT action, subject FROM audit_events) e
+            WHERE e.action = 'evidence.export' AND e.subject = 'export:limited@1'`.execute(
+            t.composed.database.db,
+          )
+        ).rows[0]?.n,
+      );
+    for (let i = 0; i < 2; i++) expect((await api('POST', url)).statusCode).toBe(200);
+    const refused = await api('POST', url);
+    expect(refused.statusCode, refused.body).toBe(429);
+    expect(refused.json().code).toBe('RATE_LIMITED');
+    expect(refused.json().message).toMatch(/evidence exports: at most 2 per 60 min for admin/);
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+    expect(await exports()).toBe(2);
+    // Another identity has its own allowance.
+    const viewer = await tokenFor(t, { name: 'vic', kind: 'user', roles: ['viewer'] });
+    expect((await api('POST', url, undefined, viewer)).statusCode).toBe(200);
+    expect(await exports()).toBe(3);
+    await t.composed.app.close();
+  });
 });
 
 it('still verifies the bundle frozen from the first release of the format', () => {
@@ -414,4 +522,14 @@ it('still verifies the bundle frozen from the first release of the format', () =
   const report = verifyBundle(bundle, { logKey });
   expect(report.checks.filter((c) => !c.ok)).toEqual([]);
   expect(report.checks.length).toBeGreaterThanOrEqual(9);
+  // It carries no signed export time: a reader who asks for a maximum age refuses it.
+  expect(report.exportedAt).toBeUndefined();
+  expect(
+    verifyBundle(bundle, { logKey, maxAgeMs: 86_400_000 }).checks.filter((c) => !c.ok),
+  ).toEqual([
+    expect.objectContaining({
+      name: 'export age',
+      detail: expect.stringMatching(/carries no signed time/),
+    }),
+  ]);
 });

@@ -64,6 +64,23 @@ export interface Check {
 export interface BundleReport {
   ok: boolean;
   checks: Check[];
+  /** When the server signed the export (RFC 3339); absent in bundles of older servers. */
+  exportedAt?: string;
+}
+
+/** How far in the future a signed export time may be (clocks differ). */
+const CLOCK_SKEW_MS = 5 * 60_000;
+
+/** `3 d 4 h`, `2 h 5 min`, `40 s`: an age for people. */
+export function describeAge(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  const d = Math.floor(s / 86_400);
+  const h = Math.floor((s % 86_400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  if (d > 0) return `${d} d ${h} h`;
+  if (h > 0) return `${h} h ${m} min`;
+  if (m > 0) return `${m} min`;
+  return `${s} s`;
 }
 
 const sha256 = (text: string) => `sha256:${createHash('sha256').update(text).digest('hex')}`;
@@ -117,9 +134,18 @@ function checkEntry(
  */
 export function verifyBundle(
   input: unknown,
-  trust: { logKey: string; attestationKey?: KeyObject; witnessKeys?: string[] },
+  trust: {
+    logKey: string;
+    attestationKey?: KeyObject;
+    witnessKeys?: string[];
+    /** Fail when the signed export time is older than this (or missing). */
+    maxAgeMs?: number;
+    /** The time to measure the age against (default: now). */
+    now?: number;
+  },
 ): BundleReport {
   const list = new Checklist();
+  let exportedAt: string | undefined;
   const b = input as EvidenceBundle;
   const shaped = list.check('bundle format', () => {
     need(typeof b === 'object' && b !== null, 'not a JSON object');
@@ -263,7 +289,10 @@ export function verifyBundle(
     const p = s.predicate as {
       attestations?: { id: number; digest: string }[];
       version?: unknown;
+      exportedAt?: unknown;
     };
+    if (typeof p.exportedAt === 'string' && !Number.isNaN(Date.parse(p.exportedAt)))
+      exportedAt = p.exportedAt;
     const listed = p.attestations ?? [];
     // The version record (files with paths and sizes) is signed here: the manifest digest
     // alone covers only the files' digests.
@@ -291,5 +320,28 @@ export function verifyBundle(
     );
     return `${listed.length} attestations listed, signed, logged as event ${b.export.log.index}`;
   });
-  return { ok: list.checks.every((c) => c.ok), checks: list.checks };
+  // The signed export time: how old is what this bundle says? (Checked only once the export
+  // statement's signature held: an unsigned time says nothing.)
+  const now = trust.now ?? Date.now();
+  if (exportedAt !== undefined || trust.maxAgeMs !== undefined)
+    list.check('export age', () => {
+      need(
+        exportedAt !== undefined,
+        'the export statement carries no signed time (a bundle from an older server): its age cannot be told',
+      );
+      const at = Date.parse(exportedAt as string);
+      need(at <= now + CLOCK_SKEW_MS, `exported at ${exportedAt}, in the future`);
+      const age = Math.max(0, now - at);
+      if (trust.maxAgeMs !== undefined)
+        need(
+          age <= trust.maxAgeMs,
+          `exported at ${exportedAt}, ${describeAge(age)} ago: older than the ${describeAge(trust.maxAgeMs)} allowed`,
+        );
+      return `exported at ${exportedAt}, ${describeAge(age)} ago`;
+    });
+  return {
+    ok: list.checks.every((c) => c.ok),
+    checks: list.checks,
+    ...(exportedAt !== undefined && { exportedAt }),
+  };
 }

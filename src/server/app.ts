@@ -100,6 +100,8 @@ export interface AppDeps {
   runner: EvaluationRunner;
   blobs: BlobStore;
   maxUploadBytes: number;
+  /** Evidence exports one identity may make per hour (default 60). */
+  exportsPerHour?: number;
   identities: IdentityStore;
   /** OIDC trust (workloads and SSO), when trust rules are configured (MODELGATE_OIDC_CONFIG). */
   federation?: OidcFederation;

@@ -173,6 +173,7 @@ export async function compose(
       evaluations,
       runner,
       maxUploadBytes: config.maxUploadBytes,
+      exportsPerHour: config.exportsPerHour,
       identities: new KyselyIdentityStore(database),
       audit,
       auditStore,

@@ -6,6 +6,7 @@ import { verifyBundle } from '../../evidence/bundle.js';
 import { type AliasEvent, showEvidence } from '../../evidence/show.js';
 import type { CliContext } from '../context.js';
 import { seg, splitRef } from '../context.js';
+import { requireDuration } from '../durations.js';
 import { CliError } from '../errors.js';
 
 function readText(file: string, what: string): string {
@@ -191,12 +192,18 @@ export function registerEvidence(program: Command, ctx: CliContext): void {
       (v: string, all: string[]) => [...all, v],
       [] as string[],
     )
+    .option(
+      '--max-age <duration>',
+      'fail when the bundle was exported longer ago than this (30d, 12h, 90m), or carries no signed export time',
+    )
     .action(
       (
         file: string,
-        o: { logKey: string; attestationKey?: string; witnessKey: string[] },
+        o: { logKey: string; attestationKey?: string; witnessKey: string[]; maxAge?: string },
         cmd: Command,
       ) => {
+        const maxAgeMs =
+          o.maxAge === undefined ? undefined : requireDuration(o.maxAge, '--max-age');
         let bundle: unknown;
         try {
           bundle = JSON.parse(readText(file, 'bundle'));
@@ -222,6 +229,7 @@ export function registerEvidence(program: Command, ctx: CliContext): void {
             witnessKeys: o.witnessKey.map((k) =>
               existsSync(k) ? readText(k, 'witness key').trim() : k,
             ),
+            ...(maxAgeMs !== undefined && { maxAgeMs }),
           });
         } catch (e) {
           throw new CliError(`cannot verify: ${(e as Error).message}`, 2);

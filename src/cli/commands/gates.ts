@@ -6,6 +6,7 @@ import type { Decision, PromotionRequest, Waiver } from '../../workflow/gate-sto
 import type { ApiClient } from '../client.js';
 import type { CliContext } from '../context.js';
 import { seg, splitRef } from '../context.js';
+import { durationMs } from '../durations.js';
 import { CliError } from '../errors.js';
 import { fields, table } from '../output.js';
 
@@ -62,11 +63,8 @@ function exitFor(status: Result['status']) {
 
 /** Days, hours or minutes from now (`30d`, `12h`), or an RFC 3339 time, as an ISO string. */
 export function expiryFrom(v: string, now = Date.now()): string {
-  const m = /^([1-9][0-9]{0,4})([dhm])$/.exec(v);
-  if (m) {
-    const unit = { d: 86_400_000, h: 3_600_000, m: 60_000 }[m[2] as 'd' | 'h' | 'm'];
-    return new Date(now + Number(m[1]) * unit).toISOString();
-  }
+  const ms = durationMs(v);
+  if (ms !== undefined) return new Date(now + ms).toISOString();
   const t = Date.parse(v);
   if (Number.isNaN(t) || !/^\d{4}-\d{2}-\d{2}/.test(v))
     throw new CliError(

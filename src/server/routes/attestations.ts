@@ -2,6 +2,7 @@ import { createPublicKey } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import { subjects } from '../../audit/subjects.js';
 import { ModelgateError } from '../../core/errors.js';
+import { WindowLimit } from '../../core/rate-limit.js';
 import { annexIvDraft } from '../../evidence/annex-iv.js';
 import type { StoredAttestation } from '../../evidence/attestation-store.js';
 import { BUNDLE_MEDIA_TYPE, type EvidenceBundle, EXPORT_PREDICATE } from '../../evidence/bundle.js';
@@ -130,6 +131,12 @@ export async function attestationRoutes(app: Api, opts: RouteOpts) {
     },
   );
 
+  // Each export appends an audit event and signs a checkpoint: a loop would grow the log.
+  const exportLimit = new WindowLimit(
+    opts.deps.exportsPerHour ?? 60,
+    3_600_000,
+    'evidence exports',
+  );
   app.post(
     '/models/:model/versions/:ref/evidence-bundles',
     {
@@ -139,10 +146,11 @@ export async function attestationRoutes(app: Api, opts: RouteOpts) {
         summary:
           "Export a version's evidence bundle: its manifest, every attestation with an inclusion proof in the audit log, a signed list of what the export holds (logged too), the signed checkpoint and the public keys; verifiable offline with `modelgate evidence verify`",
         params: Type.Object({ model: Name, ref: VersionRef }),
-        response: { 200: Type.Unknown(), ...errorResponses(400, 401, 404, 409) },
+        response: { 200: Type.Unknown(), ...errorResponses(400, 401, 404, 409, 429) },
       },
     },
     async (req) => {
+      exportLimit.take(req.actor.identity);
       const { audit, auditStore, attestor } = opts.deps;
       const v =
         req.loaded.version ??
@@ -179,7 +187,13 @@ export async function attestationRoutes(app: Api, opts: RouteOpts) {
       const exported = attestor.about(
         { model, version: v.number, digest: v.digest },
         EXPORT_PREDICATE,
-        { version, attestations: listed, exportedBy: req.actor.identity },
+        {
+          version,
+          attestations: listed,
+          exportedBy: req.actor.identity,
+          // Signed: a reader of the bundle can tell how old what it says is.
+          exportedAt: new Date().toISOString(),
+        },
       );
       await attestations.recordExport(
         {
