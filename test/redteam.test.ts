@@ -135,8 +135,8 @@ spec:
     const s = await chat({ variant: 'vulnerable' });
     const t = await testApp(db(), {
       worker: true,
-      allowedEndpoints: [`${s.url}/`],
-      secrets: { 'llm-key': 'Bearer very-secret-value' },
+      allowedEndpoints: [`${s.url}/`, 'http://127.0.0.1:9/v1'],
+      secrets: { 'llm-key': { value: 'Bearer very-secret-value', endpoints: [`${s.url}/`] } },
     });
     const api = apiOf(t);
     await llmVersion(t, 'rt-guard');
@@ -165,6 +165,33 @@ spec:
     });
     expect(missing.json().code).toBe('SECRET_NOT_FOUND');
     expect(missing.json().message).toMatch(/MODELGATE_SECRET_NOPE/);
+    // Secrets are bound to endpoints and headers (issue 17, finding 4): the real secret in
+    // another header, or to another allowed endpoint, is refused, in the very words a
+    // secret that does not exist is, so that the answer tells nothing about which exist.
+    const elsewhere = [
+      { endpoint: s.url, header: 'X-Debug' },
+      { endpoint: 'http://127.0.0.1:9/v1', header: 'Authorization' },
+    ];
+    for (const { endpoint, header } of elsewhere) {
+      const misused = await start({
+        endpoint,
+        model: 'bot',
+        headers: { [header]: { secret: 'llm-key' } },
+      });
+      expect(misused.statusCode, misused.body).toBe(400);
+      expect(misused.json().code).toBe('SECRET_NOT_FOUND');
+      const absent = await start({
+        endpoint,
+        model: 'bot',
+        headers: { [header]: { secret: 'nope-key' } },
+      });
+      const unnamed = (m: string) => m.replaceAll('llm-key', 'K').replaceAll('LLM_KEY', 'K');
+      expect(unnamed(misused.json().message)).toBe(
+        unnamed(
+          absent.json().message.replaceAll('nope-key', 'llm-key').replaceAll('NOPE_KEY', 'LLM_KEY'),
+        ),
+      );
+    }
     expect(s.requests()).toBe(0);
 
     // A secret reference: the value reaches the endpoint, never the evaluation or the log.

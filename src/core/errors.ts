@@ -52,7 +52,7 @@ export const ERROR_CATALOG = {
   RATE_LIMITED: {
     status: 429,
     description:
-      'Too many failed authentication attempts from this address (or, for passwords, for this identity); wait the seconds given in Retry-After. A valid token is never refused.',
+      "Too many failed authentication attempts from this address (or, for passwords, for this identity), or too many evidence exports by this identity (MODELGATE_EXPORTS_PER_HOUR); wait the seconds given in Retry-After. A valid token is never refused for others' failures.",
   },
   // Authorization
   FORBIDDEN: {
@@ -208,7 +208,7 @@ export const ERROR_CATALOG = {
   SECRET_NOT_FOUND: {
     status: 400,
     description:
-      'A header refers to a server-side secret that is not configured (MODELGATE_SECRET_<NAME> or the server config file).',
+      'A header refers to a server-side secret that does not exist, or is not bound to that header name and endpoint (MODELGATE_SECRET_<NAME> with _ENDPOINTS and _HEADERS, or the server config file); one answer for both, so that it tells nothing about which secrets exist.',
   },
   PROBE_PACK_INVALID: {
     status: 400,

@@ -40,6 +40,7 @@ export function showEvidence(
     waivers: [],
   };
   let unverified = 0;
+  let provenance = false;
   for (const a of attestations) {
     let p: Predicate;
     try {
@@ -59,7 +60,19 @@ export function showEvidence(
     // External statements are shown as their evaluator sent them, whatever their type.
     switch (a.kind === 'external' ? 'external' : a.predicateType) {
       case PREDICATE_TYPES.provenance: {
-        lines[1] = `registered by ${v.author} at ${v.createdAt} ${tag}`;
+        // Printed from the signed statement, never from the row: a database edit of the
+        // author must not be shown with this attestation cited as its source.
+        const author = (p.buildDefinition as { internalParameters?: Predicate })
+          ?.internalParameters?.author;
+        const at = (p.runDetails as { metadata?: Predicate })?.metadata?.startedOn;
+        lines[1] = `registered by ${String(author)} at ${String(at)} ${tag}`;
+        if (author !== v.author || at !== v.createdAt) {
+          unverified++;
+          lines.push(
+            `MISMATCH the version record says registered by ${v.author} at ${v.createdAt}; the signed provenance (attestation ${a.id}) says ${String(author)} at ${String(at)}: the record was changed outside Modelgate (run modelgate audit verify)`,
+          );
+        }
+        provenance = true;
         const deps = (p.buildDefinition as { resolvedDependencies: Predicate[] })
           .resolvedDependencies;
         for (const d of deps)
@@ -110,6 +123,11 @@ export function showEvidence(
           } ${tag}`,
         );
     }
+  }
+  if (!provenance) {
+    // Nothing signed says who registered it: the row alone is not evidence.
+    unverified++;
+    lines[1] = `UNVERIFIED registered by ${v.author} at ${v.createdAt}: no signed provenance for this version`;
   }
   for (const [name, list] of Object.entries(sections))
     lines.push(`${name}:`, ...(list.length ? list : ['  none']));

@@ -3,7 +3,11 @@ import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { ALIAS_PATTERN } from '../core/names.js';
 import { EgressPolicy } from '../evaluators/redteam/egress.js';
-import { secretEnvName } from '../evaluators/redteam/redteam-config.js';
+import {
+  bindSecret,
+  type ServerSecret,
+  secretEnvName,
+} from '../evaluators/redteam/server-secrets.js';
 
 /** Server settings, from flags, then environment, then defaults. */
 export interface ServerConfig {
@@ -18,6 +22,8 @@ export interface ServerConfig {
   autoScan: boolean;
   jobLeaseMs: number;
   jobPollMs: number;
+  /** Evidence exports one identity may make per hour on this server (each is logged and signed). */
+  exportsPerHour: number;
   /** A file of workload trust rules (JSON or YAML); unset: no OIDC token exchange. */
   oidcConfig: string | undefined;
   /** A folder of operators' Cedar policies (`*.cedar`), added to the built-in roles. */
@@ -54,14 +60,14 @@ export interface ServerConfig {
    * else the server config file's `secrets`. A function, so that no value sits in an object
    * that could be logged or serialized.
    */
-  secret: (name: string) => string | undefined;
+  secret: (name: string) => ServerSecret | undefined;
 }
 
 /** The server config file (`--config` / MODELGATE_SERVER_CONFIG): settings that are lists or secrets. */
 interface ServerConfigFile {
   allowedEndpoints?: string[] | string;
   trustedProxies?: string[] | string;
-  secrets?: Record<string, string>;
+  secrets?: Record<string, { value: string; endpoints: string[]; headers?: string[] }>;
 }
 
 function readConfigFile(file: string | undefined): ServerConfigFile {
@@ -95,14 +101,25 @@ function readConfigFile(file: string | undefined): ServerConfigFile {
   )
     throw new Error(`server config file ${file}: allowedEndpoints must be a list of URL prefixes`);
   const sec = v.secrets;
-  if (
-    sec !== undefined &&
-    (typeof sec !== 'object' ||
-      sec === null ||
-      Array.isArray(sec) ||
-      Object.values(sec).some((x) => typeof x !== 'string'))
-  )
-    throw new Error(`server config file ${file}: secrets must map names to string values`);
+  if (sec !== undefined && (typeof sec !== 'object' || sec === null || Array.isArray(sec)))
+    throw new Error(
+      `server config file ${file}: secrets must map names to {"value", "endpoints", "headers"}`,
+    );
+  const strings = (x: unknown) => Array.isArray(x) && x.every((y) => typeof y === 'string');
+  for (const [name, s] of Object.entries((sec ?? {}) as Record<string, unknown>)) {
+    const o = s as Record<string, unknown> | null;
+    if (
+      typeof o !== 'object' ||
+      o === null ||
+      typeof o.value !== 'string' ||
+      !strings(o.endpoints) ||
+      (o.headers !== undefined && !strings(o.headers)) ||
+      Object.keys(o).some((k) => !['value', 'endpoints', 'headers'].includes(k))
+    )
+      throw new Error(
+        `server config file ${file}: secret ${JSON.stringify(name)} must be {"value": "...", "endpoints": ["https://gateway.example/v1"], "headers": ["Authorization"]}: a secret is sent only to the endpoints and in the headers it names (headers default to Authorization)`,
+      );
+  }
   return v as ServerConfigFile;
 }
 
@@ -113,6 +130,42 @@ function intFrom(name: string, v: string | undefined, fallback: number): number 
   if (!/^[0-9]+$/.test(v))
     throw new Error(`${name} must be a whole number, got ${JSON.stringify(v)}`);
   return Number(v);
+}
+
+const listFrom = (v: string | undefined) => (v ?? '').split(/[\s,]+/).filter(Boolean);
+
+/**
+ * Every server-side secret with its binding, by environment variable name, checked at start:
+ * MODELGATE_SECRET_<NAME> with MODELGATE_SECRET_<NAME>_ENDPOINTS (required) and _HEADERS
+ * (default Authorization), else the config file's `secrets`. The environment wins.
+ */
+function loadSecrets(file: ServerConfigFile, env: NodeJS.ProcessEnv): Map<string, ServerSecret> {
+  const out = new Map<string, ServerSecret>();
+  for (const [name, s] of Object.entries(file.secrets ?? {}))
+    out.set(
+      secretEnvName(name),
+      bindSecret(`secret ${name} (server config file)`, s.value, s.endpoints, s.headers),
+    );
+  const binding = /_(ENDPOINTS|HEADERS)$/;
+  for (const [key, value] of Object.entries(env)) {
+    if (!key.startsWith('MODELGATE_SECRET_') || binding.test(key) || value === undefined) continue;
+    const headers = listFrom(env[`${key}_HEADERS`]);
+    out.set(
+      key,
+      bindSecret(
+        `${key} (set ${key}_ENDPOINTS to the URL prefixes it may be sent to)`,
+        value,
+        listFrom(env[`${key}_ENDPOINTS`]),
+        headers.length > 0 ? headers : undefined,
+      ),
+    );
+  }
+  return out;
+}
+
+function atLeastOne(name: string, n: number): number {
+  if (n < 1) throw new Error(`${name} must be at least 1, got ${n}`);
+  return n;
 }
 
 function boolFrom(name: string, v: string | undefined, fallback: boolean): boolean {
@@ -187,7 +240,7 @@ export function loadConfig(
   } catch (e) {
     throw new Error(`MODELGATE_ALLOWED_ENDPOINTS: ${(e as Error).message}`);
   }
-  const fileSecrets = new Map(Object.entries(file.secrets ?? {}));
+  const secrets = loadSecrets(file, env);
   const port = intFrom('--port / MODELGATE_PORT', flags.port ?? env.MODELGATE_PORT, 7070);
   if (port > 65535) throw new Error(`--port must be 0-65535, got ${port}`);
   return {
@@ -205,6 +258,10 @@ export function loadConfig(
     autoScan: boolFrom('MODELGATE_AUTO_SCAN', env.MODELGATE_AUTO_SCAN, true),
     jobLeaseMs: intFrom('MODELGATE_JOB_LEASE_MS', env.MODELGATE_JOB_LEASE_MS, 30_000),
     jobPollMs: intFrom('MODELGATE_JOB_POLL_MS', env.MODELGATE_JOB_POLL_MS, 1000),
+    exportsPerHour: atLeastOne(
+      'MODELGATE_EXPORTS_PER_HOUR',
+      intFrom('MODELGATE_EXPORTS_PER_HOUR', env.MODELGATE_EXPORTS_PER_HOUR, 60),
+    ),
     oidcConfig: env.MODELGATE_OIDC_CONFIG ? resolve(env.MODELGATE_OIDC_CONFIG) : undefined,
     authzPolicies: env.MODELGATE_AUTHZ_POLICIES ? resolve(env.MODELGATE_AUTHZ_POLICIES) : undefined,
     auditKeyFile: env.MODELGATE_AUDIT_KEY_FILE ? resolve(env.MODELGATE_AUDIT_KEY_FILE) : undefined,
@@ -224,7 +281,7 @@ export function loadConfig(
     gatePolicyPack: packFrom(env.MODELGATE_GATE_POLICY_PACK),
     allowedEndpoints,
     trustedProxies: proxiesFrom(env.MODELGATE_TRUSTED_PROXIES, file.trustedProxies),
-    secret: (name) => env[secretEnvName(name)] ?? fileSecrets.get(name),
+    secret: (name) => secrets.get(secretEnvName(name)),
     evaluatorKeys: env.MODELGATE_EVALUATOR_KEYS ? resolve(env.MODELGATE_EVALUATOR_KEYS) : undefined,
     controlCatalog: env.MODELGATE_CONTROL_CATALOG
       ? resolve(env.MODELGATE_CONTROL_CATALOG)

@@ -1,4 +1,5 @@
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
+import { bindSecret } from '../../src/evaluators/redteam/server-secrets.js';
 import { issueToken } from '../../src/identity/tokens.js';
 import type { NewIdentity } from '../../src/registry/registry-store.js';
 import { type Composed, compose } from '../../src/server/composition.js';
@@ -74,14 +75,16 @@ export async function testApp(
     evaluatorKeys?: string;
     /** URL prefixes red-team runs may call (MODELGATE_ALLOWED_ENDPOINTS). */
     allowedEndpoints?: string[];
-    /** Server-side secrets by name (MODELGATE_SECRET_<NAME>). */
-    secrets?: Record<string, string>;
+    /** Server-side secrets by name, with the endpoints and headers they may go to. */
+    secrets?: Record<string, { value: string; endpoints: string[]; headers?: string[] }>;
     /** How often the log signs a checkpoint on its own (MODELGATE_CHECKPOINT_INTERVAL_MS). */
     checkpointIntervalMs?: number;
     /** Reverse proxies whose X-Forwarded-For is believed (MODELGATE_TRUSTED_PROXIES). */
     trustedProxies?: string[];
     /** The clock promotions, reviews and waivers see. */
     gateClock?: () => Date;
+    /** Evidence exports one identity may make per hour (MODELGATE_EXPORTS_PER_HOUR). */
+    exportsPerHour?: number;
   } = {},
 ): Promise<TestApp> {
   const token = issueToken().secret;
@@ -102,7 +105,11 @@ export async function testApp(
     ...(opts.checkpointIntervalMs !== undefined && {
       checkpointIntervalMs: opts.checkpointIntervalMs,
     }),
-    secret: (name: string) => opts.secrets?.[name],
+    secret: (name: string) => {
+      const s = opts.secrets?.[name];
+      return s && bindSecret(`secret ${name}`, s.value, s.endpoints, s.headers);
+    },
+    ...(opts.exportsPerHour !== undefined && { exportsPerHour: opts.exportsPerHour }),
   };
   const composed = await compose(
     { ...config, jobPollMs: 50, jobLeaseMs: 2000 },

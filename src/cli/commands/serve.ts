@@ -40,11 +40,15 @@ Environment:
                               private or loopback server by address, e.g. http://10.0.0.5:8000/v1
   MODELGATE_SECRET_<NAME>     the value of secret <name>, for red-team target headers such as
                               {"Authorization": {"secret": "openai"}} (MODELGATE_SECRET_OPENAI)
+  MODELGATE_SECRET_<NAME>_ENDPOINTS  the URL prefixes the secret may be sent to (required)
+  MODELGATE_SECRET_<NAME>_HEADERS    the header names it may be sent in (default Authorization)
   MODELGATE_TRUSTED_PROXIES   reverse proxies whose X-Forwarded-For names the client (IPs or CIDRs,
                               comma-separated; default: none, the peer address is the client)
 
 Server config file (--config), JSON:
-  {"allowedEndpoints": ["https://api.openai.com/v1"], "secrets": {"openai": "Bearer sk-..."}}
+  {"allowedEndpoints": ["https://api.openai.com/v1"],
+   "secrets": {"openai": {"value": "Bearer sk-...", "endpoints": ["https://api.openai.com/v1"],
+                          "headers": ["Authorization"]}}}
   Environment variables win over the file.`,
     )
     .action(

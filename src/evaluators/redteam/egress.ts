@@ -149,6 +149,17 @@ export class EgressPolicy {
     return new EgressPolicy((value ?? '').split(/[\s,]+/).filter(Boolean));
   }
 
+  /**
+   * Whether a URL, in the canonical form `check` returns, is under a prefix: at a path
+   * boundary, `.../v1` covers `.../v1` and `.../v1/chat/completions`, not `.../v10`.
+   */
+  covers(href: string): boolean {
+    return this.prefixes.some((p) => {
+      const base = p.endsWith('/') ? p.slice(0, -1) : p;
+      return href === p || href === base || href.startsWith(`${base}/`);
+    });
+  }
+
   /** The endpoint as it will be reached, or ENDPOINT_NOT_ALLOWED before anything is sent. */
   check(raw: string): AllowedEndpoint {
     let url: URL;
@@ -165,12 +176,7 @@ export class EgressPolicy {
         endpoint: url.username || url.password ? url.host : raw,
       });
     const href = url.href;
-    // At a path boundary: `.../v1` allows `.../v1` and `.../v1/chat/completions`, not `.../v10`.
-    const allowed = this.prefixes.some((p) => {
-      const base = p.endsWith('/') ? p.slice(0, -1) : p;
-      return href === p || href === base || href.startsWith(`${base}/`);
-    });
-    if (!allowed)
+    if (!this.covers(href))
       throw new ModelgateError(
         'ENDPOINT_NOT_ALLOWED',
         this.prefixes.length === 0

@@ -1,6 +1,7 @@
 import { ModelgateError } from '../../core/errors.js';
 import { completionsUrl } from './chat-client.js';
 import type { EgressPolicy } from './egress.js';
+import { type SecretResolver, secretFor } from './server-secrets.js';
 
 /** A header value: a literal (not for credentials) or the name of a server-side secret. */
 export type HeaderValue = string | { secret: string };
@@ -31,14 +32,6 @@ export interface RedteamConfig extends ChatTarget {
   /** A second model that grades answers to harmful requests, recorded as such. */
   judge?: ChatTarget;
 }
-
-/** The environment variable that holds a secret: MODELGATE_SECRET_ + the name upper-cased. */
-export function secretEnvName(name: string): string {
-  return `MODELGATE_SECRET_${name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
-}
-
-/** Looks up a server-side secret by name (MODELGATE_SECRET_<NAME>, the server config file). */
-export type SecretResolver = (name: string) => string | undefined;
 
 // Header names whose values are credentials: they must come from server-side secrets, so that
 // a run request (and the evaluation record, the audit log, the attestation) never holds one.
@@ -79,7 +72,12 @@ function str(v: unknown, path: string, max: number): string {
   return v;
 }
 
-function headersOf(v: unknown, path: string, secrets: SecretResolver): Record<string, HeaderValue> {
+function headersOf(
+  v: unknown,
+  path: string,
+  secrets: SecretResolver,
+  url: string,
+): Record<string, HeaderValue> {
   if (v === undefined) return {};
   if (typeof v !== 'object' || v === null || Array.isArray(v))
     bad(path, 'must be an object of header names to values');
@@ -110,12 +108,8 @@ function headersOf(v: unknown, path: string, secrets: SecretResolver): Record<st
       !SECRET_NAME.test(ref.secret)
     )
       bad(`${path}.${name}`, 'must be a string or {"secret": "<name>"}');
-    if (secrets(ref.secret) === undefined)
-      throw new ModelgateError(
-        'SECRET_NOT_FOUND',
-        `config.${path}.${name} refers to secret ${ref.secret}, which this server does not have: set ${secretEnvName(ref.secret)} or add it to the server config file's "secrets"`,
-        { secret: ref.secret },
-      );
+    // Refused when the run is requested unless the secret is bound to this header and URL.
+    secretFor(secrets, ref.secret, name, url);
     out[name] = { secret: ref.secret };
   }
   return out;
@@ -130,11 +124,11 @@ function targetOf(
   const endpoint = str(v.endpoint, `${path}endpoint`, 2048);
   // Refused here, when the run is requested, before anything is queued or sent: the URL the
   // client will call, checked the same way it will be.
-  egress.check(completionsUrl(endpoint));
+  const { url } = egress.check(completionsUrl(endpoint));
   return {
     endpoint,
     model: str(v.model, `${path}model`, 256),
-    headers: headersOf(v.headers, `${path}headers`, secrets),
+    headers: headersOf(v.headers, `${path}headers`, secrets, url.href),
   };
 }
 
@@ -190,22 +184,20 @@ export function parseRedteamConfig(
   };
 }
 
-/** The headers to send, with each secret reference replaced by its value. */
+/**
+ * The headers to send to `endpoint`, with each secret reference replaced by its value: checked
+ * again against the secret's binding when the run starts or resumes (the operator may have
+ * changed it since the run was requested).
+ */
 export function resolveHeaders(
   headers: Record<string, HeaderValue>,
   secrets: SecretResolver,
+  endpoint: string,
+  egress: EgressPolicy,
 ): Record<string, string> {
+  const url = egress.check(completionsUrl(endpoint)).url.href;
   const out: Record<string, string> = {};
-  for (const [name, v] of Object.entries(headers)) {
-    if (typeof v === 'string') out[name] = v;
-    else {
-      const value = secrets(v.secret);
-      if (value === undefined)
-        throw new ModelgateError('SECRET_NOT_FOUND', `secret ${v.secret} is not configured`, {
-          secret: v.secret,
-        });
-      out[name] = value;
-    }
-  }
+  for (const [name, v] of Object.entries(headers))
+    out[name] = typeof v === 'string' ? v : secretFor(secrets, v.secret, name, url);
   return out;
 }

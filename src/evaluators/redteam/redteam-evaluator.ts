@@ -13,12 +13,8 @@ import { ChatClient, type ChatMessage, sleep } from './chat-client.js';
 import { detectAll } from './detectors.js';
 import type { EgressPolicy } from './egress.js';
 import { loadProbePacks, renderProbe, selectProbes } from './probe-pack.js';
-import {
-  parseRedteamConfig,
-  type RedteamConfig,
-  resolveHeaders,
-  type SecretResolver,
-} from './redteam-config.js';
+import { parseRedteamConfig, type RedteamConfig, resolveHeaders } from './redteam-config.js';
+import type { SecretResolver } from './server-secrets.js';
 import { asrBand, wilson, worse } from './stats.js';
 import {
   CATEGORIES,
@@ -169,7 +165,7 @@ export class RedteamEvaluator implements Evaluator {
       this.egress,
       cfg.endpoint,
       cfg.model,
-      resolveHeaders(cfg.headers, this.secrets),
+      resolveHeaders(cfg.headers, this.secrets, cfg.endpoint, this.egress),
       {
         timeoutMs: cfg.timeoutMs,
         retries: cfg.retries,
@@ -182,7 +178,7 @@ export class RedteamEvaluator implements Evaluator {
           this.egress,
           cfg.judge.endpoint,
           cfg.judge.model,
-          resolveHeaders(cfg.judge.headers, this.secrets),
+          resolveHeaders(cfg.judge.headers, this.secrets, cfg.judge.endpoint, this.egress),
           { timeoutMs: cfg.timeoutMs, retries: cfg.retries, maxSockets: cfg.concurrency },
         )
       : undefined;
