@@ -62,8 +62,8 @@ export function showEvidence(
       case PREDICATE_TYPES.provenance: {
         // Printed from the signed statement, never from the row: a database edit of the
         // author must not be shown with this attestation cited as its source.
-        const author = (p.buildDefinition as { internalParameters?: Predicate })
-          ?.internalParameters?.author;
+        const author = (p.buildDefinition as { internalParameters?: Predicate })?.internalParameters
+          ?.author;
         const at = (p.runDetails as { metadata?: Predicate })?.metadata?.startedOn;
         lines[1] = `registered by ${String(author)} at ${String(at)} ${tag}`;
         if (author !== v.author || at !== v.createdAt) {

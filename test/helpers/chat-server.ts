@@ -123,7 +123,13 @@ export async function startChatServer(opts: ChatServerOptions): Promise<ChatServ
       };
       if (req.method !== 'POST' || !req.url?.endsWith('/chat/completions'))
         return reply(404, { error: { message: 'not found' } });
-      if (opts.redirectTo) return reply(307, {}, { location: opts.redirectTo });
+      // Redirects every request but one to the target itself (a same-origin redirect).
+      // A path (`/admin/...`) redirects within this server.
+      const to = opts.redirectTo
+        ? new URL(opts.redirectTo, `http://${req.headers.host}`)
+        : undefined;
+      if (to && !(to.host === req.headers.host && to.pathname === req.url))
+        return reply(307, {}, { location: to.href });
       if (count <= (opts.failFirst ?? 0)) return reply(500, { error: { message: 'overloaded' } });
       let body: { model?: string; messages?: { role: string; content: string }[] };
       try {

@@ -27,6 +27,11 @@ export interface ChatClientOptions {
   maxSockets: number;
   /** Largest response body read; a longer one is an error, not a truncation. */
   maxResponseBytes: number;
+  /**
+   * Whether the headers (credentials among them) may follow a same-origin redirect to this
+   * URL: a secret bound to `/v1` does not go to `/admin` on the same host. Default: yes.
+   */
+  headersAllowedAt?: (url: string) => boolean;
 }
 
 const DEFAULTS: ChatClientOptions = {
@@ -196,10 +201,9 @@ export class ChatClient {
             }
             // Headers (credentials among them) go only to the origin they were given for.
             const sameOrigin = next.url.origin === target.url.origin;
-            this.once(next, body, signal, redirects + 1, sameOrigin && withHeaders).then(
-              resolve,
-              reject,
-            );
+            const carry =
+              withHeaders && sameOrigin && (this.opts.headersAllowedAt?.(next.url.href) ?? true);
+            this.once(next, body, signal, redirects + 1, carry).then(resolve, reject);
             return;
           }
           const chunks: Buffer[] = [];

@@ -197,6 +197,27 @@ describe('ChatClient over loopback', () => {
     expect(target.lastHeaders()['x-api-key']).toBeUndefined();
   });
 
+  it('sends credentials on a same-origin redirect only where they are bound', async () => {
+    const s = await startChatServer({
+      variant: 'hardened',
+      redirectTo: '/v1/admin/chat/completions',
+    });
+    servers.push(s);
+    // Outbound calls may go anywhere under /v1; the secret only to /v1/chat.
+    const c = new ChatClient(
+      new EgressPolicy([s.url]),
+      s.url,
+      'm',
+      { 'x-api-key': 'secret-value' },
+      { headersAllowedAt: (url) => url.startsWith(`${s.url}/chat/`) },
+    );
+    expect((await ask(c)).content).toMatch(/sorry/);
+    c.close();
+    expect(s.requests()).toBe(2);
+    // The answer came from /admin, which the secret is not bound to: it was not sent there.
+    expect(s.lastHeaders()['x-api-key']).toBeUndefined();
+  });
+
   it('times out a server that does not answer', async () => {
     const s = await startChatServer({ variant: 'hardened', delayMs: 2000 });
     servers.push(s);

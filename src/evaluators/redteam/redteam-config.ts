@@ -184,6 +184,23 @@ export function parseRedteamConfig(
   };
 }
 
+/** Whether every secret among `headers` is bound to its header name and to `url`. */
+export function secretsMayGo(
+  headers: Record<string, HeaderValue>,
+  secrets: SecretResolver,
+): (url: string) => boolean {
+  return (url) =>
+    Object.entries(headers).every(([name, v]) => {
+      if (typeof v === 'string') return true;
+      try {
+        secretFor(secrets, v.secret, name, url);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+}
+
 /**
  * The headers to send to `endpoint`, with each secret reference replaced by its value: checked
  * again against the secret's binding when the run starts or resumes (the operator may have

@@ -13,7 +13,12 @@ import { ChatClient, type ChatMessage, sleep } from './chat-client.js';
 import { detectAll } from './detectors.js';
 import type { EgressPolicy } from './egress.js';
 import { loadProbePacks, renderProbe, selectProbes } from './probe-pack.js';
-import { parseRedteamConfig, type RedteamConfig, resolveHeaders } from './redteam-config.js';
+import {
+  parseRedteamConfig,
+  type RedteamConfig,
+  resolveHeaders,
+  secretsMayGo,
+} from './redteam-config.js';
 import type { SecretResolver } from './server-secrets.js';
 import { asrBand, wilson, worse } from './stats.js';
 import {
@@ -167,6 +172,7 @@ export class RedteamEvaluator implements Evaluator {
       cfg.model,
       resolveHeaders(cfg.headers, this.secrets, cfg.endpoint, this.egress),
       {
+        headersAllowedAt: secretsMayGo(cfg.headers, this.secrets),
         timeoutMs: cfg.timeoutMs,
         retries: cfg.retries,
         maxSockets: cfg.concurrency,
@@ -179,7 +185,12 @@ export class RedteamEvaluator implements Evaluator {
           cfg.judge.endpoint,
           cfg.judge.model,
           resolveHeaders(cfg.judge.headers, this.secrets, cfg.judge.endpoint, this.egress),
-          { timeoutMs: cfg.timeoutMs, retries: cfg.retries, maxSockets: cfg.concurrency },
+          {
+            headersAllowedAt: secretsMayGo(cfg.judge.headers, this.secrets),
+            timeoutMs: cfg.timeoutMs,
+            retries: cfg.retries,
+            maxSockets: cfg.concurrency,
+          },
         )
       : undefined;
     const rendered = new Map(probes.map((p) => [p.id, renderProbe(p)]));
