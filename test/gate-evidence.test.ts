@@ -178,6 +178,59 @@ describeEachEngine('gates and the evidence they read', (db) => {
     });
   });
 
+  it('a policy that could freeze the server or exhaust its memory is refused at publish (findings 1 and 2)', async () => {
+    const thousand = `[${Array(1000).fill(0).join(', ')}]`;
+    const json = (
+      name: string,
+      variables: { name: string; expression: string }[],
+      expression: string,
+    ) =>
+      JSON.stringify({
+        apiVersion: 'modelgate.dev/v1',
+        kind: 'GatePolicy',
+        metadata: { name },
+        spec: {
+          bindings: { aliases: ['production'] },
+          variables,
+          validations: [{ name: 'r', expression, message: 'm', reason: 'Test', action: 'deny' }],
+        },
+      });
+    // Three comprehensions nested over a 1,000-element list: 49 s of a viewer's dry run.
+    const nested = json(
+      'nested',
+      [{ name: 'xs', expression: thousand }],
+      'variables.xs.all(a, variables.xs.all(b, variables.xs.all(c, a + b + c >= 0)))',
+    );
+    // Forty variables each doubling a list: the process ran out of memory.
+    const doubling = json(
+      'doubling',
+      [
+        { name: 'v0', expression: '[1]' },
+        ...Array.from({ length: 40 }, (_, i) => ({
+          name: `v${i + 1}`,
+          expression: `variables.v${i} + variables.v${i}`,
+        })),
+      ],
+      'size(variables.v40) > 0',
+    );
+    for (const document of [nested, doubling]) {
+      const r = await api('POST', '/gate-policies', { document });
+      expect(r.statusCode, r.body).toBe(400);
+      expect(r.json().code).toBe('GATE_POLICY_INVALID');
+      expect(r.json().message).toMatch(/may take .* steps.* on facts within the evaluation bounds/);
+    }
+    expect(
+      (await api('GET', '/gate-policies')).json().items.map((p: { name: string }) => p.name),
+    ).not.toContain('nested');
+    // The same offline: policy check needs no server.
+    const url = 'http://127.0.0.1:9';
+    const file = join(mkdtempSync(join(tmpdir(), 'mg-cost-')), 'nested.json');
+    writeFileSync(file, nested);
+    const checked = await cliOf(url, t.token)('policy', 'check', file);
+    expect(checked.code, checked.out).toBe(1);
+    expect(checked.out).toMatch(/spec\.validations\[0\]\.expression \(r\): may take/);
+  });
+
   it('closes', async () => {
     await t.composed.deps.runner.stop();
     await t.composed.app.close();

@@ -23,6 +23,8 @@ import { parseImport } from '../../src/evaluators/imports/parse-import.js';
 import { canarySystemPrompt, makeCanaries } from '../../src/evaluators/redteam/canaries.js';
 import { detectAll } from '../../src/evaluators/redteam/detectors.js';
 import { DETECTORS } from '../../src/evaluators/redteam/types.js';
+import { absenceWarnings } from '../../src/policy/gates/absence-lint.js';
+import { policyCost } from '../../src/policy/gates/cost.js';
 import { evaluatePolicy } from '../../src/policy/gates/evaluate.js';
 import type { Facts } from '../../src/policy/gates/facts-schema.js';
 import { compilePolicy, parsePolicyDocument } from '../../src/policy/gates/policy-document.js';
@@ -318,6 +320,12 @@ function policyBytes() {
       if (isModelgateError(e)) return;
       throw e;
     }
+    // The publish-time checks read the same untrusted document: they answer, never crash.
+    const { cost, problems } = policyCost(compiled.document);
+    if (!(cost >= 0) || !Array.isArray(problems)) throw new Error(`cost ${cost}`);
+    if (!Array.isArray(absenceWarnings(compiled.document))) throw new Error('no warnings list');
+    // Only what publishing accepts is evaluated, as on a server.
+    if (problems.length > 0) return;
     for (const f of facts) {
       const fast = JSON.stringify(evaluatePolicy(compiled, f, '', { compiled: true }));
       const reference = JSON.stringify(evaluatePolicy(compiled, f, ''));

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { isModelgateError } from '../../core/errors.js';
 import { absenceWarnings } from '../../policy/gates/absence-lint.js';
+import { refuseCostly } from '../../policy/gates/cost.js';
 import { compilePolicy, parsePolicyDocument } from '../../policy/gates/policy-document.js';
 import type { CliContext } from '../context.js';
 import { seg, splitRef } from '../context.js';
@@ -39,6 +40,7 @@ export function registerPolicy(program: Command, ctx: CliContext): void {
       const text = readPolicyFile(file);
       try {
         const c = compilePolicy(parsePolicyDocument(text));
+        refuseCostly(c.document);
         const warnings = absenceWarnings(c.document);
         ctx.print(cmd, { valid: true, name: c.name, digest: c.digest, warnings }, () =>
           [

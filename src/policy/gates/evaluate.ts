@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { canonicalize } from '../../audit/canonical-json.js';
 import { ModelgateError } from '../../core/errors.js';
 import { type Compiled, compileCel, Fallback, type Frame } from './compiled-cel.js';
+import { outsideBounds } from './cost.js';
 import {
   FACT_MESSAGE_TYPES,
   type Facts,
@@ -140,6 +141,22 @@ export function evaluatePolicy(
   opts: { compiled?: boolean; shared?: SharedConversions } = {},
 ): GateResult {
   const digest = known ?? factsDigest(facts);
+  // Policies are costed for facts within these bounds: beyond them nothing is evaluated and
+  // every rule fails (a gate that cannot bound its work denies).
+  const over = outsideBounds(facts);
+  if (over !== undefined) {
+    const error = `the facts are outside the bounds policies are costed for (${over})`;
+    const results = compiled.validations.map(({ spec }) =>
+      failedRule(spec, spec.message ?? `${spec.name} failed`, error, undefined),
+    );
+    return {
+      policy: { name: compiled.name, digest: compiled.digest },
+      engine: CEL_ENGINE,
+      factsDigest: digest,
+      results,
+      outcome: 'deny',
+    };
+  }
   const context: Record<string, unknown> = toCelFacts(facts, opts.shared);
   // Rule waivers name `<policy>/<validation>`; the facts hold only waivers in force, but `now`
   // is checked again so that replaying old facts cannot differ from what the gate saw.

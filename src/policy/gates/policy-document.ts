@@ -117,7 +117,7 @@ export interface CompiledPolicy {
   }[];
 }
 
-function refuse(problems: PolicyProblem[]): never {
+export function refuse(problems: PolicyProblem[]): never {
   const text = problems.map((p) => `${p.path}: ${p.message}`).join('; ');
   throw new ModelgateError('GATE_POLICY_INVALID', `gate policy refused: ${text}`, { problems });
 }

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { ModelgateError } from '../../core/errors.js';
 import { absenceWarnings } from '../../policy/gates/absence-lint.js';
+import { refuseCostly } from '../../policy/gates/cost.js';
 import { evaluatePolicy } from '../../policy/gates/evaluate.js';
 import type { GatePolicyStore, PublishedPolicy } from '../../policy/gates/gate-policy-store.js';
 import {
@@ -96,6 +97,7 @@ export async function gatePolicyRoutes(app: Api, opts: GatePolicyRouteOpts) {
     },
     async (req, reply) => {
       const compiled = compilePolicy(parsePolicyDocument(req.body.document));
+      refuseCostly(compiled.document);
       const { created, ...p } = await gatePolicies.publish(
         {
           name: compiled.name,
