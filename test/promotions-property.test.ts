@@ -201,6 +201,30 @@ async function checkInvariants(t: TestApp, model: string, replayed: Set<number>)
       );
       expect(Number(found.rows[0]?.n), `${action} ${subject} for decision ${d.id}`).toBe(1);
     }
+    // Invariant 7: absent evidence never passes. Whatever moved had a successful scan of its
+    // own bytes; production also had an approval and a card whose required fields are text
+    // (or a waiver of that one waivable rule).
+    const f = JSON.parse(d.facts) as Facts;
+    expect(
+      f.evaluations.some(
+        (e) =>
+          e.evaluator === 'artifact-scan' &&
+          e.status === 'succeeded' &&
+          e.digest === f.version.digest,
+      ),
+      `decision ${d.id} moved ${d.alias} without a successful scan of ${f.version.digest}`,
+    ).toBe(true);
+    if (d.alias === 'production') {
+      expect(
+        f.approvals.some((a) => a.decision === 'approve'),
+        `decision ${d.id}: no approval`,
+      ).toBe(true);
+      if (!(f.waivers ?? []).some((w) => w.rule?.endsWith('/model-card-complete')))
+        for (const k of ['intendedUse', 'limitations', 'trainingData']) {
+          const v = f.version.card[k];
+          expect(typeof v === 'string' && /\S/.test(v), `decision ${d.id}: card ${k}`).toBe(true);
+        }
+    }
     if (replayed.has(Number(d.id))) continue;
     // The stored facts and stored policy versions give the same allow again.
     const used = JSON.parse(d.policies) as { name: string; version: number; digest: string }[];
@@ -443,7 +467,7 @@ async function checkDigestsAndFailures(t: TestApp, model: string) {
 }
 
 describeEachEngine('governance invariants under random action sequences', (db) => {
-  it('keeps invariants 1-6 after every step of every sequence', async () => {
+  it('keeps invariants 1-7 after every step of every sequence', async () => {
     // Waivers expire as time passes for the gate: the 'expire' action moves its clock on. The
     // gate's times are then ahead of the others; realOf turns one back into the real time.
     let offsetMs = 0;
