@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
+import { policyDigest } from '../src/policy/gates/policy-document.js';
 import { apiOf, type TestApp, testApp, tokenFor } from './helpers/app.js';
 import { cliOf } from './helpers/cli.js';
 import { describeEachEngine } from './helpers/engines.js';
@@ -27,6 +28,41 @@ const policyDoc = (name: string, validation: string) =>
     '  validations:',
     `    - ${validation}`,
   ].join('\n');
+
+const thousand = `[${Array(1000).fill(0).join(', ')}]`;
+const json = (
+  name: string,
+  variables: { name: string; expression: string }[],
+  expression: string,
+) =>
+  JSON.stringify({
+    apiVersion: 'modelgate.dev/v1',
+    kind: 'GatePolicy',
+    metadata: { name },
+    spec: {
+      bindings: { aliases: ['production'] },
+      variables,
+      validations: [{ name: 'r', expression, message: 'm', reason: 'Test', action: 'deny' }],
+    },
+  });
+/** Three comprehensions nested over a 1,000-element list: 49 s of a viewer's dry run. */
+const NESTED = json(
+  'nested',
+  [{ name: 'xs', expression: thousand }],
+  'variables.xs.all(a, variables.xs.all(b, variables.xs.all(c, a + b + c >= 0)))',
+);
+/** Forty variables each doubling a list: the process ran out of memory. */
+const DOUBLING = json(
+  'doubling',
+  [
+    { name: 'v0', expression: '[1]' },
+    ...Array.from({ length: 40 }, (_, i) => ({
+      name: `v${i + 1}`,
+      expression: `variables.v${i} + variables.v${i}`,
+    })),
+  ],
+  'size(variables.v40) > 0',
+);
 
 describeEachEngine('gates and the evidence they read', (db) => {
   let t: TestApp;
@@ -179,41 +215,7 @@ describeEachEngine('gates and the evidence they read', (db) => {
   });
 
   it('a policy that could freeze the server or exhaust its memory is refused at publish (findings 1 and 2)', async () => {
-    const thousand = `[${Array(1000).fill(0).join(', ')}]`;
-    const json = (
-      name: string,
-      variables: { name: string; expression: string }[],
-      expression: string,
-    ) =>
-      JSON.stringify({
-        apiVersion: 'modelgate.dev/v1',
-        kind: 'GatePolicy',
-        metadata: { name },
-        spec: {
-          bindings: { aliases: ['production'] },
-          variables,
-          validations: [{ name: 'r', expression, message: 'm', reason: 'Test', action: 'deny' }],
-        },
-      });
-    // Three comprehensions nested over a 1,000-element list: 49 s of a viewer's dry run.
-    const nested = json(
-      'nested',
-      [{ name: 'xs', expression: thousand }],
-      'variables.xs.all(a, variables.xs.all(b, variables.xs.all(c, a + b + c >= 0)))',
-    );
-    // Forty variables each doubling a list: the process ran out of memory.
-    const doubling = json(
-      'doubling',
-      [
-        { name: 'v0', expression: '[1]' },
-        ...Array.from({ length: 40 }, (_, i) => ({
-          name: `v${i + 1}`,
-          expression: `variables.v${i} + variables.v${i}`,
-        })),
-      ],
-      'size(variables.v40) > 0',
-    );
-    for (const document of [nested, doubling]) {
+    for (const document of [NESTED, DOUBLING]) {
       const r = await api('POST', '/gate-policies', { document });
       expect(r.statusCode, r.body).toBe(400);
       expect(r.json().code).toBe('GATE_POLICY_INVALID');
@@ -225,10 +227,64 @@ describeEachEngine('gates and the evidence they read', (db) => {
     // The same offline: policy check needs no server.
     const url = 'http://127.0.0.1:9';
     const file = join(mkdtempSync(join(tmpdir(), 'mg-cost-')), 'nested.json');
-    writeFileSync(file, nested);
+    writeFileSync(file, NESTED);
     const checked = await cliOf(url, t.token)('policy', 'check', file);
     expect(checked.code, checked.out).toBe(1);
     expect(checked.out).toMatch(/spec\.validations\[0\]\.expression \(r\): may take/);
+  });
+
+  it('a costly policy stored before the cost check stops at its budget while the server keeps answering (findings 1 and 2)', async () => {
+    const v = await pushFile(t, 'scorer', BENIGN, { token: ann });
+    for (const [name, document] of [
+      ['nested-old', NESTED],
+      ['doubling-old', DOUBLING],
+    ] as const) {
+      const doc = JSON.parse(document.replace(/"(nested|doubling)"/, `"${name}"`));
+      await t.composed.database.db
+        .insertInto('gate_policies')
+        .values({
+          name,
+          version: 1,
+          digest: policyDigest(doc),
+          document: JSON.stringify(doc),
+          source: JSON.stringify(doc),
+          published_by: 'admin',
+          published_credential: 'before-the-cost-check',
+          published_at: new Date().toISOString(),
+        })
+        .execute();
+      let done = false;
+      const decided = api(
+        'GET',
+        `/models/scorer/versions/${v.number}/gate?policy=${name}&alias=production`,
+      ).finally(() => {
+        done = true;
+      });
+      let slowest = 0;
+      do {
+        await new Promise((r) => setTimeout(r, 10));
+        const start = performance.now();
+        const h = await t.composed.app.inject({ method: 'GET', url: '/healthz' });
+        expect(h.statusCode).toBe(200);
+        slowest = Math.max(slowest, performance.now() - start);
+      } while (!done);
+      expect(slowest, name).toBeLessThan(1000);
+      const r = await decided;
+      expect(r.statusCode, r.body).toBe(200);
+      expect(r.json().outcome).toBe('deny');
+      expect(r.json().results[0].error, name).toMatch(
+        /^evaluation stopped: over its budget of (2000 ms|256 MB of memory)$/,
+      );
+    }
+    // The server, and the next dry run, are fine.
+    const ok = await api(
+      'GET',
+      `/models/scorer/versions/${v.number}/gate?policy=production-gate&alias=production`,
+    );
+    expect(ok.statusCode, ok.body).toBe(200);
+    expect(
+      ok.json().results.find((x: { name: string }) => x.name === 'model-card-complete').passed,
+    ).toBe(true);
   });
 
   it('closes', async () => {

@@ -30,6 +30,7 @@ import { BUILTIN_POLICIES } from '../policy/authz/builtin-policies.js';
 import { PolicySet } from '../policy/authz/policy-set.js';
 import type { Action } from '../policy/authz/schema.js';
 import type { GatePolicyStore } from '../policy/gates/gate-policy-store.js';
+import type { GateSandbox } from '../policy/gates/sandbox.js';
 import type { BlobStore } from '../registry/blob-store.js';
 import type { RegistryService } from '../registry/registry-service.js';
 import type { RegistryStore } from '../registry/registry-store.js';
@@ -102,6 +103,8 @@ export interface AppDeps {
   maxUploadBytes: number;
   /** Evidence exports one identity may make per hour (default 60). */
   exportsPerHour?: number;
+  /** Where gate dry runs are evaluated: a worker thread within a time and memory budget. */
+  gateSandbox?: GateSandbox;
   identities: IdentityStore;
   /** OIDC trust (workloads and SSO), when trust rules are configured (MODELGATE_OIDC_CONFIG). */
   federation?: OidcFederation;
@@ -331,6 +334,9 @@ export async function buildApp(deps: AppDeps) {
   });
   await app.register(swaggerUi, { routePrefix: '/api/v1/docs', uiConfig: { deepLinking: false } });
 
+  app.addHook('onClose', async () => {
+    await deps.gateSandbox?.close();
+  });
   app.decorateRequest(
     'authorize',
     function (

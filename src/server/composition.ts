@@ -15,6 +15,7 @@ import { BUILTIN_POLICIES } from '../policy/authz/builtin-policies.js';
 import { readPolicyFolder } from '../policy/authz/policy-files.js';
 import { PolicySet } from '../policy/authz/policy-set.js';
 import { compilePolicy, parsePolicyDocument } from '../policy/gates/policy-document.js';
+import { DEFAULT_GATE_BUDGET, GateSandbox } from '../policy/gates/sandbox.js';
 import { shippedPolicies } from '../policy/gates/shipped-pack.js';
 import { FsBlobStore } from '../registry/fs-blob-store.js';
 import { RegistryService } from '../registry/registry-service.js';
@@ -174,6 +175,7 @@ export async function compose(
       runner,
       maxUploadBytes: config.maxUploadBytes,
       exportsPerHour: config.exportsPerHour,
+      gateSandbox: new GateSandbox({ ...DEFAULT_GATE_BUDGET, ms: config.gateBudgetMs }),
       identities: new KyselyIdentityStore(database),
       audit,
       auditStore,

@@ -24,6 +24,8 @@ export interface ServerConfig {
   jobPollMs: number;
   /** Evidence exports one identity may make per hour on this server (each is logged and signed). */
   exportsPerHour: number;
+  /** Wall time a gate dry run may take before it stops and denies. */
+  gateBudgetMs: number;
   /** A file of workload trust rules (JSON or YAML); unset: no OIDC token exchange. */
   oidcConfig: string | undefined;
   /** A folder of operators' Cedar policies (`*.cedar`), added to the built-in roles. */
@@ -258,6 +260,10 @@ export function loadConfig(
     autoScan: boolFrom('MODELGATE_AUTO_SCAN', env.MODELGATE_AUTO_SCAN, true),
     jobLeaseMs: intFrom('MODELGATE_JOB_LEASE_MS', env.MODELGATE_JOB_LEASE_MS, 30_000),
     jobPollMs: intFrom('MODELGATE_JOB_POLL_MS', env.MODELGATE_JOB_POLL_MS, 1000),
+    gateBudgetMs: atLeastOne(
+      'MODELGATE_GATE_BUDGET_MS',
+      intFrom('MODELGATE_GATE_BUDGET_MS', env.MODELGATE_GATE_BUDGET_MS, 2000),
+    ),
     exportsPerHour: atLeastOne(
       'MODELGATE_EXPORTS_PER_HOUR',
       intFrom('MODELGATE_EXPORTS_PER_HOUR', env.MODELGATE_EXPORTS_PER_HOUR, 60),

@@ -226,7 +226,11 @@ export async function gatePolicyRoutes(app: Api, opts: GatePolicyRouteOpts) {
         { model: req.params.model, version: version.number, alias: req.query.alias },
         req.actor.identity,
       );
-      const r = evaluatePolicy(compiledOf(p), facts);
+      // Off the event loop, within a budget: any reader of the version can ask for this.
+      const compiled = compiledOf(p);
+      const r = opts.deps.gateSandbox
+        ? await opts.deps.gateSandbox.evaluate(compiled, facts)
+        : evaluatePolicy(compiled, facts);
       return { ...r, policy: { name: p.name, version: p.version, digest: p.digest }, facts };
     },
   );
