@@ -224,6 +224,10 @@ describeEachEngine('gates and the evidence they read', (db) => {
     expect(
       (await api('GET', '/gate-policies')).json().items.map((p: { name: string }) => p.name),
     ).not.toContain('nested');
+    // What-if would run the draft over every version: refused the same way.
+    const whatIf = await api('POST', '/gate-policies/what-if', { document: NESTED });
+    expect(whatIf.statusCode, whatIf.body).toBe(400);
+    expect(whatIf.json().message).toMatch(/may take .* steps/);
     // The same offline: policy check needs no server.
     const url = 'http://127.0.0.1:9';
     const file = join(mkdtempSync(join(tmpdir(), 'mg-cost-')), 'nested.json');

@@ -1,7 +1,12 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { ModelgateError } from '../../core/errors.js';
-import { POLICY_LIMITS, parsePolicyDocument } from '../../policy/gates/policy-document.js';
+import { refuseCostly } from '../../policy/gates/cost.js';
+import {
+  compilePolicy,
+  POLICY_LIMITS,
+  parsePolicyDocument,
+} from '../../policy/gates/policy-document.js';
 import {
   AliasName,
   Digest,
@@ -511,8 +516,13 @@ export async function promotionRoutes(app: Api, opts: RouteOpts) {
         },
       },
     },
-    async (req) =>
-      gates.whatIf(parsePolicyDocument(req.body.document), req.body.allVersions ?? false),
+    async (req) => {
+      const doc = parsePolicyDocument(req.body.document);
+      // What-if runs the draft over the whole portfolio: a draft publishing would refuse for
+      // its cost is refused here too.
+      refuseCostly(compilePolicy(doc).document);
+      return gates.whatIf(doc, req.body.allVersions ?? false);
+    },
   );
 
   app.post(
