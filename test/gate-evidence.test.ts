@@ -237,7 +237,7 @@ describeEachEngine('gates and the evidence they read', (db) => {
     expect(checked.out).toMatch(/spec\.validations\[0\]\.expression \(r\): may take/);
   });
 
-  it('a costly policy stored before the cost check stops at its budget while the server keeps answering (findings 1 and 2)', async () => {
+  it('a costly policy stored before the cost check is denied without running, in dry runs and promotions, while the server keeps answering (findings 1 and 2)', async () => {
     const v = await pushFile(t, 'scorer', BENIGN, { token: ann });
     for (const [name, document] of [
       ['nested-old', NESTED],
@@ -276,10 +276,19 @@ describeEachEngine('gates and the evidence they read', (db) => {
       const r = await decided;
       expect(r.statusCode, r.body).toBe(200);
       expect(r.json().outcome).toBe('deny');
+      // Denied without running: the stored policy is over the cost limit (and the dry run's
+      // thread budget stands behind that).
       expect(r.json().results[0].error, name).toMatch(
-        /^evaluation stopped: over its budget of (2000 ms|256 MB of memory)$/,
+        /^the policy is over the evaluation cost limit: spec\.(validations|variables)\[\d+\]\.expression.*: may take/,
       );
     }
+    // A promotion to production, which both stored policies bind: denied at once, recorded.
+    const promoted = await api('POST', '/models/scorer/aliases/production/promotions', {
+      version: String(v.number),
+    });
+    expect(promoted.statusCode, promoted.body).toBe(409);
+    expect(promoted.json().code).toBe('GATE_DENIED');
+    expect(promoted.body).toMatch(/over the evaluation cost limit/);
     // The server, and the next dry run, are fine.
     const ok = await api(
       'GET',

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { canonicalize } from '../../audit/canonical-json.js';
 import { ModelgateError } from '../../core/errors.js';
 import { type Compiled, compileCel, Fallback, type Frame } from './compiled-cel.js';
-import { outsideBounds } from './cost.js';
+import { outsideBounds, policyCost } from './cost.js';
 import {
   FACT_MESSAGE_TYPES,
   type Facts,
@@ -118,6 +118,18 @@ function fastOf(compiled: CompiledPolicy): FastPolicy | null {
   return fast;
 }
 
+// Whether a compiled policy is over the cost limit, worked out once per compiled policy.
+const costProblems = new WeakMap<CompiledPolicy, string | null>();
+function costProblem(compiled: CompiledPolicy): string | undefined {
+  let p = costProblems.get(compiled);
+  if (p === undefined) {
+    const first = policyCost(compiled.document).problems[0];
+    p = first ? `${first.path}: ${first.message}` : null;
+    costProblems.set(compiled, p);
+  }
+  return p ?? undefined;
+}
+
 /** Whether a rule result denies the gate: a failed, unwaived deny rule. */
 export const blocks = (r: RuleResult): boolean =>
   !r.passed && r.action === 'deny' && r.waiverId === undefined;
@@ -144,8 +156,14 @@ export function evaluatePolicy(
   // Policies are costed for facts within these bounds: beyond them nothing is evaluated and
   // every rule fails (a gate that cannot bound its work denies).
   const over = outsideBounds(facts);
-  if (over !== undefined) {
-    const error = `the facts are outside the bounds policies are costed for (${over})`;
+  // A policy over the cost limit (stored before publishing checked it) is not evaluated
+  // either: the same answer every time, so a replay gives what the gate gave.
+  const tooCostly = costProblem(compiled);
+  if (over !== undefined || tooCostly !== undefined) {
+    const error =
+      over !== undefined
+        ? `the facts are outside the bounds policies are costed for (${over})`
+        : `the policy is over the evaluation cost limit: ${tooCostly}`;
     const results = compiled.validations.map(({ spec }) =>
       failedRule(spec, spec.message ?? `${spec.name} failed`, error, undefined),
     );
