@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { sql } from 'kysely';
 import { expect, it } from 'vitest';
 import { verifierKeyOf } from '../src/audit/signed-note.js';
+import { outsideBounds, policyCost } from '../src/policy/gates/cost.js';
 import type { Facts } from '../src/policy/gates/facts-schema.js';
 import { decideGate } from '../src/policy/gates/gate.js';
 import { compilePolicy } from '../src/policy/gates/policy-document.js';
@@ -144,6 +145,9 @@ const op: fc.Arbitrary<Op> = fc.oneof(
  * moved it (and that replays to allow), every move of a protected alias is such a decision,
  * and each of those has its decision event and its alias event in the audit log.
  */
+/** Policy digests and decisions invariant 8 has already been checked for. */
+const bounded = new Set<string>();
+
 async function checkInvariants(t: TestApp, model: string, replayed: Set<number>) {
   const db = t.composed.database.db;
   const m = await db
@@ -186,6 +190,20 @@ async function checkInvariants(t: TestApp, model: string, replayed: Set<number>)
     );
   }
   const policies = await db.selectFrom('gate_policies').selectAll().execute();
+  // Invariant 8: evaluation is bounded. Every stored policy is within the cost limit, and no
+  // alias moved on facts outside the bounds policies are costed for.
+  // (Each policy digest and each decision is checked once: this runs after every step.)
+  for (const p of policies) {
+    if (bounded.has(p.digest)) continue;
+    expect(policyCost(JSON.parse(p.document)).problems, `${p.name}@${p.version}`).toEqual([]);
+    bounded.add(p.digest);
+  }
+  for (const d of moves) {
+    const key = `${model}/${d.id}`;
+    if (bounded.has(key)) continue;
+    expect(outsideBounds(JSON.parse(d.facts) as Facts), `decision ${d.id}`).toBeUndefined();
+    bounded.add(key);
+  }
   for (const d of moves) {
     expect(d.outcome).toBe('allow');
     for (const [action, subject, needle] of [
@@ -467,7 +485,7 @@ async function checkDigestsAndFailures(t: TestApp, model: string) {
 }
 
 describeEachEngine('governance invariants under random action sequences', (db) => {
-  it('keeps invariants 1-7 after every step of every sequence', async () => {
+  it('keeps invariants 1-8 after every step of every sequence', async () => {
     // Waivers expire as time passes for the gate: the 'expire' action moves its clock on. The
     // gate's times are then ahead of the others; realOf turns one back into the real time.
     let offsetMs = 0;
